@@ -1,0 +1,33 @@
+"""stochhom: uncertainty-aware statistical homogenization.
+
+Random microstructures, an FFT spectral solver for effective conductivity and
+elasticity, ensemble statistics, surrogates and validation tooling.
+"""
+
+from . import bounds, errors, tensors
+from .errors import ConvergenceError, ConvergenceWarning, InputError, MaterialError, StochhomError
+from .materials import AnisotropicElastic, Conductivity, IsotropicElastic, Material, Void
+from .spectral import FieldResult, HomogenizationResult, homogenize, solve
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "bounds",
+    "errors",
+    "tensors",
+    "Material",
+    "Conductivity",
+    "IsotropicElastic",
+    "AnisotropicElastic",
+    "Void",
+    "homogenize",
+    "solve",
+    "HomogenizationResult",
+    "FieldResult",
+    "StochhomError",
+    "InputError",
+    "MaterialError",
+    "ConvergenceError",
+    "ConvergenceWarning",
+]

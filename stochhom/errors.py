@@ -1,0 +1,64 @@
+"""Exceptions and warnings raised by stochhom.
+
+Every error that a user can trigger with bad input is an :class:`InputError`
+(a :class:`ValueError`) whose message names the offending value and says how to
+fix it. Solver non-convergence raises :class:`ConvergenceError`, which carries the
+residual history so that the caller can inspect it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = [
+    "StochhomError",
+    "InputError",
+    "MaterialError",
+    "ConvergenceError",
+    "ConvergenceWarning",
+]
+
+
+class StochhomError(Exception):
+    """Base class of every exception raised on purpose by stochhom."""
+
+
+class InputError(StochhomError, ValueError):
+    """Invalid user input: an image, a material, an option or a configuration."""
+
+
+class MaterialError(InputError):
+    """A phase law with invalid or inconsistent parameters."""
+
+
+class ConvergenceError(StochhomError, RuntimeError):
+    """An iterative solver did not reach its tolerance.
+
+    Attributes
+    ----------
+    residuals : list of numpy.ndarray
+        Relative equilibrium residual after each iteration, one array per load case.
+    iterations : numpy.ndarray
+        Iterations performed per load case.
+    tol : float
+        The tolerance that was requested.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        residuals: Sequence[np.ndarray] = (),
+        iterations: Sequence[int] | np.ndarray = (),
+        tol: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.residuals = [np.asarray(r) for r in residuals]
+        self.iterations = np.asarray(iterations, dtype=int)
+        self.tol = tol
+
+
+class ConvergenceWarning(UserWarning):
+    """Issued instead of :class:`ConvergenceError` when the caller opts in."""

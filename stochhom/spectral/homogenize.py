@@ -1,0 +1,623 @@
+r"""Effective tensors and local fields of a voxel image: :func:`homogenize` and :func:`solve`.
+
+The apparent (effective) tensor of a periodic cell follows from unit macroscopic
+load cases: with the Mandel basis :math:`e_a`, the column ``a`` of the effective
+matrix is the mean stress under :math:`E = e_a`,
+
+.. math::
+    \hat{\mathbb C}^*_{ba} = \langle\hat\sigma_b\rangle(E = e_a),
+
+and the Hill–Mandel condition :math:`\langle\sigma:\varepsilon\rangle =
+\langle\sigma\rangle : \langle\varepsilon\rangle` holds because the fluctuation is
+periodic with zero mean. All load cases are solved together in one batch (split
+only if memory requires it).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConvergenceError, ConvergenceWarning, InputError, MaterialError
+from ..materials import CONDUCTIVITY, ELASTICITY, Material, Void
+from ..tensors import isotropic_projection, mandel_size
+from .green import GreenOperator, ReferenceMedium, reference_medium
+from .grid import DISCRETIZATIONS, default_workers
+from .problem import CellProblem, resolve_backend
+from .schemes import SCHEMES, SchemeResult, accelerated, basic, conjugate_gradient
+
+__all__ = ["homogenize", "solve", "HomogenizationResult", "FieldResult", "prepare_phases"]
+
+_RULE = {"cg": "mean", "basic": "midpoint", "accelerated": "geometric"}
+_SOLVERS = {"cg": conjugate_gradient, "basic": basic, "accelerated": accelerated}
+DEFAULT_MAXITER = 2000
+
+
+@dataclass
+class HomogenizationResult:
+    """Effective tensor of one image and the solver diagnostics.
+
+    Attributes
+    ----------
+    effective : numpy.ndarray
+        Mandel stiffness (3 x 3 in 2D plane strain, 6 x 6 in 3D) or ``d x d``
+        conductivity. Column ``a`` is the mean stress (flux) under the unit load ``a``;
+        it is symmetric up to the solver tolerance (see :attr:`symmetry_error`).
+    iterations : numpy.ndarray of int
+        Iterations per load case.
+    residuals : list of numpy.ndarray
+        Relative equilibrium residual history per load case (entry 0: before iterating).
+    converged : numpy.ndarray of bool
+        Per load case.
+    physics : str
+        ``"elasticity"`` or ``"conductivity"``.
+    info : dict
+        Scheme, discretization, tolerance, reference medium, dtype, grid, timings.
+    """
+
+    effective: np.ndarray
+    iterations: np.ndarray
+    residuals: list[np.ndarray]
+    converged: np.ndarray
+    physics: str
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def symmetry_error(self) -> float:
+        """Relative asymmetry ``|C - C^T| / |C|`` (Frobenius norms)."""
+        c = self.effective
+        n = np.linalg.norm(c)
+        return float(np.linalg.norm(c - c.T) / n) if n > 0 else 0.0
+
+    @property
+    def bulk_modulus(self) -> float:
+        """Isotropic projection: :math:`K` in 3D, :math:`\\kappa = \\lambda + G` in 2D (elasticity only)."""
+        self._need_elastic("bulk_modulus")
+        return float(isotropic_projection(self.effective)[0])
+
+    @property
+    def shear_modulus(self) -> float:
+        """Isotropic projection :math:`G` of the effective stiffness (elasticity only)."""
+        self._need_elastic("shear_modulus")
+        return float(isotropic_projection(self.effective)[1])
+
+    def _need_elastic(self, name: str) -> None:
+        if self.physics != ELASTICITY:
+            raise InputError(f"{name} is defined for elasticity; this result is {self.physics}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serializable summary (effective tensor, diagnostics, settings)."""
+        out = {
+            "physics": self.physics,
+            "notation": "Mandel (11, 22, 33, 23, 13, 12)" if self.physics == ELASTICITY else "d x d",
+            "effective": self.effective.tolist(),
+            "iterations": self.iterations.tolist(),
+            "converged": self.converged.tolist(),
+            "final_residuals": [float(r[-1]) for r in self.residuals],
+            "symmetry_error": self.symmetry_error,
+        }
+        if self.physics == ELASTICITY:
+            out["bulk_modulus"] = self.bulk_modulus
+            out["shear_modulus"] = self.shear_modulus
+        out["info"] = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in self.info.items()}
+        return out
+
+    def __repr__(self) -> str:
+        with np.printoptions(precision=5, suppress=True, linewidth=120):
+            return (
+                f"HomogenizationResult({self.physics}, {self.info.get('dim')}D, "
+                f"scheme={self.info.get('scheme')!r}, discretization={self.info.get('discretization')!r}, "
+                f"iterations={self.iterations.tolist()})\neffective =\n{self.effective}"
+            )
+
+
+@dataclass
+class FieldResult:
+    """Local fields of one load case.
+
+    For conductivity, ``strain`` is the gradient and ``stress`` the flux (aliases
+    :attr:`gradient`, :attr:`flux`, :attr:`mean_gradient`, :attr:`mean_flux`).
+
+    Attributes
+    ----------
+    strain, stress : numpy.ndarray, shape (ne, *shape)
+        Mandel components at voxel centres.
+    mean_strain, mean_stress : numpy.ndarray, shape (ne,)
+    fluctuation : numpy.ndarray, shape (m, *shape)
+        Periodic fluctuation of the displacement (potential) at the nodes: voxel
+        corners for ``"rotated"`` (node ``n`` is the lower corner of voxel ``n``),
+        voxel centres for ``"fourier"``. Defined up to a constant.
+    iterations : int
+    residuals : numpy.ndarray
+    converged : bool
+    info : dict
+    """
+
+    strain: np.ndarray
+    stress: np.ndarray
+    mean_strain: np.ndarray
+    mean_stress: np.ndarray
+    fluctuation: np.ndarray
+    iterations: int
+    residuals: np.ndarray
+    converged: bool
+    physics: str
+    info: dict[str, Any] = field(default_factory=dict)
+
+    gradient = property(lambda self: self.strain, doc="Alias of ``strain`` (conductivity).")
+    flux = property(lambda self: self.stress, doc="Alias of ``stress`` (conductivity).")
+    mean_gradient = property(lambda self: self.mean_strain, doc="Alias of ``mean_strain``.")
+    mean_flux = property(lambda self: self.mean_stress, doc="Alias of ``mean_stress``.")
+
+
+# ----------------------------------------------------------------------------- validation
+def _image(image: Any) -> np.ndarray:
+    if hasattr(image, "values") and not isinstance(image, np.ndarray):  # xarray / pandas
+        image = image.values
+    try:
+        arr = np.asarray(image)
+    except Exception as exc:  # pragma: no cover - exotic objects
+        raise InputError(f"image cannot be read as an array: {exc}") from None
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8)
+    if arr.dtype.kind == "f":
+        bad = "NaN/inf values and " if not np.all(np.isfinite(arr)) else ""
+        raise InputError(
+            f"image has {bad}float dtype {arr.dtype}; stochhom expects integer phase labels "
+            "(convert with image.astype(int) if the values are labels)"
+        )
+    if arr.dtype.kind not in "iu":
+        raise InputError(f"image must hold integer phase labels, got dtype {arr.dtype}")
+    if arr.ndim not in (2, 3):
+        raise InputError(f"image must be 2D or 3D, got {arr.ndim}D with shape {arr.shape}")
+    if arr.size == 0 or min(arr.shape) < 1:
+        raise InputError(f"image is empty (shape {arr.shape})")
+    if arr.min() < 0:
+        raise InputError(f"phase labels must be >= 0, found {int(arr.min())}")
+    return arr
+
+
+def prepare_phases(
+    image: Any, phases: Sequence[Material] | Mapping[int, Material]
+) -> tuple[np.ndarray, list[Material], str]:
+    """Validate an image and its phases; return compact labels, the phase list and the physics.
+
+    Parameters
+    ----------
+    image : array_like of int
+    phases : sequence or mapping of Material
+        ``phases[label]`` is the material of the voxels with that label.
+
+    Returns
+    -------
+    labels : numpy.ndarray
+        Labels renumbered ``0 .. n - 1`` (smallest unsigned dtype).
+    materials : list of Material
+        The material of each compact label.
+    physics : str
+    """
+    arr = _image(image)
+    if isinstance(phases, Mapping):
+        keys = list(phases.keys())
+        if not all(isinstance(k, (int, np.integer)) for k in keys):
+            raise InputError(f"phase keys must be integer labels, got {keys!r}")
+        table = {int(k): phases[k] for k in keys}
+    elif isinstance(phases, (list, tuple)):
+        table = dict(enumerate(phases))
+    elif isinstance(phases, Material):
+        raise InputError("phases must be a list or dict of materials, e.g. [matrix, inclusion]")
+    else:
+        raise InputError(f"phases must be a list or dict of materials, got {type(phases).__name__}")
+    for k, m in table.items():
+        if not isinstance(m, Material):
+            raise InputError(f"phase {k} is {m!r}, not a stochhom material (Conductivity, IsotropicElastic, ...)")
+    present = np.unique(arr)
+    missing = [int(v) for v in present if int(v) not in table]
+    if missing:
+        raise InputError(
+            f"labels {missing} appear in the image but have no phase; phases are given for labels "
+            f"{sorted(table)}"
+        )
+    mats = [table[int(v)] for v in present]
+    kinds = {m.physics for m in mats if not m.is_void}
+    if not kinds:
+        raise MaterialError("every phase in the image is Void: there is nothing to homogenize")
+    if len(kinds) > 1:
+        raise MaterialError(
+            "the phases mix conductivity and elasticity laws; use only Conductivity (and Void) or only "
+            "elastic phases (IsotropicElastic, AnisotropicElastic, Void)"
+        )
+    physics = kinds.pop()
+    lut = np.zeros(int(present.max()) + 1, dtype=np.int64)
+    lut[present] = np.arange(present.size)
+    dtype = np.uint8 if present.size <= 256 else (np.uint16 if present.size <= 65536 else np.int32)
+    labels = lut[arr].astype(dtype)
+    return labels, mats, physics
+
+
+def _tensors(mats: list[Material], physics: str, dim: int) -> np.ndarray:
+    return np.array([m.tensor(dim, physics) if isinstance(m, Void) else m.tensor(dim) for m in mats])
+
+
+def _spacing(spacing: float | Sequence[float], dim: int) -> tuple[float, ...]:
+    h = np.atleast_1d(np.asarray(spacing, dtype=float))
+    if h.size == 1:
+        h = np.repeat(h, dim)
+    if h.shape != (dim,) or not np.all(np.isfinite(h)) or np.any(h <= 0):
+        raise InputError(f"spacing must be one positive number or {dim} of them, got {spacing!r}")
+    return tuple(float(x) for x in h)
+
+
+def _options(scheme: str, discretization: str, tol: float | None, maxiter: int | None, dtype: Any) -> tuple:
+    if scheme not in SCHEMES:
+        raise InputError(f"unknown scheme {scheme!r}; valid schemes are {sorted(SCHEMES)}")
+    if discretization not in DISCRETIZATIONS:
+        raise InputError(f"unknown discretization {discretization!r}; valid ones are {sorted(DISCRETIZATIONS)}")
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise InputError(f"dtype must be float64 or float32, got {dtype!r}") from None
+    if dt not in (np.dtype(np.float64), np.dtype(np.float32)):
+        raise InputError(f"dtype must be float64 or float32, got {dt}")
+    if tol is None:
+        tol = 1e-6 if dt == np.float64 else 1e-5
+    if not isinstance(tol, (int, float, np.floating)) or not np.isfinite(tol) or not (0 < tol < 1):
+        raise InputError(f"tol must be a number in (0, 1), got {tol!r}")
+    if maxiter is None:
+        maxiter = DEFAULT_MAXITER
+    if not isinstance(maxiter, (int, np.integer)) or maxiter < 1:
+        raise InputError(f"maxiter must be a positive integer, got {maxiter!r}")
+    return float(tol), int(maxiter), dt
+
+
+def _check_scheme_fits(scheme: str, discretization: str, mats: list[Material]) -> None:
+    if scheme != "cg" and any(m.is_void for m in mats):
+        raise InputError(
+            f"scheme {scheme!r} cannot converge with a Void phase (its reference medium degenerates); "
+            "use scheme='cg' with discretization='rotated' for porous media"
+        )
+
+
+def _reference(
+    reference: Any, scheme: str, tensors: np.ndarray, elastic: bool, dim: int
+) -> ReferenceMedium:
+    if reference is None:
+        return reference_medium(tensors, elastic, dim, _RULE[scheme])
+    if isinstance(reference, ReferenceMedium):
+        return reference
+    vals = np.atleast_1d(np.asarray(reference, dtype=float))
+    if elastic and vals.shape == (2,) and np.all(vals > 0):
+        return ReferenceMedium(bulk=float(vals[0]), shear=float(vals[1]), elastic=True, dim=dim)
+    if not elastic and vals.shape == (1,) and vals[0] > 0:
+        return ReferenceMedium(bulk=float(vals[0]), elastic=False, dim=dim)
+    raise InputError(
+        f"reference must be a ReferenceMedium, (bulk, shear) for elasticity or k0 for conductivity "
+        f"(all > 0); got {reference!r}"
+    )
+
+
+def _available_memory() -> int:
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover
+        return 4 << 30
+
+
+def _batch_size(batch_size: int | None, n_cases: int, problem: CellProblem, scheme: str) -> int:
+    if batch_size is not None:
+        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+        return min(int(batch_size), n_cases)
+    item = problem.dtype.itemsize
+    n = problem.grid.size
+    # real strain field + its spectrum + gradient spectrum, and 5 nodal spectra (CG)
+    per_case = n * item * (3 * problem.ne + 5 * problem.m) * (1.5 if scheme == "accelerated" else 1.0)
+    budget = min(4 << 30, _available_memory() // 2)
+    return int(max(1, min(n_cases, budget // max(per_case, 1))))
+
+
+def _problem(
+    image: Any,
+    phases: Any,
+    scheme: str,
+    discretization: str,
+    tol: float | None,
+    maxiter: int | None,
+    dtype: Any,
+    spacing: Any,
+    reference: Any,
+    workers: int | None,
+    backend: str | None = None,
+) -> tuple[CellProblem, GreenOperator, list[Material], str, float, int]:
+    tol, maxiter, dt = _options(scheme, discretization, tol, maxiter, dtype)
+    labels, mats, physics = prepare_phases(image, phases)
+    _check_scheme_fits(scheme, discretization, mats)
+    dim = labels.ndim
+    elastic = physics == ELASTICITY
+    tensors = _tensors(mats, physics, dim)
+    if workers is None:
+        workers = default_workers()
+    elif not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise InputError(f"workers must be a positive integer, got {workers!r}")
+    problem = CellProblem(
+        labels, tensors, elastic, _spacing(spacing, dim), discretization, dt, int(workers), resolve_backend(backend)
+    )
+    ref = _reference(reference, scheme, tensors, elastic, dim)
+    green = problem.green(ref)
+    return problem, green, mats, physics, tol, maxiter
+
+
+def _run(
+    problem: CellProblem,
+    green: GreenOperator,
+    scheme: str,
+    macro: np.ndarray,
+    tol: float,
+    maxiter: int,
+    batch: int,
+    keep_solution: bool = False,
+) -> SchemeResult:
+    solver = _SOLVERS[scheme]
+    parts = [
+        solver(problem, green, macro[i : i + batch], tol, maxiter, keep_solution)
+        for i in range(0, macro.shape[0], batch)
+    ]
+    if len(parts) == 1:
+        return parts[0]
+    return SchemeResult(
+        w=None if not keep_solution else np.concatenate([p.w for p in parts]),
+        mean_stress=np.concatenate([p.mean_stress for p in parts]),
+        iterations=np.concatenate([p.iterations for p in parts]),
+        residuals=[r for p in parts for r in p.residuals],
+        converged=np.concatenate([p.converged for p in parts]),
+        status=[s for p in parts for s in p.status],
+    )
+
+
+def _handle_failure(res: SchemeResult, on_failure: str, tol: float, scheme: str, discretization: str) -> None:
+    if np.all(res.converged):
+        return
+    bad = np.flatnonzero(~res.converged)
+    final = [float(res.residuals[i][-1]) for i in bad]
+    hint = (
+        " Try scheme='cg' with discretization='rotated' (robust at high contrast and for pores)"
+        if (scheme, discretization) != ("cg", "rotated")
+        else " Increase maxiter or loosen tol; very high contrast with touching stiff inclusions needs more iterations"
+    )
+    msg = (
+        f"{scheme!r} scheme ({discretization!r}) did not reach tol={tol:g} for load case(s) {bad.tolist()}: "
+        f"status {[res.status[i] for i in bad]}, final residuals {[f'{x:.3g}' for x in final]} after "
+        f"{res.iterations[bad].tolist()} iterations.{hint}."
+    )
+    if on_failure == "warn":
+        warnings.warn(msg, ConvergenceWarning, stacklevel=3)
+    else:
+        raise ConvergenceError(msg, residuals=res.residuals, iterations=res.iterations, tol=tol)
+
+
+def homogenize(
+    image: Any,
+    phases: Sequence[Material] | Mapping[int, Material],
+    *,
+    scheme: str = "cg",
+    discretization: str = "rotated",
+    tol: float | None = None,
+    maxiter: int | None = None,
+    dtype: Any = "float64",
+    spacing: float | Sequence[float] = 1.0,
+    reference: Any = None,
+    workers: int | None = None,
+    batch_size: int | None = None,
+    on_failure: str = "raise",
+    backend: str | None = None,
+) -> HomogenizationResult:
+    r"""Effective (apparent) tensor of a periodic voxel image.
+
+    Solves the periodic cell problem for every unit macroscopic strain (or
+    gradient) at once and assembles the effective tensor from the mean stresses.
+
+    Parameters
+    ----------
+    image : array_like of int, 2D or 3D
+        Phase label of each voxel.
+    phases : sequence or mapping of Material
+        ``phases[label]``: :class:`~stochhom.Conductivity` (and :class:`~stochhom.Void`)
+        for conductivity, :class:`~stochhom.IsotropicElastic` /
+        :class:`~stochhom.AnisotropicElastic` (and Void) for elasticity. 2D
+        elasticity is plane strain.
+    scheme : {"cg", "basic", "accelerated"}
+        Conjugate gradients (default), Moulinec–Suquet, or Eyre–Milton.
+    discretization : {"rotated", "fourier"}
+        Willot's rotated finite differences (default; converges for pores and rigid
+        phases) or the Moulinec–Suquet continuous Green operator.
+    tol : float, optional
+        Relative equilibrium residual :math:`\|\Pi\sigma\|/|\langle\sigma\rangle|` at
+        which a load case stops (default 1e-6 in float64, 1e-5 in float32).
+    maxiter : int, optional
+        Iteration limit per load case (default 2000).
+    dtype : {"float64", "float32"}
+    spacing : float or sequence of float
+        Voxel size per axis; only ratios matter for the effective tensor.
+    reference : ReferenceMedium or tuple, optional
+        Override the reference medium (``(bulk, shear)`` or ``k0``).
+    workers : int, optional
+        FFT threads (default: ``$STOCHHOM_FFT_WORKERS`` or all usable cores).
+    batch_size : int, optional
+        Load cases solved together (default: all, unless memory requires fewer).
+    on_failure : {"raise", "warn"}
+        Non-convergence raises :class:`~stochhom.errors.ConvergenceError` (default) or
+        warns with :class:`~stochhom.errors.ConvergenceWarning`.
+    backend : {"auto", "numba", "numpy"}, optional
+        Element-wise kernels: fused compiled ones (numba, the default when available)
+        or the NumPy reference implementation. ``$STOCHHOM_BACKEND`` sets the default.
+
+    Returns
+    -------
+    HomogenizationResult
+
+    Raises
+    ------
+    InputError
+        Bad image, phases or options (the message names the problem).
+    ConvergenceError
+        A load case did not converge; carries the residual histories.
+
+    Examples
+    --------
+    >>> import numpy as np, stochhom as sh
+    >>> image = np.zeros((16, 16), dtype=int); image[:, 8:] = 1   # laminate
+    >>> res = sh.homogenize(image, [sh.Conductivity(1.0), sh.Conductivity(3.0)])
+    >>> np.round(res.effective, 6)     # <k> = 2 along, <1/k>^-1 = 1.5 across
+    array([[2. , 0. ],
+           [0. , 1.5]])
+    """
+    if on_failure not in ("raise", "warn"):
+        raise InputError(f"on_failure must be 'raise' or 'warn', got {on_failure!r}")
+    t0 = time.perf_counter()
+    problem, green, mats, physics, tol, maxiter = _problem(
+        image, phases, scheme, discretization, tol, maxiter, dtype, spacing, reference, workers, backend
+    )
+    ne = problem.ne
+    macro = problem.strain_to_internal(np.eye(ne))
+    batch = _batch_size(batch_size, ne, problem, scheme)
+    t1 = time.perf_counter()
+    res = _run(problem, green, scheme, macro, tol, maxiter, batch)
+    t2 = time.perf_counter()
+    _handle_failure(res, on_failure, tol, scheme, discretization)
+    effective = problem.stress_to_mandel(res.mean_stress).T.copy()
+    info = {
+        "scheme": scheme,
+        "discretization": discretization,
+        "tol": tol,
+        "maxiter": maxiter,
+        "dtype": str(problem.dtype),
+        "dim": problem.dim,
+        "shape": list(problem.grid.shape),
+        "spacing": list(problem.grid.spacing),
+        "reference": {"bulk": green.reference.bulk, "shear": green.reference.shear},
+        "material_storage": problem.material.mode,
+        "batch_size": batch,
+        "workers": problem.grid.workers,
+        "backend": problem.backend,
+        "status": res.status,
+        "setup_time": t1 - t0,
+        "solve_time": t2 - t1,
+        "volume_fractions": (np.bincount(problem.labels.ravel()) / problem.labels.size).tolist(),
+    }
+    return HomogenizationResult(effective, res.iterations, res.residuals, res.converged, physics, info)
+
+
+def solve(
+    image: Any,
+    phases: Sequence[Material] | Mapping[int, Material],
+    *,
+    macro_strain: Sequence[float] | None = None,
+    macro_stress: Sequence[float] | None = None,
+    macro_gradient: Sequence[float] | None = None,
+    macro_flux: Sequence[float] | None = None,
+    scheme: str = "cg",
+    discretization: str = "rotated",
+    tol: float | None = None,
+    maxiter: int | None = None,
+    dtype: Any = "float64",
+    spacing: float | Sequence[float] = 1.0,
+    reference: Any = None,
+    workers: int | None = None,
+    on_failure: str = "raise",
+    backend: str | None = None,
+) -> FieldResult:
+    r"""Local strain and stress fields for one macroscopic load.
+
+    Give exactly one of ``macro_strain`` / ``macro_stress`` (Mandel vectors; for
+    conductivity ``macro_gradient`` / ``macro_flux`` are aliases). Stress control is
+    exact for these linear problems: the effective tensor :math:`\mathbb C^*` is
+    computed first and the strain :math:`E = \mathbb C^{*-1}\Sigma` is applied.
+
+    Parameters
+    ----------
+    image, phases, scheme, discretization, tol, maxiter, dtype, spacing, reference, workers, on_failure, backend
+        As in :func:`homogenize`.
+    macro_strain : sequence of float, optional
+        Macroscopic strain (gradient), Mandel notation.
+    macro_stress : sequence of float, optional
+        Macroscopic stress (flux), Mandel notation.
+
+    Returns
+    -------
+    FieldResult
+    """
+    given = {
+        k: v
+        for k, v in dict(
+            macro_strain=macro_strain, macro_stress=macro_stress, macro_gradient=macro_gradient, macro_flux=macro_flux
+        ).items()
+        if v is not None
+    }
+    if len(given) != 1:
+        raise InputError(
+            f"give exactly one of macro_strain, macro_stress (or macro_gradient, macro_flux); got {sorted(given) or 'none'}"
+        )
+    if on_failure not in ("raise", "warn"):
+        raise InputError(f"on_failure must be 'raise' or 'warn', got {on_failure!r}")
+    ((kind, value),) = given.items()
+    problem, green, mats, physics, tol, maxiter = _problem(
+        image, phases, scheme, discretization, tol, maxiter, dtype, spacing, reference, workers, backend
+    )
+    ne = problem.ne
+    vec = np.asarray(value, dtype=float).reshape(-1)
+    if vec.shape != (ne,) or not np.all(np.isfinite(vec)):
+        raise InputError(f"{kind} must be {ne} finite numbers (Mandel notation in {problem.dim}D), got {value!r}")
+    if kind in ("macro_gradient", "macro_flux") and physics != CONDUCTIVITY:
+        raise InputError(f"{kind} is for conductivity; use macro_strain / macro_stress for elasticity")
+    info: dict[str, Any] = {"scheme": scheme, "discretization": discretization, "tol": tol, "control": kind}
+    if kind in ("macro_stress", "macro_flux"):
+        eff = homogenize(
+            image, phases, scheme=scheme, discretization=discretization, tol=tol, maxiter=maxiter,
+            dtype=dtype, spacing=spacing, reference=reference, workers=workers, on_failure=on_failure,
+            backend=backend,
+        ).effective
+        c = 0.5 * (eff + eff.T)
+        if np.linalg.cond(c) > 1e12:
+            raise InputError(
+                "the effective tensor is singular (e.g. a pore network that cuts the cell), so a macroscopic "
+                "stress cannot be imposed; use macro_strain"
+            )
+        info["effective"] = eff
+        vec = np.linalg.solve(c, vec)
+    macro = problem.strain_to_internal(vec)[None]
+    res = _run(problem, green, scheme, macro, tol, maxiter, 1, keep_solution=True)
+    _handle_failure(res, on_failure, tol, scheme, discretization)
+    e, s = problem.fields(res.w, macro)
+    strain = problem.strain_to_mandel(e[0], axis=0)
+    stress = problem.stress_to_mandel(s[0], axis=0)
+    u = _fluctuation(problem, discretization, res.w[0])
+    return FieldResult(
+        strain=strain,
+        stress=stress,
+        mean_strain=strain.reshape(ne, -1).mean(axis=1),
+        mean_stress=stress.reshape(ne, -1).mean(axis=1),
+        fluctuation=u,
+        iterations=int(res.iterations[0]),
+        residuals=res.residuals[0],
+        converged=bool(res.converged[0]),
+        physics=physics,
+        info=info,
+    )
+
+
+def _fluctuation(problem: CellProblem, discretization: str, w: np.ndarray) -> np.ndarray:
+    r"""Nodal fluctuation :math:`u` from :math:`\hat w = i e^{i\varphi}\hat u`."""
+    u_hat = -1j * w
+    if discretization == "rotated":
+        phase = sum(problem.grid.angles())
+        u_hat = u_hat * np.exp(-0.5j * phase)
+    return problem.grid.irfft(u_hat.astype(problem.cdtype))
+
+
+_ = mandel_size

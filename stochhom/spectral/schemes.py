@@ -1,0 +1,335 @@
+r"""Iterative schemes for the periodic cell problem.
+
+All schemes solve the same discrete problem (:class:`~stochhom.spectral.problem.CellProblem`)
+for a batch of macroscopic load cases at once, and stop on the same criterion: the
+relative equilibrium residual
+
+.. math::
+    \rho = \frac{\|\Pi\sigma\|}{|\langle\sigma\rangle|} \le \mathrm{tol},
+
+defined in :mod:`stochhom.spectral.green` (:math:`\Pi` is the orthogonal projection
+onto compatible fields; :math:`\|\cdot\|` the volume-averaged :math:`L^2` norm,
+:math:`|\cdot|` the Euclidean norm of the Mandel vector).
+
+``"cg"`` (default)
+    Conjugate gradients on :math:`K u = -B^H\mathbb L E` preconditioned by the
+    reference Green operator :math:`K_0^{-1}` (Zeman et al. 2010; Ladecký et al. 2023).
+    Before a load case is declared converged its residual is recomputed from the
+    iterate (not the CG recurrence), and CG restarts if the two disagree.
+``"basic"``
+    The Moulinec–Suquet fixed point :math:`u \leftarrow u + K_0^{-1}r`, i.e.
+    :math:`\varepsilon \leftarrow \varepsilon - \Gamma^0\sigma`, with the optimal
+    reference :math:`c_0 = (c_{\min} + c_{\max})/2`.
+``"accelerated"``
+    Eyre–Milton on the polarization :math:`\tau`:
+    :math:`\tau \leftarrow \mathbb Y\,[\tau + 2\mathbb C^0(E - \Gamma^0\tau)]`,
+    :math:`\mathbb Y = (\mathbb L - \mathbb C^0)(\mathbb L + \mathbb C^0)^{-1}`,
+    :math:`c_0 = \sqrt{c_{\min}c_{\max}}`. The residual is evaluated on the compatible
+    strain :math:`E - \Gamma^0\tau`, which costs a third FFT per iteration.
+
+References
+----------
+H. Moulinec, P. Suquet, CMAME 157 (1998). D. J. Eyre, G. W. Milton, Eur. Phys. J. AP 6
+(1999). J. Zeman, J. Vondřejc, J. Novák, I. Marek, JCP 229 (2010). M. Ladecký et al.,
+Appl. Math. Comput. (2023).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .green import GreenOperator
+from .material_field import MaterialField
+from .problem import CellProblem
+
+__all__ = ["SCHEMES", "SchemeResult", "conjugate_gradient", "basic", "accelerated"]
+
+#: Available schemes and a one-line description of each.
+SCHEMES: dict[str, str] = {
+    "cg": "conjugate gradients with the Green-operator preconditioner (default)",
+    "basic": "Moulinec-Suquet fixed point",
+    "accelerated": "Eyre-Milton polarization scheme",
+}
+
+_DIVERGED = 1e6  # residual growth (relative to the start) that counts as divergence
+
+
+@dataclass
+class SchemeResult:
+    """Outcome of a scheme for a batch of load cases.
+
+    Attributes
+    ----------
+    w : numpy.ndarray, shape (batch, m, *half), or None
+        Nodal solution in Fourier space (None when not requested).
+    mean_stress : numpy.ndarray, shape (batch, ne)
+        Mean stress (internal form) of the final iterate.
+    iterations : numpy.ndarray of int, shape (batch,)
+    residuals : list of numpy.ndarray
+        Relative residual history per load case (entry 0 is the initial residual).
+    converged : numpy.ndarray of bool, shape (batch,)
+    status : list of str
+        ``"converged"``, ``"maxiter"``, ``"diverged"`` or ``"breakdown"`` per load case.
+    """
+
+    w: np.ndarray
+    mean_stress: np.ndarray
+    iterations: np.ndarray
+    residuals: list[np.ndarray]
+    converged: np.ndarray
+    status: list[str] = field(default_factory=list)
+
+
+def relative_residual(res2: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """Relative residual from its square and the mean stress; 0 for a stress-free state."""
+    norm = np.linalg.norm(mean, axis=-1)
+    r = np.sqrt(np.maximum(res2, 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(norm > 0, r / np.where(norm > 0, norm, 1.0), np.where(r > 0, np.inf, 0.0))
+
+
+class _Tracker:
+    """Residual histories, iteration counts and final states of a batch of load cases."""
+
+    def __init__(self, problem: CellProblem, batch: int, keep: bool = True) -> None:
+        self.keep = keep
+        self.hist: list[list[float]] = [[] for _ in range(batch)]
+        self.w: list[np.ndarray | None] = [None] * batch
+        self.mean = np.zeros((batch, problem.ne))
+        self.iters = np.zeros(batch, dtype=int)
+        self.status = ["maxiter"] * batch
+
+    def add(self, cases: np.ndarray, values: np.ndarray) -> None:
+        for c, v in zip(cases, values):
+            self.hist[c].append(float(v))
+
+    def finish(self, case: int, w: np.ndarray, mean: np.ndarray, status: str) -> None:
+        self.w[case] = w if self.keep else None
+        self.mean[case] = mean
+        self.status[case] = status
+
+    def result(self) -> SchemeResult:
+        conv = np.array([s == "converged" for s in self.status])
+        if not self.keep:
+            w = None
+        else:
+            w = self.w[0][None] if len(self.w) == 1 else np.stack(self.w)
+        return SchemeResult(w, self.mean, self.iters, [np.asarray(h) for h in self.hist], conv, self.status)
+
+
+def conjugate_gradient(
+    problem: CellProblem,
+    green: GreenOperator,
+    macro: np.ndarray,
+    tol: float,
+    maxiter: int,
+    keep_solution: bool = True,
+    max_restarts: int = 5,
+) -> SchemeResult:
+    """Preconditioned conjugate gradients for a batch of load cases (see module docs).
+
+    Memory: four nodal spectra (iterate, residual force, direction, product/
+    preconditioned residual) plus one strain-sized real field and its spectrum.
+
+    Parameters
+    ----------
+    problem : CellProblem
+    green : GreenOperator
+        Supplies the preconditioner :math:`K_0^{-1}` and the residual norm.
+    macro : numpy.ndarray, shape (batch, ne)
+        Macroscopic strains, internal form.
+    tol : float
+    maxiter : int
+        Maximum CG iterations per load case.
+    keep_solution : bool
+        Return the nodal solutions (needed for fields, not for effective tensors).
+    max_restarts : int
+        Restarts allowed when the recurrence residual drifts from the true one.
+    """
+    batch = macro.shape[0]
+    out = _Tracker(problem, batch, keep_solution)
+    g, mean = problem.internal_force(problem.stress(problem.macro_field(macro)))
+    kz = problem.zeros_nodal(batch)
+    rz, res2 = problem.precondition(green, g, kz)
+    rel = relative_residual(res2, mean)
+    active = np.arange(batch)
+    out.add(active, rel)
+    first = rel.copy()
+    x = problem.zeros_nodal(batch)
+    p = kz.copy()
+    e_hat = problem.gradient(p, problem.empty_strain_spectrum(batch))
+    restarts = np.zeros(batch, dtype=int)
+    e_act = macro
+
+    def drop(keep: np.ndarray) -> None:
+        nonlocal active, x, g, p, kz, e_hat, rz, rel, mean, e_act, first
+        active, x, g, p, kz, rz, rel, mean, e_act, first = (
+            a[keep] for a in (active, x, g, p, kz, rz, rel, mean, e_act, first)
+        )
+        e_hat = None if e_hat is None else e_hat[keep]
+
+    while active.size:
+        out_of_budget = out.iters[active] >= maxiter
+        check = (rel <= tol) | out_of_budget
+        if np.any(check):
+            # true residual of the iterate, written over g and kz (every checked case
+            # either finishes or restarts from it)
+            idx = np.flatnonzero(check)
+            whole = idx.size == active.size
+            xs, es = (x, e_act) if whole else (x[idx], e_act[idx])
+            e_hat = None  # recomputed below; keeps the peak memory of the check low
+            g_true, mean_true = problem.evaluate(xs, es, out=g if whole else None)
+            z_true = kz if whole else problem.zeros_nodal(idx.size)
+            rz_true, res2_true = problem.precondition(green, g_true, z_true)
+            rel_true = relative_residual(res2_true, mean_true)
+            finished = np.zeros(active.size, dtype=bool)
+            restarted = []
+            for k, i in enumerate(idx):
+                c = active[i]
+                if rel_true[k] <= tol or out_of_budget[i] or restarts[c] >= max_restarts:
+                    finished[i] = True
+                    state = x[i] if np.all(check) else x[i].copy()
+                    out.finish(c, state, mean_true[k], "converged" if rel_true[k] <= tol else "maxiter")
+                    out.hist[c][-1] = float(rel_true[k])
+                else:  # the recurrence drifted: restart from the true residual
+                    restarts[c] += 1
+                    restarted.append(i)
+                    g[i], rz[i], rel[i], mean[i] = g_true[k], rz_true[k], rel_true[k], mean_true[k]
+                    p[i] = z_true[k]
+            del g_true, z_true
+            if np.any(finished):
+                drop(~finished)
+                if not active.size:
+                    break
+            e_hat = problem.gradient(p, problem.empty_strain_spectrum(active.size))
+        # K p, from the strain spectrum of p prepared by the previous direction update
+        e = problem.grid.irfft(e_hat)
+        del e_hat
+        s_hat = problem.grid.rfft(problem.stress(e))
+        del e
+        dmean = s_hat[(slice(None), slice(None)) + (0,) * problem.dim].real.astype(float) / problem.grid.size
+        pkp = problem.force(s_hat, kz, dot=p)
+        e_hat = s_hat  # reuse the spectrum buffer for the next direction
+        del s_hat
+        bad = ~(pkp > 0) | ~np.isfinite(pkp)
+        if np.any(bad):
+            for i in np.flatnonzero(bad):
+                _, mean_b = problem.evaluate(x[i : i + 1], e_act[i : i + 1])
+                out.finish(active[i], x[i].copy(), mean_b[0], "breakdown")
+            drop(~bad)
+            pkp, dmean = pkp[~bad], dmean[~bad]
+            if not active.size:
+                break
+        alpha = rz / pkp
+        rz_new, res2 = problem.cg_update(green, x, g, p, kz, alpha)
+        mean = mean + alpha[:, None] * dmean
+        rel = relative_residual(res2, mean)
+        out.iters[active] += 1
+        out.add(active, rel)
+        diverged = ~np.isfinite(rel) | (rel > _DIVERGED * first)
+        if np.any(diverged):
+            for i in np.flatnonzero(diverged):
+                out.finish(active[i], x[i].copy(), mean[i], "diverged")
+            keep = ~diverged
+            rz_new = rz_new[keep]
+            drop(keep)
+            if not active.size:
+                break
+        beta = rz_new / rz
+        rz = rz_new
+        problem.cg_direction(p, kz, beta, e_hat)
+    return out.result()
+
+
+def basic(
+    problem: CellProblem,
+    green: GreenOperator,
+    macro: np.ndarray,
+    tol: float,
+    maxiter: int,
+    keep_solution: bool = True,
+) -> SchemeResult:
+    r"""Moulinec–Suquet basic scheme, :math:`u \leftarrow u + K_0^{-1}r` (batched)."""
+    batch = macro.shape[0]
+    out = _Tracker(problem, batch, keep_solution)
+    active = np.arange(batch)
+    x = problem.zeros_nodal(batch)
+    z = problem.zeros_nodal(batch)
+    e_act = macro
+    first = None
+    while active.size:
+        g, mean = problem.evaluate(x, e_act)
+        _, res2 = problem.precondition(green, g, z)
+        del g
+        rel = relative_residual(res2, mean)
+        out.add(active, rel)
+        if first is None:
+            first = rel.copy()
+        done = (rel <= tol) | (out.iters[active] >= maxiter) | ~np.isfinite(rel) | (rel > _DIVERGED * first)
+        for i in np.flatnonzero(done):
+            c = active[i]
+            status = "converged" if rel[i] <= tol else ("maxiter" if out.iters[c] >= maxiter else "diverged")
+            out.finish(c, x[i].copy(), mean[i], status)
+        keep = ~done
+        active, x, z, first, e_act = active[keep], x[keep], z[keep], first[keep], e_act[keep]
+        if not active.size:
+            break
+        x += z
+        out.iters[active] += 1
+    return out.result()
+
+
+def accelerated(
+    problem: CellProblem,
+    green: GreenOperator,
+    macro: np.ndarray,
+    tol: float,
+    maxiter: int,
+    keep_solution: bool = True,
+) -> SchemeResult:
+    r"""Eyre–Milton scheme on the polarization (batched); see the module docstring."""
+    batch = macro.shape[0]
+    out = _Tracker(problem, batch, keep_solution)
+    elastic = problem.elastic
+    c0 = green.reference.tensor()
+    y_tensors = np.zeros_like(problem.tensors)
+    for ph in np.unique(problem.labels):
+        cp = problem.tensors[ph]
+        y_tensors[ph] = (cp - c0) @ np.linalg.inv(cp + c0)
+    y_field = MaterialField(problem.labels, y_tensors, elastic, problem.dtype, kind="stress_map")
+    c0_field = MaterialField.uniform(c0, problem.dim, elastic, problem.dtype)
+
+    active = np.arange(batch)
+    e_act = macro
+    tau = np.zeros((batch, problem.ne) + problem.grid.shape, dtype=problem.dtype)
+    first = None
+    while active.size:
+        g_tau, _ = problem.internal_force(tau.copy())
+        w = problem.zeros_nodal(active.size)
+        problem.precondition(green, g_tau, w)  # w = -K0^{-1} B^H tau: E + Bw = E - Gamma0 tau
+        del g_tau
+        eps = problem.strain(w, e_act)
+        g, mean = problem.internal_force(problem.material.apply(eps, blocks=problem.blocks(eps.shape[0])))
+        res2 = problem.precondition(green, g, g.copy())[1]
+        rel = relative_residual(res2, mean)
+        out.add(active, rel)
+        if first is None:
+            first = rel.copy()
+        done = (rel <= tol) | (out.iters[active] >= maxiter) | ~np.isfinite(rel) | (rel > _DIVERGED * first)
+        for i in np.flatnonzero(done):
+            c = active[i]
+            status = "converged" if rel[i] <= tol else ("maxiter" if out.iters[c] >= maxiter else "diverged")
+            out.finish(c, w[i].copy(), mean[i], status)
+        keep = ~done
+        active, tau, eps, first, e_act = active[keep], tau[keep], eps[keep], first[keep], e_act[keep]
+        if not active.size:
+            break
+        blocks = problem.blocks(eps.shape[0])
+        a = c0_field.apply(eps, out=eps)  # tau <- Y (tau + 2 C0 eps)
+        a *= 2.0
+        a += tau
+        tau = y_field.apply(a, out=a, blocks=blocks)
+        out.iters[active] += 1
+    return out.result()
