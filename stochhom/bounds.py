@@ -27,12 +27,12 @@ from .tensors import isotropic_projection, mandel_size
 
 __all__ = [
     "IsotropicBounds",
-    "phase_fractions",
-    "voigt",
-    "reuss",
+    "dilute_spheres",
     "hashin_shtrikman",
     "laminate",
-    "dilute_spheres",
+    "phase_fractions",
+    "reuss",
+    "voigt",
 ]
 
 
@@ -77,11 +77,34 @@ def _tensors(phases: list[Material], dim: int) -> np.ndarray:
     return np.array([p.tensor(dim, phys) if isinstance(p, Void) else p.tensor(dim) for p in phases])
 
 
+def _check_dim(dim: int) -> None:
+    if dim not in (2, 3):
+        raise InputError(f"dim must be 2 or 3, got {dim!r}")
+
+
 def phase_fractions(image: np.ndarray, n_phases: int | None = None) -> np.ndarray:
-    """Volume fraction of each label ``0 .. n_phases - 1`` in an integer image."""
+    """Volume fraction of each label ``0 .. n_phases - 1`` in an integer image.
+
+    Raises
+    ------
+    InputError
+        If the image is empty, does not hold integer labels, has negative labels,
+        or has a label ``>= n_phases``.
+    """
     image = np.asarray(image)
-    n = int(image.max()) + 1 if n_phases is None else n_phases
-    return np.bincount(image.ravel(), minlength=n)[:n] / image.size
+    if image.dtype == bool:
+        image = image.astype(np.uint8)
+    if image.dtype.kind not in "iu":
+        raise InputError(f"image must hold integer phase labels, got dtype {image.dtype}")
+    if image.size == 0:
+        raise InputError(f"image is empty (shape {image.shape})")
+    if image.min() < 0:
+        raise InputError(f"phase labels must be >= 0, found {int(image.min())}")
+    top = int(image.max())
+    n = top + 1 if n_phases is None else int(n_phases)
+    if top >= n:
+        raise InputError(f"the image holds label {top} but n_phases = {n}; pass n_phases > {top}")
+    return np.bincount(image.ravel(), minlength=n) / image.size
 
 
 def voigt(phases: Sequence[Material], fractions: Sequence[float], dim: int) -> np.ndarray:
@@ -92,6 +115,7 @@ def voigt(phases: Sequence[Material], fractions: Sequence[float], dim: int) -> n
     """
     phases = _as_list(phases)
     f = _fractions(fractions, len(phases))
+    _check_dim(dim)
     return np.einsum("i,iab->ab", f, _tensors(phases, dim))
 
 
@@ -103,6 +127,7 @@ def reuss(phases: Sequence[Material], fractions: Sequence[float], dim: int) -> n
     """
     phases = _as_list(phases)
     f = _fractions(fractions, len(phases))
+    _check_dim(dim)
     t = _tensors(phases, dim)
     n = t.shape[-1]
     if any(p.is_void and fi > 0 for p, fi in zip(phases, f)):
@@ -193,8 +218,7 @@ def hashin_shtrikman(
     """
     phases = _as_list(phases)
     f = _fractions(fractions, len(phases))
-    if dim not in (2, 3):
-        raise InputError(f"dim must be 2 or 3, got {dim!r}")
+    _check_dim(dim)
     phys = _physics(phases)
     bulk, shear = _moduli(phases, dim, phys)
     present = f > 0
@@ -263,8 +287,7 @@ def laminate(
     """
     phases = _as_list(phases)
     f = _fractions(fractions, len(phases))
-    if dim not in (2, 3):
-        raise InputError(f"dim must be 2 or 3, got {dim!r}")
+    _check_dim(dim)
     normal = dim - 1 if normal is None else int(normal)
     if not 0 <= normal < dim:
         raise InputError(f"normal must be an axis in 0..{dim - 1}, got {normal}")
@@ -322,6 +345,20 @@ def dilute_spheres(matrix: Material, inclusion: Material, fraction: float, dim: 
     """
     from .tensors import isotropic_stiffness
 
+    _check_dim(dim)
+    try:
+        fraction = float(fraction)
+    except (TypeError, ValueError):
+        raise InputError(f"dilute_spheres: fraction must be a number in [0, 1], got {fraction!r}") from None
+    if not 0.0 <= fraction <= 1.0:
+        raise InputError(f"dilute_spheres: fraction must be in [0, 1], got {fraction!r}")
+    if matrix.is_void:
+        raise MaterialError("dilute_spheres: the matrix cannot be Void (an empty matrix has no dilute limit)")
+    if not inclusion.is_void and inclusion.physics != matrix.physics:
+        raise MaterialError(
+            f"dilute_spheres: matrix and inclusion mix {matrix.physics!r} and {inclusion.physics!r} laws; "
+            "use two Conductivity or two elastic phases"
+        )
     if matrix.physics == CONDUCTIVITY:
         if not (matrix.is_isotropic and inclusion.is_isotropic):
             raise MaterialError("dilute_spheres needs isotropic phases")

@@ -18,13 +18,13 @@ from .errors import MaterialError
 from .tensors import isotropic_stiffness, mandel_size, plane_strain, rotate
 
 __all__ = [
-    "Material",
-    "Conductivity",
-    "IsotropicElastic",
-    "AnisotropicElastic",
-    "Void",
     "CONDUCTIVITY",
     "ELASTICITY",
+    "AnisotropicElastic",
+    "Conductivity",
+    "IsotropicElastic",
+    "Material",
+    "Void",
 ]
 
 CONDUCTIVITY = "conductivity"
@@ -39,6 +39,13 @@ def _finite_positive(name: str, value: float, cls: str) -> float:
     if not np.isfinite(v) or v <= 0:
         raise MaterialError(f"{cls}: {name} must be finite and > 0, got {value!r}")
     return v
+
+
+def _real_matrix(value: object, what: str) -> np.ndarray:
+    try:
+        return np.array(value, dtype=float)
+    except (TypeError, ValueError):
+        raise MaterialError(f"{what} must be a matrix of real numbers, got {value!r}") from None
 
 
 def _check_spd(m: np.ndarray, what: str, rtol: float = 1e-8) -> np.ndarray:
@@ -109,7 +116,7 @@ class Conductivity(Material):
     physics: str = field(default=CONDUCTIVITY, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        k = np.asarray(self.k, dtype=float) if not np.isscalar(self.k) else self.k
+        k = _real_matrix(self.k, "Conductivity: k") if not np.isscalar(self.k) else self.k
         if np.ndim(k) == 0:
             object.__setattr__(self, "k", _finite_positive("k", k, "Conductivity"))
         else:
@@ -190,7 +197,16 @@ class IsotropicElastic(Material):
     def from_lame(cls, lam: float, mu: float) -> IsotropicElastic:
         r"""Build from the Lamé constants :math:`\lambda` and :math:`\mu` (with :math:`3\lambda + 2\mu > 0`)."""
         mu = _finite_positive("mu", mu, "IsotropicElastic.from_lame")
-        return cls.from_bulk_shear(K=float(lam) + 2.0 * mu / 3.0, G=mu)
+        try:
+            lam = float(lam)
+        except (TypeError, ValueError):
+            raise MaterialError(f"IsotropicElastic.from_lame: lam must be a real number, got {lam!r}") from None
+        if not np.isfinite(lam) or not 3.0 * lam + 2.0 * mu > 0:
+            raise MaterialError(
+                f"IsotropicElastic.from_lame: need a finite lam with 3*lam + 2*mu > 0 (K > 0), got lam = {lam!r}, "
+                f"mu = {mu!r}"
+            )
+        return cls.from_bulk_shear(K=lam + 2.0 * mu / 3.0, G=mu)
 
     @property
     def lame_lambda(self) -> float:
@@ -246,9 +262,11 @@ class AnisotropicElastic(Material):
     physics: str = field(default=ELASTICITY, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        c = np.array(self.C, dtype=float)
+        c = _real_matrix(self.C, "AnisotropicElastic: C")
         if c.shape not in ((6, 6), (3, 3)):
-            raise MaterialError(f"AnisotropicElastic: C must be a 6 x 6 (3D) or 3 x 3 (2D) Mandel matrix, got {c.shape}")
+            raise MaterialError(
+                f"AnisotropicElastic: C must be a 6 x 6 (3D) or 3 x 3 (2D) Mandel matrix, got shape {c.shape}"
+            )
         c = _check_spd(c, "AnisotropicElastic stiffness")
         c.setflags(write=False)
         object.__setattr__(self, "C", c)
@@ -271,7 +289,7 @@ class AnisotropicElastic(Material):
     @classmethod
     def from_voigt(cls, C: np.ndarray) -> AnisotropicElastic:
         """Build from a Voigt 6 x 6 matrix (engineering shear strains), converting to Mandel."""
-        c = np.array(C, dtype=float)
+        c = _real_matrix(C, "AnisotropicElastic.from_voigt: C")
         if c.shape != (6, 6):
             raise MaterialError(f"from_voigt expects a 6 x 6 matrix, got {c.shape}")
         w = np.array([1, 1, 1, np.sqrt(2), np.sqrt(2), np.sqrt(2)])
@@ -288,7 +306,7 @@ class AnisotropicElastic(Material):
         if dim == 2:
             return plane_strain(self.C)
         raise MaterialError(
-            f"AnisotropicElastic: a 2D (3 x 3) stiffness cannot be used in a 3D problem; give the 6 x 6 matrix"
+            "AnisotropicElastic: a 2D (3 x 3) stiffness cannot be used in a 3D problem; give the 6 x 6 matrix"
         )
 
 

@@ -26,19 +26,19 @@ from .errors import InputError
 
 __all__ = [
     "MANDEL_PAIRS",
-    "mandel_size",
+    "deviatoric_projector",
     "dim_from_mandel_size",
-    "to_mandel",
     "from_mandel",
     "identity",
-    "spherical_projector",
-    "deviatoric_projector",
-    "isotropic_stiffness",
     "isotropic_projection",
-    "rotation_matrix",
+    "isotropic_stiffness",
     "mandel_rotation",
-    "rotate",
+    "mandel_size",
     "plane_strain",
+    "rotate",
+    "rotation_matrix",
+    "spherical_projector",
+    "to_mandel",
 ]
 
 #: Index pairs (i, j) of the Mandel components, per dimension.
@@ -122,13 +122,13 @@ def from_mandel(v: np.ndarray, order: int | None = None) -> np.ndarray:
     pairs = MANDEL_PAIRS[dim]
     w = _weights(dim)
     if order == 2:
-        out = np.zeros(v.shape[:-1] + (dim, dim))
+        out = np.zeros((*v.shape[:-1], dim, dim))
         for a, (i, j) in enumerate(pairs):
             out[..., i, j] = out[..., j, i] = v[..., a] / w[a]
         return out
     out = np.zeros(v.shape[:-2] + (dim,) * 4)
     for a, (i, j) in enumerate(pairs):
-        for b, (k, l) in enumerate(pairs):
+        for b, (k, l) in enumerate(pairs):  # noqa: E741 - tensor index names
             val = v[..., a, b] / (w[a] * w[b])
             for ii, jj in {(i, j), (j, i)}:
                 for kk, ll in {(k, l), (l, k)}:
@@ -263,9 +263,9 @@ def mandel_rotation(r: np.ndarray) -> np.ndarray:
     pairs = MANDEL_PAIRS[dim]
     w = _weights(dim)
     n = len(pairs)
-    q = np.zeros(r.shape[:-2] + (n, n))
+    q = np.zeros((*r.shape[:-2], n, n))
     for a, (i, j) in enumerate(pairs):
-        for b, (k, l) in enumerate(pairs):
+        for b, (k, l) in enumerate(pairs):  # noqa: E741 - tensor index names
             s = r[..., i, k] * r[..., j, l]
             if k != l:
                 s = s + r[..., i, l] * r[..., j, k]

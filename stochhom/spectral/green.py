@@ -289,7 +289,10 @@ class GreenOperator:
         return np.stack([a, b], axis=-1)
 
     def combine(self, ab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        r"""From summed partials ``(a, b)`` per batch entry: :math:`\langle g, K_0^{-1}g\rangle` and :math:`\|\Pi\sigma\|^2`."""
+        r"""From summed partials ``(a, b)`` per batch entry.
+
+        Returns :math:`\langle g, K_0^{-1}g\rangle` and :math:`\|\Pi\sigma\|^2`.
+        """
         a, b = ab[:, 0], ab[:, 1]
         if not self.elastic:
             return -a * self.scale, a

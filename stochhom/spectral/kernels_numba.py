@@ -138,7 +138,8 @@ def precondition(eta, inv, g, z, elastic, c0, scale, nh, even):  # pragma: no co
 
 @nb.njit(**_OPTS)
 def cg_update(eta, inv, x, g, p, kz, alpha, elastic, c0, scale, nh, even):  # pragma: no cover - compiled
-    """Fused :math:`x \\mathrel{+}= \\alpha p`, :math:`g \\mathrel{+}= \\alpha Kp` (Kp in ``kz``), then ``kz`` = :math:`-K_0^{-1}g`."""
+    """Fused :math:`x \\mathrel{+}= \\alpha p`, :math:`g \\mathrel{+}= \\alpha Kp` (Kp in ``kz``);
+    then ``kz`` = :math:`-K_0^{-1}g`."""
     nb_, m, n = g.shape
     rows = n // nh
     part = np.zeros((rows, nb_, 2))

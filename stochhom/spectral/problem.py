@@ -124,6 +124,11 @@ class CellProblem:
         del eta
         self.labels = labels
         self.tensors = tensors
+        norms = np.array([np.linalg.norm(t, 2) for t in tensors])
+        solid = norms[norms > 0]
+        #: Largest over smallest spectral norm of the (non-void) phase tensors.
+        self.contrast = float(solid.max() / solid.min())
+        self._softest = float(solid.min())
         self.material = MaterialField(labels, tensors, elastic, self.dtype)
         self._scale = voigt_scaling(self.ne, elastic)
         self._blocks: dict[int, Blocks] = {}
@@ -149,6 +154,19 @@ class CellProblem:
         shape = [1] * np.ndim(s)
         shape[axis] = self.ne
         return s / self._scale.reshape(shape)
+
+    def stress_floor(self, macro: np.ndarray, factor: float) -> np.ndarray:
+        """``factor`` times the stress of the softest solid phase under each load (Mandel norm).
+
+        No cell that holds together carries less (Reuss bound), so a residual
+        normalization floored at this level only matters for degenerate cells, such as
+        one cut by a pore layer.
+        """
+        return factor * self._softest * np.linalg.norm(macro * self._scale, axis=-1)
+
+    def mean_norm(self, mean: np.ndarray) -> np.ndarray:
+        """Euclidean norm of mean stresses given in internal form, taken in Mandel notation."""
+        return np.linalg.norm(mean / self._scale, axis=-1)
 
     def strain_to_mandel(self, e: np.ndarray, axis: int = -1) -> np.ndarray:
         """Internal Voigt strain(s) to Mandel, scaling along ``axis``."""
@@ -178,11 +196,16 @@ class CellProblem:
             self._nb.gradient(self.eta, _flat(w), _flat(out), self.elastic, self._pairs)
             return out
         wr, outr = _rv(w), _rv(out)
-        self.blocks(w.shape[0]).run(lambda sl: gradient_block(self.eta[:, sl], wr[:, :, sl], outr[:, :, sl], self.elastic))
+        self.blocks(w.shape[0]).run(
+            lambda sl: gradient_block(self.eta[:, sl], wr[:, :, sl], outr[:, :, sl], self.elastic)
+        )
         return out
 
     def force(self, s_hat: np.ndarray, out: np.ndarray, dot: np.ndarray | None = None) -> np.ndarray | None:
-        r"""Nodal internal force :math:`\hat g = B^H\hat\sigma` into ``out``; optionally return :math:`\langle dot, g\rangle`."""
+        r"""Nodal internal force :math:`\hat g = B^H\hat\sigma` into ``out``.
+
+        Optionally return :math:`\langle dot, g\rangle` per batch entry.
+        """
         if self.backend == "numba":
             self._threads()
             d = out if dot is None else dot
@@ -264,6 +287,12 @@ class CellProblem:
         self.force(s_hat, out)
         return out, mean.astype(float)
 
+    def apply(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        r"""Stiffness operator :math:`K\hat w = B^H\mathbb L B\hat w`, and the mean stress
+        :math:`\langle\mathbb L Bw\rangle`."""
+        e = self.strain(w, None)
+        return self.internal_force(self.stress(e))
+
     def evaluate(
         self, w: np.ndarray, macro: np.ndarray, out: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -327,7 +356,9 @@ def _cg_update_numpy(
     return green.combine(ab / float(problem.grid.size) ** 2)
 
 
-def _cg_direction_numpy(problem: CellProblem, p: np.ndarray, z: np.ndarray, beta: np.ndarray, e_hat: np.ndarray) -> None:
+def _cg_direction_numpy(
+    problem: CellProblem, p: np.ndarray, z: np.ndarray, beta: np.ndarray, e_hat: np.ndarray
+) -> None:
     """NumPy backend of :meth:`CellProblem.cg_direction` (cache-blocked)."""
     b = beta.astype(problem.dtype).reshape((-1,) + (1,) * (p.ndim - 1))
     pr, zr, er = _rv(p), _rv(z), _rv(e_hat)

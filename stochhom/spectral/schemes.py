@@ -5,11 +5,16 @@ for a batch of macroscopic load cases at once, and stop on the same criterion: t
 relative equilibrium residual
 
 .. math::
-    \rho = \frac{\|\Pi\sigma\|}{|\langle\sigma\rangle|} \le \mathrm{tol},
+    \rho = \frac{\|\Pi\sigma\|}{\max\big(|\langle\sigma\rangle|,\;
+    10^{-6}\,\|\mathbb L_{\rm soft}\|\,|E|\big)} \le \mathrm{tol},
 
 defined in :mod:`stochhom.spectral.green` (:math:`\Pi` is the orthogonal projection
 onto compatible fields; :math:`\|\cdot\|` the volume-averaged :math:`L^2` norm,
-:math:`|\cdot|` the Euclidean norm of the Mandel vector).
+:math:`|\cdot|` the Euclidean norm of the Mandel vector). The floor uses the
+spectral norm of the softest solid phase, :math:`\|\mathbb L_{\rm soft}\|`: by the
+Reuss bound no cell that holds together carries less, so it only acts on load cases
+that the cell carries with less than a millionth of that stiffness, such as a pore
+layer cutting the cell, where a relative criterion cannot be met.
 
 ``"cg"`` (default)
     Conjugate gradients on :math:`K u = -B^H\mathbb L E` preconditioned by the
@@ -71,7 +76,9 @@ class SchemeResult:
         Relative residual history per load case (entry 0 is the initial residual).
     converged : numpy.ndarray of bool, shape (batch,)
     status : list of str
-        ``"converged"``, ``"maxiter"``, ``"diverged"`` or ``"breakdown"`` per load case.
+        Per load case: ``"converged"``, ``"maxiter"``, ``"diverged"``, ``"breakdown"``
+        (non-positive curvature, i.e. rounding swamped the operator) or
+        ``"stagnated"`` (restarts from the true residual stopped making progress).
     """
 
     w: np.ndarray
@@ -82,9 +89,20 @@ class SchemeResult:
     status: list[str] = field(default_factory=list)
 
 
-def relative_residual(res2: np.ndarray, mean: np.ndarray) -> np.ndarray:
-    """Relative residual from its square and the mean stress; 0 for a stress-free state."""
-    norm = np.linalg.norm(mean, axis=-1)
+#: Floor of the residual normalization, relative to the stress of the softest solid
+#: phase under the load.
+STRESS_FLOOR = 1e-6
+
+
+def relative_residual(res2: np.ndarray, mean_norm: np.ndarray, floor: np.ndarray | float = 0.0) -> np.ndarray:
+    r"""Relative residual :math:`\|\Pi\sigma\| / \max(|\langle\sigma\rangle|, \text{floor})`.
+
+    ``mean_norm`` is the Euclidean norm of the Mandel mean stress. The floor
+    (``STRESS_FLOOR`` times :math:`\|\mathbb L_{\rm soft}\|\,|E|`, the softest solid
+    phase) only matters for load cases the cell hardly carries, e.g. a pore layer
+    cutting it, whose mean stress tends to zero together with the residual.
+    """
+    norm = np.maximum(mean_norm, floor)
     r = np.sqrt(np.maximum(res2, 0.0))
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(norm > 0, r / np.where(norm > 0, norm, 1.0), np.where(r > 0, np.inf, 0.0))
@@ -151,9 +169,10 @@ def conjugate_gradient(
     batch = macro.shape[0]
     out = _Tracker(problem, batch, keep_solution)
     g, mean = problem.internal_force(problem.stress(problem.macro_field(macro)))
+    floor = problem.stress_floor(macro, STRESS_FLOOR)
     kz = problem.zeros_nodal(batch)
     rz, res2 = problem.precondition(green, g, kz)
-    rel = relative_residual(res2, mean)
+    rel = relative_residual(res2, problem.mean_norm(mean), floor)
     active = np.arange(batch)
     out.add(active, rel)
     first = rel.copy()
@@ -164,9 +183,9 @@ def conjugate_gradient(
     e_act = macro
 
     def drop(keep: np.ndarray) -> None:
-        nonlocal active, x, g, p, kz, e_hat, rz, rel, mean, e_act, first
-        active, x, g, p, kz, rz, rel, mean, e_act, first = (
-            a[keep] for a in (active, x, g, p, kz, rz, rel, mean, e_act, first)
+        nonlocal active, x, g, p, kz, e_hat, rz, rel, mean, e_act, first, floor
+        active, x, g, p, kz, rz, rel, mean, e_act, first, floor = (
+            a[keep] for a in (active, x, g, p, kz, rz, rel, mean, e_act, first, floor)
         )
         e_hat = None if e_hat is None else e_hat[keep]
 
@@ -183,7 +202,7 @@ def conjugate_gradient(
             g_true, mean_true = problem.evaluate(xs, es, out=g if whole else None)
             z_true = kz if whole else problem.zeros_nodal(idx.size)
             rz_true, res2_true = problem.precondition(green, g_true, z_true)
-            rel_true = relative_residual(res2_true, mean_true)
+            rel_true = relative_residual(res2_true, problem.mean_norm(mean_true), floor if whole else floor[idx])
             finished = np.zeros(active.size, dtype=bool)
             restarted = []
             for k, i in enumerate(idx):
@@ -191,7 +210,8 @@ def conjugate_gradient(
                 if rel_true[k] <= tol or out_of_budget[i] or restarts[c] >= max_restarts:
                     finished[i] = True
                     state = x[i] if np.all(check) else x[i].copy()
-                    out.finish(c, state, mean_true[k], "converged" if rel_true[k] <= tol else "maxiter")
+                    status = "converged" if rel_true[k] <= tol else ("maxiter" if out_of_budget[i] else "stagnated")
+                    out.finish(c, state, mean_true[k], status)
                     out.hist[c][-1] = float(rel_true[k])
                 else:  # the recurrence drifted: restart from the true residual
                     restarts[c] += 1
@@ -225,7 +245,7 @@ def conjugate_gradient(
         alpha = rz / pkp
         rz_new, res2 = problem.cg_update(green, x, g, p, kz, alpha)
         mean = mean + alpha[:, None] * dmean
-        rel = relative_residual(res2, mean)
+        rel = relative_residual(res2, problem.mean_norm(mean), floor)
         out.iters[active] += 1
         out.add(active, rel)
         diverged = ~np.isfinite(rel) | (rel > _DIVERGED * first)
@@ -259,11 +279,12 @@ def basic(
     z = problem.zeros_nodal(batch)
     e_act = macro
     first = None
+    floor = problem.stress_floor(macro, STRESS_FLOOR)
     while active.size:
         g, mean = problem.evaluate(x, e_act)
         _, res2 = problem.precondition(green, g, z)
         del g
-        rel = relative_residual(res2, mean)
+        rel = relative_residual(res2, problem.mean_norm(mean), floor)
         out.add(active, rel)
         if first is None:
             first = rel.copy()
@@ -273,7 +294,7 @@ def basic(
             status = "converged" if rel[i] <= tol else ("maxiter" if out.iters[c] >= maxiter else "diverged")
             out.finish(c, x[i].copy(), mean[i], status)
         keep = ~done
-        active, x, z, first, e_act = active[keep], x[keep], z[keep], first[keep], e_act[keep]
+        active, x, z, first, e_act, floor = active[keep], x[keep], z[keep], first[keep], e_act[keep], floor[keep]
         if not active.size:
             break
         x += z
@@ -305,6 +326,7 @@ def accelerated(
     e_act = macro
     tau = np.zeros((batch, problem.ne) + problem.grid.shape, dtype=problem.dtype)
     first = None
+    floor = problem.stress_floor(macro, STRESS_FLOOR)
     while active.size:
         g_tau, _ = problem.internal_force(tau.copy())
         w = problem.zeros_nodal(active.size)
@@ -313,7 +335,7 @@ def accelerated(
         eps = problem.strain(w, e_act)
         g, mean = problem.internal_force(problem.material.apply(eps, blocks=problem.blocks(eps.shape[0])))
         res2 = problem.precondition(green, g, g.copy())[1]
-        rel = relative_residual(res2, mean)
+        rel = relative_residual(res2, problem.mean_norm(mean), floor)
         out.add(active, rel)
         if first is None:
             first = rel.copy()
@@ -323,7 +345,9 @@ def accelerated(
             status = "converged" if rel[i] <= tol else ("maxiter" if out.iters[c] >= maxiter else "diverged")
             out.finish(c, w[i].copy(), mean[i], status)
         keep = ~done
-        active, tau, eps, first, e_act = active[keep], tau[keep], eps[keep], first[keep], e_act[keep]
+        active, tau, eps, first, e_act, floor = (
+            active[keep], tau[keep], eps[keep], first[keep], e_act[keep], floor[keep]
+        )
         if not active.size:
             break
         blocks = problem.blocks(eps.shape[0])

@@ -1,0 +1,187 @@
+"""Reading and writing stochhom inputs and results.
+
+* :func:`load_phases` / :func:`phases_from_dict`: phase laws from a TOML file or dict.
+* :func:`load_image`: a label image from ``.npy``, ``.npz`` or ``.tif``/``.tiff``.
+
+Phases file format (TOML), one table per phase label::
+
+    [phases.0]
+    law = "IsotropicElastic"     # or "Conductivity", "AnisotropicElastic", "Void"
+    E = 3.0                      # Young's modulus, any consistent unit
+    nu = 0.35
+
+    [phases.1]
+    law = "IsotropicElastic"
+    K = 43.0                     # or bulk and shear moduli
+    G = 30.0
+
+Accepted keys per law:
+
+* ``Conductivity``: ``k`` (number or d x d matrix);
+* ``IsotropicElastic``: ``E`` and ``nu``, or ``K`` and ``G``;
+* ``AnisotropicElastic``: ``C`` (Mandel matrix), ``C_voigt`` (Voigt matrix), or
+  ``cubic = {C11 = ..., C12 = ..., C44 = ...}``;
+* ``Void``: no parameters.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError, MaterialError
+from .materials import AnisotropicElastic, Conductivity, IsotropicElastic, Material, Void
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["LAWS", "load_image", "load_phases", "phases_from_dict"]
+
+#: Phase laws accepted in phase files, with their parameter sets.
+LAWS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "Conductivity": (("k",),),
+    "IsotropicElastic": (("E", "nu"), ("K", "G")),
+    "AnisotropicElastic": (("C",), ("C_voigt",), ("cubic",)),
+    "Void": ((),),
+}
+
+
+class _Located(Exception):
+    """An error whose message already names its location in the file."""
+
+
+def _material(where: str, spec: Mapping[str, Any]) -> Material:
+    if not isinstance(spec, Mapping):
+        raise InputError(f"{where}: expected a table with a 'law' key, got {spec!r}")
+    law = spec.get("law")
+    if not isinstance(law, str) or law not in LAWS:
+        raise InputError(f"{where}.law: unknown or missing law {law!r}; valid laws are {sorted(LAWS)}")
+    keys = set(spec) - {"law"}
+    sets = LAWS[law]
+    match = [s for s in sets if set(s) == keys]
+    if not match:
+        allowed = " or ".join("(" + ", ".join(s) + ")" if s else "no parameters" for s in sets)
+        raise InputError(f"{where}: {law} takes {allowed}; got keys {sorted(keys)}")
+    try:
+        if law == "Conductivity":
+            return Conductivity(spec["k"])
+        if law == "IsotropicElastic":
+            if "E" in keys:
+                return IsotropicElastic(E=spec["E"], nu=spec["nu"])
+            return IsotropicElastic.from_bulk_shear(spec["K"], spec["G"])
+        if law == "AnisotropicElastic":
+            if "C" in keys:
+                return AnisotropicElastic(spec["C"])
+            if "C_voigt" in keys:
+                return AnisotropicElastic.from_voigt(spec["C_voigt"])
+            cubic = spec["cubic"]
+            if not isinstance(cubic, Mapping) or set(cubic) != {"C11", "C12", "C44"}:
+                raise _Located(f"{where}.cubic: expected a table with C11, C12, C44, got {cubic!r}")
+            return AnisotropicElastic.from_cubic(cubic["C11"], cubic["C12"], cubic["C44"])
+        return Void()
+    except _Located as exc:
+        raise InputError(str(exc)) from None
+    except MaterialError as exc:
+        raise MaterialError(f"{where}: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{where}: {exc}") from None
+
+
+def phases_from_dict(data: Mapping[str, Any], where: str = "phases") -> dict[int, Material]:
+    """Materials by label from a mapping ``{"0": {...}, "1": {...}}`` (see module docstring)."""
+    if not isinstance(data, Mapping) or not data:
+        raise InputError(f"{where}: expected a table of phases keyed by label, e.g. [{where}.0]")
+    out: dict[int, Material] = {}
+    for key, spec in data.items():
+        try:
+            label = int(key)
+        except (TypeError, ValueError):
+            raise InputError(f"{where}.{key}: phase keys must be integer labels (0, 1, ...)") from None
+        if label < 0:
+            raise InputError(f"{where}.{key}: phase labels must be >= 0")
+        if label in out:
+            raise InputError(f"{where}.{key}: label {label} is given twice")
+        out[label] = _material(f"{where}.{key}", spec)
+    return out
+
+
+def load_phases(path: str | Path) -> dict[int, Material]:
+    """Read a phases TOML file (a ``[phases.<label>]`` table per phase).
+
+    Raises
+    ------
+    InputError
+        Missing file, invalid TOML, unknown law or keys (the message names the table).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"phases file {str(path)!r} does not exist")
+    try:
+        data = tomllib.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not a UTF-8 text file, so not TOML ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{path}: invalid TOML ({exc})") from None
+    extra = set(data) - {"phases"}
+    if extra:
+        raise InputError(f"{path}: unknown top-level keys {sorted(extra)}; only [phases.<label>] tables are allowed")
+    if "phases" not in data:
+        raise InputError(f"{path}: no [phases.<label>] tables found")
+    return phases_from_dict(data["phases"])
+
+
+def load_image(path: str | Path, key: str | None = None) -> np.ndarray:
+    """Load a 2D/3D integer label image.
+
+    Parameters
+    ----------
+    path : str or Path
+        ``.npy``; ``.npz`` (the array ``key``, or the only array); ``.tif``/``.tiff``
+        (needs the ``tifffile`` package).
+    key : str, optional
+        Array name inside an ``.npz`` file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"image file {str(path)!r} does not exist")
+    suffix = path.suffix.lower()
+    if suffix in (".npy", ".npz"):
+        try:
+            loaded = np.load(path, allow_pickle=False)
+        except Exception as exc:  # corrupt file, pickled objects, truncated data, ...
+            raise InputError(f"{path}: cannot read it as a NumPy {suffix} file ({exc})") from None
+        if suffix == ".npy":
+            if not isinstance(loaded, np.ndarray):
+                loaded.close()
+                raise InputError(f"{path}: cannot read it as a NumPy .npy file (it is an .npz archive)")
+            return loaded
+        if isinstance(loaded, np.ndarray):
+            raise InputError(f"{path}: cannot read it as a NumPy .npz file (it holds a single .npy array)")
+        with loaded as z:
+            names = list(z.keys())
+            if key is None:
+                if len(names) != 1:
+                    raise InputError(f"{path} holds arrays {names}; say which one with key=")
+                key = names[0]
+            if key not in names:
+                raise InputError(f"{path} has no array {key!r}; it holds {names}")
+            try:
+                return np.asarray(z[key])
+            except Exception as exc:
+                raise InputError(f"{path}: cannot read array {key!r} ({exc})") from None
+    if suffix in (".tif", ".tiff"):
+        try:
+            import tifffile
+        except ImportError:
+            raise InputError("reading TIFF images needs the 'tifffile' package: pip install tifffile") from None
+        try:
+            return np.asarray(tifffile.imread(path))
+        except Exception as exc:
+            raise InputError(f"{path}: cannot read it as a TIFF image ({exc})") from None
+    raise InputError(f"unsupported image format {suffix!r}; use .npy, .npz or .tif")
