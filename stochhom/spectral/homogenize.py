@@ -34,7 +34,7 @@ from .schemes import SCHEMES, SchemeResult, accelerated, basic, conjugate_gradie
 
 __all__ = ["homogenize", "solve", "HomogenizationResult", "FieldResult", "prepare_phases"]
 
-_RULE = {"cg": "mean", "basic": "midpoint", "accelerated": "geometric"}
+_RULE = {"cg": "softest", "basic": "midpoint", "accelerated": "geometric"}
 _SOLVERS = {"cg": conjugate_gradient, "basic": basic, "accelerated": accelerated}
 DEFAULT_MAXITER = 2000
 
@@ -292,17 +292,16 @@ def _check_precision(contrast: float, dtype: np.dtype, tol: float) -> None:
     """Refuse phase contrasts whose rounding errors exceed the tolerance.
 
     Rounding perturbs the stresses by about ``eps * contrast`` relative to the softest
-    phase, so equilibrium cannot be resolved to ``tol`` once ``eps * contrast`` passes
-    ``tol``: the solver would stall or, worse, stop on a residual that rounding
-    dominates (measured: the smallest reachable residual is about
-    ``0.5 * eps * contrast``; contrast 1e14 in float64 gave a 0.2 % error).
+    phase: the smallest residual the schemes reach is about ``0.5 * eps * contrast``
+    (measured), so a tolerance below that would stall or, worse, stop on a residual
+    that rounding dominates (contrast 1e14 in float64 gave a 0.2 % error).
     """
     eps = float(np.finfo(dtype).eps)
-    if eps * contrast > tol:
-        limit = tol / eps
+    if 0.5 * eps * contrast > tol:
+        limit = 2.0 * tol / eps
         raise InputError(
             f"phase contrast {contrast:.3g} is beyond what {dtype} resolves at tol={tol:g} "
-            f"(eps x contrast must stay below tol, i.e. contrast <= {limit:.2g}). A stiffness "
+            f"(0.5 x eps x contrast must stay below tol, i.e. contrast <= {limit:.2g}). A stiffness "
             "ratio of 1e8 is already the rigid limit (the effective tensor changes by O(1/contrast)): "
             "cap the stiff phase there, use float64, or loosen tol"
         )
