@@ -437,5 +437,5 @@ def test_tif_without_tifffile_says_how_to_install(tmp_path, monkeypatch):
 def test_load_tif_round_trip(tmp_path, suffix):
     tifffile = pytest.importorskip("tifffile")
     image = np.random.default_rng(1).integers(0, 4, (3, 8, 9)).astype(np.uint8)
-    tifffile.imwrite(tmp_path / f"img{suffix}", image)
+    tifffile.imwrite(tmp_path / f"img{suffix}", image, photometric="minisblack")
     assert_array_equal(load_image(tmp_path / f"img{suffix}"), image)
