@@ -23,7 +23,6 @@ import numpy as np
 
 from .errors import InputError, MaterialError
 from .materials import CONDUCTIVITY, ELASTICITY, IsotropicElastic, Material, Void
-from .tensors import isotropic_projection, mandel_size
 
 __all__ = [
     "IsotropicBounds",
@@ -379,7 +378,3 @@ def dilute_spheres(matrix: Material, inclusion: Material, fraction: float, dim: 
     k = km + fraction * (ki - km) / (1 + alpha * (ki - km) / km)
     g = gm + fraction * (gi - gm) / (1 + beta * (gi - gm) / gm)
     return isotropic_stiffness(k, g, 3)
-
-
-# referenced in docs; re-exported for convenience
-_ = (isotropic_projection, mandel_size)

@@ -46,29 +46,35 @@ _CHUNK = 2048  # frequencies (or voxels) per task: each load case streams contig
 _OPTS = dict(parallel=True, cache=True, nogil=True, fastmath=False)
 
 
+@nb.njit(inline="always")
+def _gradient_chunk(eta, w, out, b, lo, hi, elastic, pairs):
+    """:math:`\\hat e = B\\hat w` for load case ``b`` and frequencies ``lo:hi``."""
+    d = eta.shape[0]
+    if not elastic:
+        for j in range(d):
+            for q in range(lo, hi):
+                out[b, j, q] = eta[j, q] * w[b, 0, q]
+    else:
+        for i in range(d):
+            for q in range(lo, hi):
+                out[b, i, q] = eta[i, q] * w[b, i, q]
+        for a in range(pairs.shape[0]):
+            i = pairs[a, 0]
+            j = pairs[a, 1]
+            for q in range(lo, hi):
+                out[b, d + a, q] = eta[j, q] * w[b, i, q] + eta[i, q] * w[b, j, q]
+
+
 @nb.njit(**_OPTS)
 def gradient(eta, w, out, elastic, pairs):  # pragma: no cover - compiled
     """:math:`\\hat e = B\\hat w` (``w``: (B, m, N); ``out``: (B, ne, N))."""
     nb_, _, n = w.shape
-    d = eta.shape[0]
     nchunk = (n + _CHUNK - 1) // _CHUNK
     for c in nb.prange(nchunk):
         lo = c * _CHUNK
         hi = min(n, lo + _CHUNK)
         for b in range(nb_):
-            if not elastic:
-                for j in range(d):
-                    for q in range(lo, hi):
-                        out[b, j, q] = eta[j, q] * w[b, 0, q]
-            else:
-                for i in range(d):
-                    for q in range(lo, hi):
-                        out[b, i, q] = eta[i, q] * w[b, i, q]
-                for a in range(pairs.shape[0]):
-                    i = pairs[a, 0]
-                    j = pairs[a, 1]
-                    for q in range(lo, hi):
-                        out[b, d + a, q] = eta[j, q] * w[b, i, q] + eta[i, q] * w[b, j, q]
+            _gradient_chunk(eta, w, out, b, lo, hi, elastic, pairs)
 
 
 @nb.njit(inline="always")
@@ -185,7 +191,6 @@ def cg_update(eta, inv, x, g, p, kz, alpha, elastic, c0, scale, nh, even):  # pr
 def cg_direction(eta, p, z, beta, e_hat, elastic, pairs):  # pragma: no cover - compiled
     """Fused :math:`p \\leftarrow z + \\beta p` and :math:`\\hat e = Bp`."""
     nb_, m, n = p.shape
-    d = eta.shape[0]
     nchunk = (n + _CHUNK - 1) // _CHUNK
     for c in nb.prange(nchunk):
         lo = c * _CHUNK
@@ -195,19 +200,7 @@ def cg_direction(eta, p, z, beta, e_hat, elastic, pairs):  # pragma: no cover - 
             for i in range(m):
                 for q in range(lo, hi):
                     p[b, i, q] = z[b, i, q] + be * p[b, i, q]
-            if not elastic:
-                for j in range(d):
-                    for q in range(lo, hi):
-                        e_hat[b, j, q] = eta[j, q] * p[b, 0, q]
-            else:
-                for i in range(d):
-                    for q in range(lo, hi):
-                        e_hat[b, i, q] = eta[i, q] * p[b, i, q]
-                for a in range(pairs.shape[0]):
-                    i = pairs[a, 0]
-                    j = pairs[a, 1]
-                    for q in range(lo, hi):
-                        e_hat[b, d + a, q] = eta[j, q] * p[b, i, q] + eta[i, q] * p[b, j, q]
+            _gradient_chunk(eta, p, e_hat, b, lo, hi, elastic, pairs)
 
 
 @nb.njit(**_OPTS)

@@ -137,6 +137,25 @@ class _Tracker:
         return SchemeResult(w, self.mean, self.iters, [np.asarray(h) for h in self.hist], conv, self.status)
 
 
+def _finish_fixed_point(
+    out: _Tracker,
+    active: np.ndarray,
+    states: np.ndarray,
+    mean: np.ndarray,
+    rel: np.ndarray,
+    first: np.ndarray,
+    tol: float,
+    maxiter: int,
+) -> np.ndarray:
+    """Record the load cases of a fixed-point scheme that are done; return the mask to keep."""
+    iters = out.iters[active]
+    done = (rel <= tol) | (iters >= maxiter) | ~np.isfinite(rel) | (rel > _DIVERGED * first)
+    for i in np.flatnonzero(done):
+        status = "converged" if rel[i] <= tol else ("maxiter" if iters[i] >= maxiter else "diverged")
+        out.finish(active[i], states[i].copy(), mean[i], status)
+    return ~done
+
+
 def conjugate_gradient(
     problem: CellProblem,
     green: GreenOperator,
@@ -288,12 +307,7 @@ def basic(
         out.add(active, rel)
         if first is None:
             first = rel.copy()
-        done = (rel <= tol) | (out.iters[active] >= maxiter) | ~np.isfinite(rel) | (rel > _DIVERGED * first)
-        for i in np.flatnonzero(done):
-            c = active[i]
-            status = "converged" if rel[i] <= tol else ("maxiter" if out.iters[c] >= maxiter else "diverged")
-            out.finish(c, x[i].copy(), mean[i], status)
-        keep = ~done
+        keep = _finish_fixed_point(out, active, x, mean, rel, first, tol, maxiter)
         active, x, z, first, e_act, floor = active[keep], x[keep], z[keep], first[keep], e_act[keep], floor[keep]
         if not active.size:
             break
@@ -339,12 +353,7 @@ def accelerated(
         out.add(active, rel)
         if first is None:
             first = rel.copy()
-        done = (rel <= tol) | (out.iters[active] >= maxiter) | ~np.isfinite(rel) | (rel > _DIVERGED * first)
-        for i in np.flatnonzero(done):
-            c = active[i]
-            status = "converged" if rel[i] <= tol else ("maxiter" if out.iters[c] >= maxiter else "diverged")
-            out.finish(c, w[i].copy(), mean[i], status)
-        keep = ~done
+        keep = _finish_fixed_point(out, active, w, mean, rel, first, tol, maxiter)
         active, tau, eps, first, e_act, floor = (
             active[keep], tau[keep], eps[keep], first[keep], e_act[keep], floor[keep]
         )
