@@ -4,9 +4,10 @@ Random microstructures, an FFT spectral solver for effective conductivity and
 elasticity, ensemble statistics, surrogates and validation tooling.
 """
 
-from . import bounds, errors, tensors
+from . import bounds, errors, microstructure, tensors
 from .errors import ConvergenceError, ConvergenceWarning, InputError, MaterialError, StochhomError
 from .materials import AnisotropicElastic, Conductivity, IsotropicElastic, Material, Void
+from .microstructure import generate, windows
 from .spectral import FieldResult, HomogenizationResult, homogenize, solve
 
 __version__ = "0.1.0"
@@ -15,7 +16,10 @@ __all__ = [
     "__version__",
     "bounds",
     "errors",
+    "microstructure",
     "tensors",
+    "generate",
+    "windows",
     "Material",
     "Conductivity",
     "IsotropicElastic",

@@ -18,6 +18,8 @@ __all__ = [
     "MaterialError",
     "ConvergenceError",
     "ConvergenceWarning",
+    "GenerationError",
+    "RepresentativenessWarning",
 ]
 
 
@@ -62,3 +64,13 @@ class ConvergenceError(StochhomError, RuntimeError):
 
 class ConvergenceWarning(UserWarning):
     """Issued instead of :class:`ConvergenceError` when the caller opts in."""
+
+
+class GenerationError(InputError):
+    """A microstructure generator cannot produce the requested sample (e.g. an RSA
+    packing target beyond what random sequential addition reaches)."""
+
+
+class RepresentativenessWarning(UserWarning):
+    """A length of the microstructure (correlation length, inclusion size) is
+    comparable to the volume element, which then cannot be representative."""

@@ -147,3 +147,22 @@ def test_stress_control_refuses_a_singular_cell() -> None:
     image = laminate_image((8, 8), [6, 2], axis=1)
     with pytest.raises(InputError, match="singular"):
         sh.solve(image, [sh.IsotropicElastic(1.0, 0.3), sh.Void()], macro_stress=[0.0, 1.0, 0.0])
+
+
+def test_tol_below_the_precision_is_refused() -> None:
+    with pytest.raises(InputError, match="below what float32 resolves"):
+        sh.homogenize(IMAGE, ELASTIC, dtype="float32", tol=1e-7)
+
+
+def test_anisotropic_contrast_counts_in_the_precision_guard() -> None:
+    """Two phases of equal norm but 1e4 apart along x: float32 cannot resolve it."""
+    phases = [sh.Conductivity(np.diag([1.0, 1e4])), sh.Conductivity(1e4)]
+    with pytest.raises(InputError, match="phase contrast 1e\\+04"):
+        sh.homogenize(IMAGE, phases, dtype="float32")
+
+
+def test_reference_medium_must_match_the_problem() -> None:
+    from stochhom.spectral import ReferenceMedium
+
+    with pytest.raises(InputError, match="conductivity in 3D, but the problem is elasticity in 2D"):
+        sh.homogenize(IMAGE, ELASTIC, reference=ReferenceMedium(1.0))

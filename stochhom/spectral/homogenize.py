@@ -137,7 +137,9 @@ class FieldResult:
     fluctuation : numpy.ndarray, shape (m, *shape)
         Periodic fluctuation of the displacement (potential) at the nodes: voxel
         corners for ``"rotated"`` (node ``n`` is the lower corner of voxel ``n``),
-        voxel centres for ``"fourier"``. Defined up to a constant.
+        voxel centres for ``"fourier"``. Defined up to a constant. For ``"fourier"`` on
+        even grids the self-conjugate Nyquist strain modes have no real nodal
+        displacement and are missing from it (the ``strain`` field is complete).
     iterations : int
     residuals : numpy.ndarray
     converged : bool
@@ -162,6 +164,33 @@ class FieldResult:
 
 
 # ----------------------------------------------------------------------------- validation
+def _sample(image: Any) -> tuple[Any, float | None, bool | None]:
+    """One sample of an ensemble (Dataset or DataArray) -> (labels, voxel size, periodic)."""
+    try:
+        import xarray as xr
+    except ImportError:  # pragma: no cover - xarray is a dependency
+        return image, None, None
+    if isinstance(image, xr.Dataset):
+        if "phase" not in image:
+            raise InputError("the Dataset has no 'phase' variable; pass an ensemble sample, e.g. ens.isel(sample=0)")
+        attrs = image.attrs
+        image = image["phase"]
+    elif isinstance(image, xr.DataArray):
+        attrs = image.attrs
+    else:
+        return image, None, None
+    if "sample" in image.dims:
+        if image.sizes["sample"] != 1:
+            raise InputError(
+                f"the ensemble holds {image.sizes['sample']} samples; homogenize one at a time "
+                "(ens.isel(sample=k)) or use homogenize_ensemble"
+            )
+        image = image.isel(sample=0)
+    h = attrs.get("voxel_size")
+    per = attrs.get("periodic")
+    return image.values, (None if h is None else float(h)), (None if per is None else bool(per))
+
+
 def _image(image: Any) -> np.ndarray:
     if hasattr(image, "values") and not isinstance(image, np.ndarray):  # xarray / pandas
         image = image.values
@@ -242,7 +271,7 @@ def prepare_phases(
     lut = np.zeros(int(present.max()) + 1, dtype=np.int64)
     lut[present] = np.arange(present.size)
     dtype = np.uint8 if present.size <= 256 else (np.uint16 if present.size <= 65536 else np.int32)
-    labels = lut[arr].astype(dtype)
+    labels = np.ascontiguousarray(lut[arr].astype(dtype))
     return labels, mats, physics
 
 
@@ -298,6 +327,10 @@ def _check_precision(contrast: float, dtype: np.dtype, tol: float) -> None:
     that rounding dominates (contrast 1e14 in float64 gave a 0.2 % error).
     """
     eps = float(np.finfo(dtype).eps)
+    if tol < 10.0 * eps:
+        raise InputError(
+            f"tol={tol:g} is below what {dtype} resolves (10 eps = {10 * eps:.2g}); use float64 or a larger tol"
+        )
     if 0.5 * eps * contrast > tol:
         limit = 2.0 * tol / eps
         raise InputError(
@@ -314,6 +347,13 @@ def _reference(
     if reference is None:
         return reference_medium(tensors, elastic, dim, _RULE[scheme])
     if isinstance(reference, ReferenceMedium):
+        if reference.elastic != elastic or reference.dim != dim:
+            raise InputError(
+                f"the reference medium is for {'elasticity' if reference.elastic else 'conductivity'} in "
+                f"{reference.dim}D, but the problem is {'elasticity' if elastic else 'conductivity'} in {dim}D"
+            )
+        if reference.bulk <= 0 or (elastic and reference.shear <= 0):
+            raise InputError(f"the reference medium must have positive moduli, got {reference}")
         return reference
     vals = np.atleast_1d(np.asarray(reference, dtype=float))
     if elastic and vals.shape == (2,) and np.all(vals > 0):
@@ -362,6 +402,9 @@ def _problem(
     backend: str | None = None,
 ) -> tuple[CellProblem, GreenOperator, list[Material], str, float, int]:
     tol, maxiter, dt = _options(scheme, discretization, tol, maxiter, dtype)
+    image, sample_h, _ = _sample(image)
+    if spacing is None:
+        spacing = 1.0 if sample_h is None else sample_h
     labels, mats, physics = prepare_phases(image, phases)
     _check_scheme_fits(scheme, discretization, mats)
     dim = labels.ndim
@@ -446,7 +489,7 @@ def homogenize(
     tol: float | None = None,
     maxiter: int | None = None,
     dtype: Any = "float64",
-    spacing: float | Sequence[float] = 1.0,
+    spacing: float | Sequence[float] | None = None,
     reference: Any = None,
     workers: int | None = None,
     batch_size: int | None = None,
@@ -460,8 +503,9 @@ def homogenize(
 
     Parameters
     ----------
-    image : array_like of int, 2D or 3D
-        Phase label of each voxel.
+    image : array_like of int, 2D or 3D, or one ensemble sample
+        Phase label of each voxel; or one sample of an ensemble ``Dataset`` from
+        :func:`~stochhom.generate` (``ens.isel(sample=k)``), whose ``voxel_size`` is used.
     phases : sequence or mapping of Material
         ``phases[label]``: :class:`~stochhom.Conductivity` (and :class:`~stochhom.Void`)
         for conductivity, :class:`~stochhom.IsotropicElastic` /
@@ -478,8 +522,9 @@ def homogenize(
     maxiter : int, optional
         Iteration limit per load case (default 2000).
     dtype : {"float64", "float32"}
-    spacing : float or sequence of float
-        Voxel size per axis; only ratios matter for the effective tensor.
+    spacing : float or sequence of float, optional
+        Voxel size per axis; only ratios matter for the effective tensor (default: the
+        sample's ``voxel_size``, else 1).
     reference : ReferenceMedium or tuple, optional
         Override the reference medium (``(bulk, shear)`` or ``k0``).
     workers : int, optional
@@ -547,6 +592,7 @@ def homogenize(
         "setup_time": t1 - t0,
         "solve_time": t2 - t1,
         "volume_fractions": (np.bincount(problem.labels.ravel()) / problem.labels.size).tolist(),
+        "periodic_sample": _sample(image)[2],
     }
     return HomogenizationResult(effective, res.iterations, res.residuals, res.converged, physics, info)
 
@@ -564,7 +610,7 @@ def solve(
     tol: float | None = None,
     maxiter: int | None = None,
     dtype: Any = "float64",
-    spacing: float | Sequence[float] = 1.0,
+    spacing: float | Sequence[float] | None = None,
     reference: Any = None,
     workers: int | None = None,
     on_failure: str = "raise",

@@ -40,6 +40,7 @@ __all__ = [
     "hdot",
     "stress_isotropic",
     "stress_scalar",
+    "stress_general",
 ]
 
 _CHUNK = 2048  # frequencies (or voxels) per task: each load case streams contiguous memory
@@ -258,3 +259,24 @@ def stress_scalar(labels, c, e):  # pragma: no cover - compiled
             for i in range(ne):
                 for v in range(lo, hi):
                     e[b, i, v] *= c[labels[v]]
+
+
+@nb.njit(**_OPTS)
+def stress_general(labels, mats, e):  # pragma: no cover - compiled
+    r"""In place :math:`\sigma(x) = \mathbb L_{p(x)}\varepsilon(x)` with one matrix per phase."""
+    nb_, ne, n = e.shape
+    nchunk = (n + _CHUNK - 1) // _CHUNK
+    for ch in nb.prange(nchunk):
+        lo = ch * _CHUNK
+        hi = min(n, lo + _CHUNK)
+        tmp = np.empty(ne, dtype=e.dtype)
+        for b in range(nb_):
+            for v in range(lo, hi):
+                mat = mats[labels[v]]
+                for a in range(ne):
+                    tmp[a] = e[b, a, v]
+                for a in range(ne):
+                    acc = 0.0
+                    for k in range(ne):
+                        acc += mat[a, k] * tmp[k]
+                    e[b, a, v] = acc

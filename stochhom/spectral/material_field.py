@@ -129,7 +129,7 @@ class MaterialField:
             self._shear_factor = _SHEAR_FACTOR[kind]
         else:
             self.mode = "general"
-            self.index = index if index is not None else PhaseIndex(labels, tensors.shape[0])
+            self._index = index
             self._mats = self.internal.astype(self.dtype)
 
     @classmethod
@@ -139,10 +139,17 @@ class MaterialField:
         return cls(labels, np.asarray(tensor, dtype=float)[None], elastic, dtype)
 
     @property
+    def index(self) -> PhaseIndex:
+        """Voxels grouped by phase (built on first use, by the NumPy backend only)."""
+        if self._index is None:
+            self._index = PhaseIndex(self.labels, self.mandel.shape[0])
+        return self._index
+
+    @property
     def nbytes(self) -> int:
         """Memory held by the per-voxel storage beyond the labels."""
-        if self.mode == "general":
-            return sum(idx.nbytes for _, idx in self.index.segments)
+        if self.mode == "general" and self._index is not None:
+            return sum(idx.nbytes for _, idx in self._index.segments)
         return 0
 
     def apply(self, e: np.ndarray, out: np.ndarray | None = None, blocks=None) -> np.ndarray:
@@ -191,7 +198,5 @@ class MaterialField:
         b = e.shape[0]
         ef = e.reshape(b, self.ne, -1)
         of = out.reshape(b, self.ne, -1)
-        if out is e:
-            ef = ef.copy()
-        for p, idx in self.index.segments:
+        for p, idx in self.index.segments:  # disjoint segments; the fancy-index gather copies
             of[:, :, idx] = np.matmul(self._mats[p], ef[:, :, idx])

@@ -46,6 +46,25 @@ def _flat(a: np.ndarray) -> np.ndarray:
     return a.reshape(a.shape[0], a.shape[1], -1)
 
 
+def phase_contrast(tensors: np.ndarray, elastic: bool, dim: int) -> float:
+    r"""Spread of the phases' stiffness relative to one isotropic reference.
+
+    With :math:`\mathbb C^0` the isotropic projection of the softest solid phase, the
+    largest over the smallest eigenvalue of :math:`(\mathbb C^0)^{-1/2}\mathbb L_p
+    (\mathbb C^0)^{-1/2}` over all solid phases :math:`p`: the stiffness ratio for
+    isotropic phases of one Poisson ratio, and it also counts the anisotropy of
+    anisotropic phases (what rounding errors in the stress field see).
+    """
+    from .green import reference_medium
+
+    ref = reference_medium(tensors, elastic, dim, "softest").tensor()
+    w, v = np.linalg.eigh(ref)
+    inv_half = (v / np.sqrt(w)) @ v.T
+    scaled = inv_half @ tensors @ inv_half
+    eig = np.linalg.eigvalsh(0.5 * (scaled + np.swapaxes(scaled, -1, -2)))
+    return float(eig[:, -1].max() / eig[:, 0].min())
+
+
 def resolve_backend(backend: str | None) -> str:
     """``"numba"`` when available for ``None``/``"auto"``; validates explicit names."""
     import os
@@ -125,10 +144,9 @@ class CellProblem:
         self.labels = labels
         self.tensors = tensors
         norms = np.array([np.linalg.norm(t, 2) for t in tensors])
-        solid = norms[norms > 0]
-        #: Largest over smallest spectral norm of the (non-void) phase tensors.
-        self.contrast = float(solid.max() / solid.min())
-        self._softest = float(solid.min())
+        solid = norms > 0
+        self.contrast = phase_contrast(tensors[solid], elastic, self.dim)
+        self._softest = float(norms[solid].min())
         self.material = MaterialField(labels, tensors, elastic, self.dtype)
         self._scale = voigt_scaling(self.ne, elastic)
         self._blocks: dict[int, Blocks] = {}
@@ -258,13 +276,15 @@ class CellProblem:
     def stress(self, e: np.ndarray) -> np.ndarray:
         """Stress of a strain field, in place (internal form)."""
         mat = self.material
-        if self.backend == "numba" and mat.mode != "general":
+        if self.backend == "numba":
             self._threads()
             lab = mat.labels.reshape(-1)
             if mat.mode == "scalar":
                 self._nb.stress_scalar(lab, mat._c, _flat(e))
-            else:
+            elif mat.mode == "isotropic":
                 self._nb.stress_isotropic(lab, mat._lam, mat._mu2, _flat(e), self.dim, mat._shear_factor)
+            else:
+                self._nb.stress_general(lab, mat._mats, _flat(e))
             return e
         return mat.apply(e, out=e, blocks=self.blocks(e.shape[0]))
 

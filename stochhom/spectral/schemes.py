@@ -59,6 +59,7 @@ SCHEMES: dict[str, str] = {
 }
 
 _DIVERGED = 1e6  # residual growth (relative to the start) that counts as divergence
+_GROWTH = 100.0  # CG: growth of the recurrence residual above its best that triggers a true-residual check
 
 
 @dataclass
@@ -90,8 +91,15 @@ class SchemeResult:
 
 
 #: Floor of the residual normalization, relative to the stress of the softest solid
-#: phase under the load.
+#: phase under the load (raised to 10 eps / tol in low precision, see :func:`stress_floor_factor`).
 STRESS_FLOOR = 1e-6
+
+
+def stress_floor_factor(dtype: np.dtype, tol: float) -> float:
+    """``max(STRESS_FLOOR, 10 eps / tol)``: rounding leaves a residual of about
+    ``eps * ||L_soft|| |E|`` in a load case the cell does not carry, which a floor below
+    ``eps / tol`` could never reach (float32 at tol 1e-5: 0.12; float64: 1e-6)."""
+    return max(STRESS_FLOOR, 10.0 * float(np.finfo(dtype).eps) / tol)
 
 
 def relative_residual(res2: np.ndarray, mean_norm: np.ndarray, floor: np.ndarray | float = 0.0) -> np.ndarray:
@@ -188,13 +196,14 @@ def conjugate_gradient(
     batch = macro.shape[0]
     out = _Tracker(problem, batch, keep_solution)
     g, mean = problem.internal_force(problem.stress(problem.macro_field(macro)))
-    floor = problem.stress_floor(macro, STRESS_FLOOR)
+    floor = problem.stress_floor(macro, stress_floor_factor(problem.dtype, tol))
     kz = problem.zeros_nodal(batch)
     rz, res2 = problem.precondition(green, g, kz)
     rel = relative_residual(res2, problem.mean_norm(mean), floor)
     active = np.arange(batch)
     out.add(active, rel)
     first = rel.copy()
+    best = rel.copy()  # smallest recurrence residual so far, per case
     x = problem.zeros_nodal(batch)
     p = kz.copy()
     e_hat = problem.gradient(p, problem.empty_strain_spectrum(batch))
@@ -202,15 +211,18 @@ def conjugate_gradient(
     e_act = macro
 
     def drop(keep: np.ndarray) -> None:
-        nonlocal active, x, g, p, kz, e_hat, rz, rel, mean, e_act, first, floor
-        active, x, g, p, kz, rz, rel, mean, e_act, first, floor = (
-            a[keep] for a in (active, x, g, p, kz, rz, rel, mean, e_act, first, floor)
+        nonlocal active, x, g, p, kz, e_hat, rz, rel, mean, e_act, first, floor, best
+        active, x, g, p, kz, rz, rel, mean, e_act, first, floor, best = (
+            a[keep] for a in (active, x, g, p, kz, rz, rel, mean, e_act, first, floor, best)
         )
         e_hat = None if e_hat is None else e_hat[keep]
 
     while active.size:
         out_of_budget = out.iters[active] >= maxiter
-        check = (rel <= tol) | out_of_budget
+        # check the true residual when the recurrence claims convergence, when the budget is
+        # spent, and when the recurrence has grown far above its best (rounding took over)
+        grown = rel > _GROWTH * best
+        check = (rel <= tol) | out_of_budget | grown
         if np.any(check):
             # true residual of the iterate, written over g and kz (every checked case
             # either finishes or restarts from it)
@@ -237,6 +249,7 @@ def conjugate_gradient(
                     restarted.append(i)
                     g[i], rz[i], rel[i], mean[i] = g_true[k], rz_true[k], rel_true[k], mean_true[k]
                     p[i] = z_true[k]
+                    best[i] = rel_true[k]
             del g_true, z_true
             if np.any(finished):
                 drop(~finished)
@@ -265,6 +278,7 @@ def conjugate_gradient(
         rz_new, res2 = problem.cg_update(green, x, g, p, kz, alpha)
         mean = mean + alpha[:, None] * dmean
         rel = relative_residual(res2, problem.mean_norm(mean), floor)
+        best = np.minimum(best, rel)
         out.iters[active] += 1
         out.add(active, rel)
         diverged = ~np.isfinite(rel) | (rel > _DIVERGED * first)
@@ -298,7 +312,7 @@ def basic(
     z = problem.zeros_nodal(batch)
     e_act = macro
     first = None
-    floor = problem.stress_floor(macro, STRESS_FLOOR)
+    floor = problem.stress_floor(macro, stress_floor_factor(problem.dtype, tol))
     while active.size:
         g, mean = problem.evaluate(x, e_act)
         _, res2 = problem.precondition(green, g, z)
@@ -340,7 +354,7 @@ def accelerated(
     e_act = macro
     tau = np.zeros((batch, problem.ne) + problem.grid.shape, dtype=problem.dtype)
     first = None
-    floor = problem.stress_floor(macro, STRESS_FLOOR)
+    floor = problem.stress_floor(macro, stress_floor_factor(problem.dtype, tol))
     while active.size:
         g_tau, _ = problem.internal_force(tau.copy())
         w = problem.zeros_nodal(active.size)
