@@ -111,19 +111,20 @@ def draw_ball(image: np.ndarray, centre: np.ndarray, radius: float, label: int =
         image[tuple(idx[a][hits[a]] for a in range(dim))] = label
 
 
-def _point_segment_d2(points: list[np.ndarray], a: np.ndarray, u: np.ndarray, length: float) -> np.ndarray:
-    """Squared distance of grid points (broadcast per axis) to the segment a + t u, t in [0, length]."""
+def _in_cylinder(points: list[np.ndarray], a: np.ndarray, u: np.ndarray, length: float, radius: float) -> np.ndarray:
+    """Grid points (broadcast per axis) inside the cylinder of axis a + t u, 0 <= t <= length
+    (flat ends): axial coordinate within the segment and radial distance below the radius."""
     rel = [p - a[i] for i, p in enumerate(points)]
     t = sum(rel[i] * u[i] for i in range(len(points)))
-    t = np.clip(t, 0.0, length)
-    return sum((rel[i] - t * u[i]) ** 2 for i in range(len(points)))
+    radial2 = sum((rel[i] - t * u[i]) ** 2 for i in range(len(points)))
+    return (t >= 0.0) & (t <= length) & (radial2 < radius**2)
 
 
 def draw_segment(image: np.ndarray, a: np.ndarray, u: np.ndarray, length: float, radius: float, label: int = 1) -> None:
-    """Set to ``label`` the voxels within ``radius`` of the segment ``a + t u``
-    (``|u| = 1``, ``0 <= t <= length``; voxel units, periodic wrap). The segment is
-    stamped in pieces of length ~2 radius, so long oblique fibres do not sweep a
-    large bounding box."""
+    """Set to ``label`` the voxels inside the cylinder (flat ends) of axis ``a + t u``
+    (``|u| = 1``, ``0 <= t <= length``) and radius ``radius`` (voxel units, periodic
+    wrap). The axis is stamped in pieces of length ~2 radius, so long oblique fibres
+    do not sweep a large bounding box."""
     dim = image.ndim
     pieces = max(1, int(np.ceil(length / max(2.0 * radius, 1.0))))
     for p in range(pieces):
@@ -139,7 +140,7 @@ def draw_segment(image: np.ndarray, a: np.ndarray, u: np.ndarray, length: float,
             shp[ax] = i.size
             pts.append(((i + 0.5).astype(float)).reshape(shp))
             idx.append(np.mod(i, n))
-        mask = _point_segment_d2(pts, a, u, length) < radius**2
+        mask = _in_cylinder(pts, a, u, length, radius)
         region = np.ix_(*idx)
         image[region] = np.where(mask, label, image[region])
 

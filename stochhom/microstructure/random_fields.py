@@ -37,13 +37,14 @@ fluctuates around :math:`\varphi`) or :math:`\alpha` the sample quantile
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
 import scipy.fft as sfft
 from scipy import special, stats
 
-from ..errors import InputError
+from ..errors import InputError, RepresentativenessWarning
 from ..tensors import rotation_matrix
 
 __all__ = ["MODELS", "correlation", "spectral_density", "gaussian_field", "level_cut", "grid_covariance"]
@@ -52,6 +53,7 @@ __all__ = ["MODELS", "correlation", "spectral_density", "gaussian_field", "level
 MODELS = ("gaussian", "exponential", "matern")
 #: Periodic images are summed while the correlation they would add exceeds this.
 IMAGE_TOL = 1e-6
+_IMAGE_BUDGET = 3e8  # correlation evaluations allowed for the image sum
 
 
 def _model(model: str, nu: float | None) -> tuple[str, float | None]:
@@ -114,9 +116,19 @@ def _periodized_correlation(
     metric = np.diag(1.0 / ell) @ frame.T  # r = |metric @ x|, x in voxels
     # distance (in correlation lengths) to the nearest periodic image
     nearest = min(shape[j] * np.linalg.norm(metric[:, j]) for j in range(dim))
-    # image shells while the neglected correlation exceeds IMAGE_TOL (at most 2 shells)
+    # image shells while the neglected correlation exceeds IMAGE_TOL, within a cost budget
     shells = 0
-    while shells < 2 and correlation(np.array([(shells + 0.5) * nearest]), model, nu)[0] > IMAGE_TOL:
+    size = int(np.prod(shape))
+    while correlation(np.array([(shells + 0.5) * nearest]), model, nu)[0] > IMAGE_TOL:
+        if (2 * shells + 3) ** dim * size > _IMAGE_BUDGET:
+            warnings.warn(
+                f"the correlation length is comparable to the box {shape}: its periodic images are summed over "
+                f"{shells} shells only, so the covariance is truncated at about "
+                f"{correlation(np.array([(shells + 0.5) * nearest]), model, nu)[0]:.1e}; use a larger box",
+                RepresentativenessWarning,
+                stacklevel=4,
+            )
+            break
         shells += 1
     offsets = []
     for ax, n in enumerate(shape):
@@ -146,9 +158,8 @@ def _eigenvalues(
     cov = _periodized_correlation(shape, ell, frame, model, nu)
     lam = sfft.rfftn(cov, workers=workers).real
     del cov
-    top = float(lam.max())
-    if lam.min() < -1e-8 * top:  # pragma: no cover - a periodized correlation is positive definite
-        raise InputError("the correlation model gave a non-positive-definite covariance on this grid")
+    # a fully periodized correlation is positive semi-definite; a truncated one (see the
+    # warning above) may not be: clip the negative eigenvalues
     np.maximum(lam, 0.0, out=lam)
     w = np.full(lam.shape[-1], 2.0)
     w[0] = 1.0
