@@ -53,7 +53,8 @@ def test_boolean_model_fraction_and_two_point_probability(dim: int) -> None:
     assert _within((images == 0).mean(axis=tuple(range(1, dim + 1))), phi0)
     lam = -np.log(phi0) / (np.pi * radius**2 if dim == 2 else 4 / 3 * np.pi * radius**3)
     cap = _cap_2d if dim == 2 else _cap_3d
-    lags = [(1,) + (0,) * (dim - 1), (3,) + (1,) * (dim - 1), (0,) * (dim - 1) + (5,), (2,) * dim, (9,) + (0,) * (dim - 1)]
+    zeros = (0,) * (dim - 1)
+    lags = [(1, *zeros), (3,) + (1,) * (dim - 1), (*zeros, 5), (2,) * dim, (9, *zeros)]
     for lag in lags:
         r = float(np.linalg.norm(lag))
         expected = phi0**2 * np.exp(lam * cap(np.array(r), radius))
