@@ -53,12 +53,23 @@ __all__ = [
 
 def _images(source: Any, periodic: bool | None, voxel_size: float | None) -> tuple[np.ndarray, bool, float, bool]:
     """(stack of images, periodic, voxel size, was an ensemble)."""
+    if isinstance(source, xr.DataArray) and "sample" in source.dims:
+        # e.g. ens["phase"]: an ensemble, not one image with an extra axis
+        source = source.to_dataset(name="phase", promote_attrs=True)
     if isinstance(source, xr.Dataset):
         if "phase" not in source:
             raise InputError("the Dataset has no 'phase' variable")
         arr = source["phase"].values
         if "sample" not in source["phase"].dims:
             arr = arr[None]
+        else:
+            arr = source["phase"].transpose("sample", ...).values
+        if arr.dtype == bool:
+            arr = arr.astype(np.uint8)
+        if arr.dtype.kind not in "iu":
+            raise InputError(f"descriptors need integer phase labels, got dtype {arr.dtype}")
+        if arr.ndim not in (3, 4):
+            raise InputError(f"expected 2D or 3D label images, got phase dims {source['phase'].dims}")
         per = bool(source.attrs.get("periodic", 1)) if periodic is None else bool(periodic)
         h = float(source.attrs.get("voxel_size", 1.0)) if voxel_size is None else float(voxel_size)
         return arr, per, h, True
@@ -257,15 +268,15 @@ def chord_lengths(
             if per:
                 lengths, _, _ = _runs(ind, ax, True)
             else:
-                lines = np.moveaxis(ind, ax, -1).reshape(-1, a.shape[ax]).astype(np.int8)
-                padded = np.concatenate([np.ones((lines.shape[0], 1), np.int8), lines,
-                                         np.ones((lines.shape[0], 1), np.int8)], axis=1)
-                inner = 1 - padded  # runs of the phase that are bounded by the other phase on both sides
-                d = np.diff(1 - inner, axis=1)
-                _, s = np.nonzero(d == 1)
-                _, e = np.nonzero(d == -1)
-                lengths = e - s
-                lengths = lengths[(s > 0) & (e < lines.shape[1] + 1)] if lengths.size else lengths
+                n = a.shape[ax]
+                lines = np.moveaxis(ind, ax, -1).reshape(-1, n).astype(np.int8)
+                padded = np.concatenate([np.zeros((lines.shape[0], 1), np.int8), lines,
+                                         np.zeros((lines.shape[0], 1), np.int8)], axis=1)
+                d = np.diff(padded, axis=1)
+                _, s = np.nonzero(d == 1)  # first voxel of each run (starts and ends alternate line by line)
+                _, e = np.nonzero(d == -1)  # one past its last voxel
+                # keep the runs bounded by the other phase on both sides (not touching the border)
+                lengths = (e - s)[(s > 0) & (e < n)]
             counts = np.bincount(lengths, minlength=nmax + 1)[: nmax + 1].astype(float)
             out[i, ax] = counts / max(counts.sum(), 1.0)
     da = xr.DataArray(out, dims=("sample", "axis", "length"),
@@ -341,7 +352,8 @@ def describe(source: Any, phase: int = 1, periodic: bool | None = None, voxel_si
     Variables: ``phase_fraction`` (measured), ``s2`` (radial two-point probability, dims
     ``sample, r``), ``specific_surface``, ``lineal_path`` (``sample, axis, z``),
     ``mean_chord`` (``sample, axis``), ``correlation_length``, ``integral_range``;
-    the ensemble's per-sample coordinates are kept.
+    the ensemble's per-sample coordinates are kept (one named like a variable, such as
+    the Gaussian generator's ``correlation_length``, as ``<name>_parameter``).
     """
     full = two_point_probability(source, phase, periodic, voxel_size, workers)
     if "sample" not in full.dims:
@@ -371,7 +383,9 @@ def describe(source: Any, phase: int = 1, periodic: bool | None = None, voxel_si
         attrs={"phase": phase, "periodic": int(per), "voxel_size": h},
     )
     if ens:
-        per_sample = {c: source.coords[c] for c in source.coords
-                      if source.coords[c].dims and source.coords[c].dims[0] == "sample"}
+        # a generator parameter named like a descriptor (the Gaussian model's ``correlation_length``) must not
+        # replace the measured variable: it is kept as ``<name>_parameter``
+        per_sample = {(f"{c}_parameter" if c in out.data_vars else c): (da.dims, da.values)
+                      for c, da in source.coords.items() if da.dims and da.dims[0] == "sample"}
         out = out.assign_coords(per_sample)
     return out if ens else out.isel(sample=0, drop=True)

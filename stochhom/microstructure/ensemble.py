@@ -283,8 +283,9 @@ def windows(
     Parameters
     ----------
     source : xarray.Dataset or numpy.ndarray
-        An ensemble from :func:`generate` or :func:`~stochhom.microstructure.load_specimens`,
-        or one label image (its specimen id is ``"image"``).
+        An ensemble from :func:`generate` or :func:`~stochhom.microstructure.load_specimens`
+        (or one of its samples, ``ens.isel(sample=k)``), or one label image (its
+        specimen id is ``"image"``).
     size : int or sequence of int
         Window size in voxels (one value or one per axis).
     stride : int or sequence of int, optional
@@ -295,10 +296,11 @@ def windows(
     Returns
     -------
     xarray.Dataset
-        One sample per window, with the parent's ``specimen``, ``seed`` and
-        parameters, the window ``origin`` (voxels), ``parent_sample``, and
-        ``attrs["periodic"] = 0``: windows of a specimen are correlated and not
-        periodic.
+        One sample per window, with the parent's ``specimen``, ``seed``, parameters
+        and other per-sample variables (e.g. grain ``orientation``), the window
+        ``origin`` (voxels), ``parent_sample``, and ``attrs["periodic"] = 0``: windows
+        of a specimen are correlated and not periodic. Windows of windows keep
+        ``parent_sample`` and ``origin`` relative to the original specimen.
     """
     if isinstance(source, xr.Dataset):
         ds = source
@@ -315,6 +317,10 @@ def windows(
         )
     if "phase" not in ds:
         raise InputError("the Dataset has no 'phase' variable; pass an ensemble from generate()")
+    if "sample" not in ds["phase"].dims:  # one sample, e.g. ens.isel(sample=k): its own coords become per-sample
+        own = {c: (("sample", *da.dims), da.values[None]) for c, da in ds.coords.items()
+               if c != "sample" and c not in ds.dims and not set(da.dims) & set(ds["phase"].dims)}
+        ds = ds.drop_vars(list(own)).expand_dims("sample").assign_coords(own)
     spatial = [d for d in ds["phase"].dims if d != "sample"]
     shp = tuple(ds.sizes[d] for d in spatial)
     d = len(shp)
@@ -322,13 +328,18 @@ def windows(
     st = sz if stride is None else (
         np.broadcast_to(np.atleast_1d(np.asarray(stride)), (d,)) if np.ndim(stride) == 0 else np.asarray(stride)
     )
-    if sz.shape != (d,) or st.shape != (d,) or np.any(sz < 1) or np.any(st < 1):
+    if (sz.shape != (d,) or st.shape != (d,) or sz.dtype.kind not in "iuf" or st.dtype.kind not in "iuf"
+            or np.any(sz < 1) or np.any(st < 1) or np.any(sz != np.round(sz)) or np.any(st != np.round(st))):
         raise InputError(f"size and stride must be positive integers (one or {d}), got {size!r}, {stride!r}")
+    sz, st = sz.astype(np.int64), st.astype(np.int64)
     if np.any(sz > np.array(shp)):
         raise InputError(f"window size {tuple(sz)} exceeds the specimen shape {shp}")
     starts = [_window_starts(n, int(s), int(t)) for n, s, t in zip(shp, sz, st)]
+    # windows of windows: ``parent_sample`` and ``origin`` keep pointing into the original specimen
+    nested = "origin" in ds.coords and "parent_sample" in ds.coords
     per_sample_coords = [
-        c for c in ds.coords if ds.coords[c].dims and ds.coords[c].dims[0] == "sample" and c != "sample"
+        c for c in ds.coords if ds.coords[c].dims and ds.coords[c].dims[0] == "sample"
+        and c not in ("sample", "parent_sample", "origin")
     ]
     h = float(ds.attrs.get("voxel_size", 1.0))
     pieces, origins, parents = [], [], []
@@ -340,16 +351,26 @@ def windows(
             pieces.append(arr[sl])
             origins.append(o)
             parents.append(i)
-    parents_arr = np.array(parents)
+    parents_arr = np.array(parents, dtype=np.int64)
+    origin_arr = np.array(origins, dtype=np.int64).reshape(len(pieces), d)
+    if nested:
+        parent_ids = ds.coords["parent_sample"].values[parents_arr]
+        origin_arr = origin_arr + ds.coords["origin"].transpose("sample", "axis").values[parents_arr]
+    else:
+        parent_ids = ds["sample"].values[parents_arr]
     coords: dict[str, Any] = {ax: (ax, (np.arange(int(s)) + 0.5) * h) for ax, s in zip(spatial, sz)}
     coords["sample"] = ("sample", np.arange(len(pieces)))
-    coords["parent_sample"] = ("sample", ds["sample"].values[parents_arr])
-    coords["origin"] = (("sample", "axis"), np.array(origins, dtype=np.int64))
+    coords["parent_sample"] = ("sample", parent_ids)
+    coords["origin"] = (("sample", "axis"), origin_arr)
     coords["axis"] = ("axis", list(spatial))
     for c in per_sample_coords:
         da = ds.coords[c]
         coords[c] = (da.dims, da.values[parents_arr])
+    data_vars: dict[str, Any] = {"phase": (("sample", *spatial), np.stack(pieces))}
+    for name, var in ds.data_vars.items():  # per-sample, non-spatial variables (e.g. grain orientations)
+        if name != "phase" and var.dims and var.dims[0] == "sample" and not set(var.dims) & set(spatial):
+            data_vars[name] = (var.dims, var.values[parents_arr])
     attrs = dict(ds.attrs)
     attrs.update({"periodic": 0, "window_size": json.dumps([int(s) for s in sz]),
                   "window_stride": json.dumps([int(s) for s in st])})
-    return xr.Dataset({"phase": (("sample", *spatial), np.stack(pieces))}, coords=coords, attrs=attrs)
+    return xr.Dataset(data_vars, coords=coords, attrs=attrs)

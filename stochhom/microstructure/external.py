@@ -32,7 +32,7 @@ import xarray as xr
 
 from ..errors import InputError
 from ..io import load_image
-from .ensemble import AXES, Generator, label_dtype, register
+from .ensemble import AXES, Generator, _positive, label_dtype, register
 
 __all__ = ["import_porespy", "load_specimens", "read_raw"]
 
@@ -165,6 +165,7 @@ def load_specimens(
     InputError
         Missing or unreadable files, non-integer labels, mismatched shapes.
     """
+    h = _positive("voxel_size", voxel_size)
     items = [paths] if isinstance(paths, (str, Path)) else list(paths)
     if not items:
         raise InputError("no image files given")
@@ -196,9 +197,6 @@ def load_specimens(
     top = max(int(im.max()) for im in images)
     stack = np.stack([im.astype(label_dtype(top), copy=False) for im in images])
     shp = stack.shape[1:]
-    h = float(voxel_size)
-    if not np.isfinite(h) or h <= 0:
-        raise InputError(f"voxel_size must be positive, got {voxel_size!r}")
     coords: dict[str, Any] = {ax: (ax, (np.arange(s) + 0.5) * h) for ax, s in zip(AXES, shp)}
     coords["sample"] = ("sample", np.arange(len(images)))
     coords["specimen"] = ("sample", np.array(names))

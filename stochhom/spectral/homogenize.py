@@ -187,6 +187,8 @@ def _sample(image: Any) -> tuple[Any, float | None, bool | None]:
             )
         image = image.isel(sample=0)
     h = attrs.get("voxel_size")
+    if h is None and "x" in image.coords and image.sizes.get("x", 0) > 1:
+        h = float(image["x"].values[1] - image["x"].values[0])  # voxel centres (i + 1/2) h
     per = attrs.get("periodic")
     return image.values, (None if h is None else float(h)), (None if per is None else bool(per))
 
