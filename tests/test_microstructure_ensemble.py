@@ -521,6 +521,6 @@ def test_homogenize_reports_windows_as_non_periodic() -> None:
 
 def test_bare_phase_sample_keeps_its_voxel_size() -> None:
     """``ens["phase"].isel(sample=k)`` carries no attrs: the voxel size comes from the coordinates."""
-    ens = sh.generate("gaussian", (16, 16), n=1, rng=0, volume_fraction=0.3, correlation_length=2.0, voxel_size=0.25)
+    ens = sh.generate("gaussian", (16, 16), n=1, rng=0, volume_fraction=0.3, correlation_length=0.5, voxel_size=0.25)
     res = sh.homogenize(ens["phase"].isel(sample=0), [sh.Conductivity(1.0), sh.Conductivity(4.0)])
     assert res.info["spacing"] == [0.25, 0.25]
