@@ -4,11 +4,12 @@ Random microstructures, an FFT spectral solver for effective conductivity and
 elasticity, ensemble statistics, surrogates and validation tooling.
 """
 
-from . import bounds, errors, microstructure, tensors
+from . import bounds, errors, microstructure, statistics, tensors
 from .errors import ConvergenceError, ConvergenceWarning, InputError, MaterialError, StochhomError
 from .materials import AnisotropicElastic, Conductivity, IsotropicElastic, Material, Void
 from .microstructure import generate, windows
 from .spectral import FieldResult, HomogenizationResult, homogenize, solve
+from .statistics import homogenize_ensemble
 
 __version__ = "0.1.0"
 
@@ -17,7 +18,9 @@ __all__ = [
     "bounds",
     "errors",
     "microstructure",
+    "statistics",
     "tensors",
+    "homogenize_ensemble",
     "generate",
     "windows",
     "Material",

@@ -185,3 +185,47 @@ def load_image(path: str | Path, key: str | None = None) -> np.ndarray:
         except Exception as exc:
             raise InputError(f"{path}: cannot read it as a TIFF image ({exc})") from None
     raise InputError(f"unsupported image format {suffix!r}; use .npy, .npz or .tif")
+
+
+def save_dataset(ds: Any, path: str | Path) -> Path:
+    """Write a stochhom dataset to netCDF (``.nc``) or zarr (``.zarr``), with its provenance attrs.
+
+    Raises
+    ------
+    InputError
+        Unknown suffix or an unwritable path.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".nc", ".zarr"):
+        raise InputError(f"unsupported dataset format {suffix!r}; use .nc (netCDF) or .zarr")
+    ds = ds.copy()
+    for k, v in list(ds.attrs.items()):  # netCDF attributes cannot be booleans or None
+        if isinstance(v, (bool, np.bool_)):
+            ds.attrs[k] = int(v)
+        elif v is None:
+            ds.attrs[k] = ""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if suffix == ".nc":
+            ds.to_netcdf(path, engine="netcdf4")
+        else:
+            ds.to_zarr(path, mode="w", zarr_format=2, consolidated=False)
+    except (OSError, PermissionError) as exc:
+        raise InputError(f"cannot write {str(path)!r}: {getattr(exc, 'strerror', None) or exc}") from None
+    return path
+
+
+def open_dataset(path: str | Path) -> Any:
+    """Open a stochhom dataset written by :func:`save_dataset` or a sweep (netCDF or zarr)."""
+    import xarray as xr
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"dataset {str(path)!r} does not exist")
+    try:
+        if path.suffix.lower() == ".zarr" or path.is_dir():
+            return xr.open_zarr(path, consolidated=False)
+        return xr.open_dataset(path)
+    except Exception as exc:  # report any unreadable file clearly
+        raise InputError(f"cannot read {str(path)!r} as a netCDF or zarr dataset: {exc}") from None

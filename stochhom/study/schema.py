@@ -1,0 +1,378 @@
+"""Study files: the TOML description of a parameter sweep, validated.
+
+A study names the generator and its fixed parameters, the swept parameters (a full
+grid, or a Latin-hypercube / Sobol design over ranges or distributions), the number
+of replicates per point, the phases (whose values may be expressions of the
+parameters), the solver options and the output store::
+
+    [study]
+    name = "contrast"            # optional (default: the file name)
+    output = "contrast.zarr"     # zarr store, relative to the study file
+    seed = 2026                  # root seed of every sample
+
+    [generator]
+    name = "gaussian"
+    shape = [64, 64]
+    voxel_size = 1.0             # optional
+    correlation_length = 4.0     # fixed generator parameters
+
+    [sweep]
+    design = "grid"              # "grid", "lhs" or "sobol"
+    replicates = 8
+    points = 16                  # lhs / sobol only
+    [sweep.parameters]
+    volume_fraction = [0.2, 0.3, 0.4]                   # grid: lists of values
+    contrast = [10.0, 100.0]
+    # lhs / sobol: contrast = { distribution = "loguniform", low = 10, high = 1000 }
+
+    [phases.0]
+    law = "Conductivity"
+    k = 1.0
+    [phases.1]
+    law = "Conductivity"
+    k = "contrast"               # an expression of the parameters
+
+    [solver]
+    scheme = "cg"
+    tol = 1e-6
+
+Every parameter (fixed or swept) must be a parameter of the generator or appear in
+a phase expression; the special parameter ``size`` sets the edge length of the SVE
+(``shape = [size] * dim``). Errors name the key, its location and the allowed
+values.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import inspect
+import itertools
+import json
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+from scipy.stats import qmc
+
+from ..errors import InputError
+from ..io import LAWS
+from ..microstructure.ensemble import GENERATORS, sample_seeds
+from ..spectral.grid import DISCRETIZATIONS
+from ..spectral.schemes import SCHEMES
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["Study", "load_study", "study_from_dict", "DISTRIBUTIONS", "DESIGNS"]
+
+#: Designs of the swept parameters.
+DESIGNS = ("grid", "lhs", "sobol")
+#: Distributions of design parameters and their keys.
+DISTRIBUTIONS = {
+    "uniform": ("low", "high"),
+    "loguniform": ("low", "high"),
+    "normal": ("mean", "std"),
+    "lognormal": ("median", "sigma"),
+}
+_SOLVER_KEYS = {"scheme": str, "discretization": str, "tol": float, "maxiter": int, "dtype": str,
+                "workers": int, "backend": str}
+_TOP = {"study", "generator", "sweep", "phases", "solver"}
+
+
+class StudyError(InputError):
+    """An invalid study file (the message names the key and the fix)."""
+
+
+def _err(where: str, msg: str) -> StudyError:
+    return StudyError(f"{where}: {msg}")
+
+
+def _check_keys(table: Mapping[str, Any], where: str, allowed: set[str], required: set[str] = frozenset()) -> None:
+    if not isinstance(table, Mapping):
+        raise _err(where, f"expected a table, got {type(table).__name__}")
+    unknown = set(table) - allowed
+    if unknown:
+        raise _err(where, f"unknown key(s) {sorted(unknown)}; allowed keys are {sorted(allowed)}")
+    missing = required - set(table)
+    if missing:
+        raise _err(where, f"missing required key(s) {sorted(missing)}")
+
+
+def _number(value: Any, where: str, kind: type = float, positive: bool = False) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _err(where, f"expected a number, got {value!r}")
+    if kind is int and (not isinstance(value, int) or isinstance(value, bool)):
+        raise _err(where, f"expected an integer, got {value!r}")
+    if positive and not value > 0:
+        raise _err(where, f"must be > 0, got {value!r}")
+    return kind(value)
+
+
+def _expression_names(value: str) -> set[str]:
+    try:
+        tree = ast.parse(value, mode="eval")
+    except SyntaxError:
+        return set()
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} - {"exp", "log", "sqrt", "min", "max"}
+
+
+@dataclass
+class Study:
+    """A validated study (see the module docstring)."""
+
+    name: str
+    output: Path
+    seed: int
+    generator: str
+    shape: tuple[int, ...]
+    voxel_size: float
+    fixed: dict[str, Any]
+    design: str
+    parameters: dict[str, Any]
+    points: int | None
+    replicates: int
+    phases: dict[str, Any]
+    solver: dict[str, Any]
+    source: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    # -- identity -----------------------------------------------------------------------
+    def content(self) -> dict[str, Any]:
+        """What determines the results (hashed): not the output path, the name or threads."""
+        solver = {k: v for k, v in self.solver.items() if k != "workers"}
+        return {"seed": self.seed, "generator": self.generator, "shape": list(self.shape),
+                "voxel_size": self.voxel_size, "fixed": self.fixed, "design": self.design,
+                "parameters": self.parameters, "points": self.points, "replicates": self.replicates,
+                "phases": self.phases, "solver": solver}
+
+    def hash(self) -> str:
+        """SHA-256 of the canonical JSON of :meth:`content`."""
+        return hashlib.sha256(json.dumps(self.content(), sort_keys=True).encode()).hexdigest()
+
+    @property
+    def physics(self) -> str:
+        laws = {t.get("law") for t in self.phases.values()}
+        return "conductivity" if laws <= {"Conductivity", "Void"} else "elasticity"
+
+    @property
+    def dim(self) -> int:
+        return len(self.shape)
+
+    # -- plan ---------------------------------------------------------------------------
+    def points_table(self) -> list[dict[str, Any]]:
+        """The swept parameter values of every point, in order."""
+        names = list(self.parameters)
+        if not names:
+            return [{}]
+        if self.design == "grid":
+            return [dict(zip(names, combo)) for combo in itertools.product(*(self.parameters[n] for n in names))]
+        d = len(names)
+        if self.design == "lhs":
+            u = qmc.LatinHypercube(d=d, seed=self.seed).random(self.points)
+        else:
+            u = qmc.Sobol(d=d, scramble=True, seed=self.seed).random(self.points)
+        rows = []
+        for row in u:
+            rows.append({n: _ppf(self.parameters[n], float(x)) for n, x in zip(names, row)})
+        return rows
+
+    def samples(self) -> list[dict[str, Any]]:
+        """Every sample: ``{"sample": k, "point": p, "replicate": r, "params": {...}}``."""
+        out = []
+        for p, point in enumerate(self.points_table()):
+            for r in range(self.replicates):
+                k = p * self.replicates + r
+                params = {**self.fixed, **point}
+                if "size" in params:
+                    params["size"] = int(round(params["size"]))
+                out.append({"sample": k, "point": p, "replicate": r, "params": params})
+        return out
+
+    def sample_shape(self, params: Mapping[str, Any]) -> tuple[int, ...]:
+        if "size" in params:
+            return (int(params["size"]),) * self.dim
+        return self.shape
+
+    def generator_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        accepted = _generator_keywords(self.generator)
+        return {k: v for k, v in params.items() if k in accepted}
+
+    def seeds(self, samples: list[int]) -> np.ndarray:
+        return sample_seeds(np.random.SeedSequence(self.seed), samples)
+
+
+def _ppf(spec: Mapping[str, Any], u: float) -> float:
+    kind = spec["distribution"]
+    if kind == "uniform":
+        return spec["low"] + u * (spec["high"] - spec["low"])
+    if kind == "loguniform":
+        return float(np.exp(np.log(spec["low"]) + u * (np.log(spec["high"]) - np.log(spec["low"]))))
+    if kind == "normal":
+        return float(stats.norm.ppf(u, spec["mean"], spec["std"]))
+    return float(spec["median"] * np.exp(spec["sigma"] * stats.norm.ppf(u)))
+
+
+def _generator_keywords(name: str) -> set[str]:
+    sig = inspect.signature(GENERATORS[name].func)
+    return {p.name for p in sig.parameters.values() if p.kind == p.KEYWORD_ONLY} - {"voxel_size", "workers"}
+
+
+def _parse_parameters(table: Any, design: str, where: str) -> dict[str, Any]:
+    if not isinstance(table, Mapping) or not table:
+        raise _err(where, "expected a table of swept parameters, e.g. volume_fraction = [0.2, 0.3]")
+    out: dict[str, Any] = {}
+    for name, spec in table.items():
+        w = f"{where}.{name}"
+        if design == "grid":
+            if not isinstance(spec, list) or not spec:
+                raise _err(w, f"a grid needs a non-empty list of values, got {spec!r}")
+            if len({json.dumps(v) for v in spec}) != len(spec):
+                raise _err(w, f"repeated values in {spec!r}")
+            for v in spec:
+                if isinstance(v, (dict, list)):
+                    raise _err(w, f"grid values must be numbers or strings, got {v!r}")
+            out[name] = list(spec)
+            continue
+        if not isinstance(spec, Mapping):
+            example = '{ distribution = "uniform", low = 0.1, high = 0.5 }'
+            raise _err(w, f"a {design} design needs a table like {example}")
+        kind = spec.get("distribution", "uniform")
+        if kind not in DISTRIBUTIONS:
+            raise _err(f"{w}.distribution", f"unknown distribution {kind!r}; allowed: {sorted(DISTRIBUTIONS)}")
+        keys = set(DISTRIBUTIONS[kind])
+        _check_keys(spec, w, keys | {"distribution"}, keys)
+        vals = {k: _number(spec[k], f"{w}.{k}") for k in keys}
+        if kind in ("uniform", "loguniform") and not vals["low"] < vals["high"]:
+            raise _err(w, f"low must be below high, got low = {vals['low']}, high = {vals['high']}")
+        if kind == "loguniform" and vals["low"] <= 0:
+            raise _err(f"{w}.low", "a log-uniform range must be positive")
+        if kind in ("normal", "lognormal"):
+            scale = "std" if kind == "normal" else "sigma"
+            if vals[scale] <= 0:
+                raise _err(f"{w}.{scale}", "must be > 0")
+            if kind == "lognormal" and vals["median"] <= 0:
+                raise _err(f"{w}.median", "must be > 0")
+        out[name] = {"distribution": kind, **vals}
+    return out
+
+
+def study_from_dict(data: Mapping[str, Any], base: Path | None = None, name: str = "study") -> Study:
+    """Validate a parsed study (see module docstring); ``base`` resolves relative paths."""
+    _check_keys(data, "study file", _TOP, {"generator", "phases"})
+    base = Path(".") if base is None else base
+    st = data.get("study", {})
+    _check_keys(st, "[study]", {"name", "output", "seed"}, {"output"})
+    if not isinstance(st["output"], str) or not st["output"].strip():
+        raise _err("[study].output", f"expected a path string, got {st['output']!r}")
+    output = Path(st["output"])
+    if not output.is_absolute():
+        output = base / output
+    seed = _number(st.get("seed", 0), "[study].seed", int)
+    if seed < 0:
+        raise _err("[study].seed", f"must be >= 0, got {seed}")
+    study_name = str(st.get("name", name))
+
+    gen = dict(data["generator"])
+    _check_keys(gen, "[generator]", set(gen) | {"name", "shape"}, {"name", "shape"})
+    gname = gen.pop("name")
+    if gname not in GENERATORS:
+        raise _err("[generator].name", f"unknown generator {gname!r}; allowed: {sorted(GENERATORS)}")
+    shape = gen.pop("shape")
+    if (not isinstance(shape, list) or len(shape) not in (2, 3)
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape)):
+        raise _err("[generator].shape", f"expected 2 or 3 positive integers, got {shape!r}")
+    voxel_size = _number(gen.pop("voxel_size", 1.0), "[generator].voxel_size", float, positive=True)
+    fixed = gen
+
+    sweep = data.get("sweep", {})
+    _check_keys(sweep, "[sweep]", {"design", "replicates", "points", "parameters"})
+    design = sweep.get("design", "grid")
+    if design not in DESIGNS:
+        raise _err("[sweep].design", f"unknown design {design!r}; allowed: {list(DESIGNS)}")
+    replicates = _number(sweep.get("replicates", 1), "[sweep].replicates", int, positive=True)
+    points = None
+    if design != "grid":
+        if "points" not in sweep:
+            raise _err("[sweep].points", f"a {design} design needs the number of points")
+        points = _number(sweep["points"], "[sweep].points", int, positive=True)
+    elif "points" in sweep:
+        raise _err("[sweep].points", "only for 'lhs' and 'sobol' designs; a grid has one point per combination")
+    parameters = _parse_parameters(sweep["parameters"], design, "[sweep.parameters]") if "parameters" in sweep else {}
+    both = set(parameters) & set(fixed)
+    if both:
+        raise _err("[sweep.parameters]", f"{sorted(both)} are also fixed in [generator]; give each parameter once")
+
+    phases = data["phases"]
+    if not isinstance(phases, Mapping) or not phases:
+        raise _err("[phases]", "expected one [phases.<label>] table per phase label")
+    referenced: set[str] = set()
+    for label, table in phases.items():
+        w = f"[phases.{label}]"
+        if not str(label).isdigit():
+            raise _err(w, "phase keys must be integer labels (0, 1, ...)")
+        if not isinstance(table, Mapping) or table.get("law") not in LAWS:
+            law = table.get("law") if isinstance(table, Mapping) else table
+            raise _err(f"{w}.law", f"unknown or missing law {law!r}; allowed: {sorted(LAWS)}")
+        for key, value in table.items():
+            if isinstance(value, str) and key != "law":
+                referenced |= _expression_names(value)
+    accepted = _generator_keywords(gname)
+    all_params = set(fixed) | set(parameters)
+    unknown = all_params - accepted - referenced - {"size"}
+    if unknown:
+        raise _err("[generator] / [sweep.parameters]",
+                   f"parameter(s) {sorted(unknown)} are neither parameters of generator {gname!r} "
+                   f"(which takes {sorted(accepted)}) nor used in a phase expression")
+    missing = referenced - all_params
+    if missing:
+        raise _err("[phases]", f"expressions use {sorted(missing)}, which no [generator] or [sweep.parameters] entry "
+                               "defines")
+
+    solver = data.get("solver", {})
+    _check_keys(solver, "[solver]", set(_SOLVER_KEYS))
+    for key, kind in _SOLVER_KEYS.items():
+        if key in solver:
+            v = solver[key]
+            if kind is str and not isinstance(v, str):
+                raise _err(f"[solver].{key}", f"expected a string, got {v!r}")
+            if kind in (int, float):
+                _number(v, f"[solver].{key}", kind, positive=True)
+    if solver.get("scheme", "cg") not in SCHEMES:
+        raise _err("[solver].scheme", f"unknown scheme {solver['scheme']!r}; allowed: {sorted(SCHEMES)}")
+    if solver.get("discretization", "rotated") not in DISCRETIZATIONS:
+        raise _err("[solver].discretization",
+                   f"unknown discretization {solver['discretization']!r}; allowed: {sorted(DISCRETIZATIONS)}")
+    if solver.get("dtype", "float64") not in ("float64", "float32"):
+        raise _err("[solver].dtype", f"allowed: ['float32', 'float64'], got {solver['dtype']!r}")
+    if "tol" in solver and not 0 < solver["tol"] < 1:
+        raise _err("[solver].tol", f"must lie in (0, 1), got {solver['tol']!r}")
+
+    return Study(
+        name=study_name, output=output, seed=seed, generator=gname, shape=tuple(shape), voxel_size=voxel_size,
+        fixed=fixed, design=design, parameters=parameters, points=points, replicates=replicates,
+        phases={str(k): dict(v) for k, v in phases.items()}, solver=dict(solver), source=dict(data),
+    )
+
+
+def load_study(path: str | Path) -> Study:
+    """Read and validate a study TOML file.
+
+    Raises
+    ------
+    InputError
+        Missing file, invalid TOML, or an invalid key (named with its table).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise StudyError(f"study file {str(path)!r} does not exist")
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise StudyError(f"{path}: invalid TOML ({exc})") from None
+    return study_from_dict(data, base=path.parent, name=path.stem)

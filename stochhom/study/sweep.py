@@ -1,0 +1,392 @@
+"""Parameter sweeps: resumable, parallel (local processes or Dask), stored incrementally in zarr.
+
+:func:`run_sweep` runs a :class:`~stochhom.study.schema.Study`: every sample (parameter
+point × replicate) is generated from its own seed, homogenized, and written to a zarr
+store as soon as a batch completes.
+
+Store layout (zarr format 2, readable with ``xarray.open_zarr``): the
+apparent-properties variables of :mod:`stochhom.statistics.ensemble`, chunked along
+``sample``, a ``done`` flag per sample, the coordinates of every sample (``point``,
+``replicate``, ``seed``, ``specimen``, every parameter), and ``attrs`` with the study,
+its hash and the stochhom version.
+
+Crash safety: results of a batch are written first and the ``done`` flags after
+them, every chunk write is atomic (zarr writes a temporary file and renames it), and
+a run that restarts skips the samples flagged done and recomputes the others. A run
+killed at any point (even with SIGKILL) therefore loses at most the samples in
+flight and the last unflushed batch, and the final dataset is identical whatever the
+number of workers, the scheduler or the interruptions (every sample has its own
+seed; only ``solve_time`` varies).
+
+Resuming with a changed study is refused, with the differences listed, unless
+``restart=True`` (which deletes the store).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from ..errors import InputError
+from ..microstructure.ensemble import GENERATORS
+from ..statistics.ensemble import MAX_PHASE_FRACTIONS, assemble, sample_record
+from ..tensors import mandel_size
+from .schema import Study
+
+__all__ = ["run_sweep", "plan_summary", "open_store", "SweepStoreError"]
+
+_CHUNK = 64  # samples per zarr chunk
+_STATUS_LEN = 300
+
+
+class SweepStoreError(InputError):
+    """The output store cannot be used for this study (another study, unwritable path)."""
+
+
+# ----------------------------------------------------------------------------- samples
+def _one(study: Study, k: int, params: dict[str, Any], seed: int) -> dict[str, Any]:
+    gen = GENERATORS[study.generator]
+    rng = np.random.default_rng(int(seed))
+    solver = dict(study.solver)
+    workers = int(solver.pop("workers", 1))
+    shape = study.sample_shape(params)
+    try:
+        out = gen.func(shape, rng, voxel_size=study.voxel_size, workers=workers, **study.generator_params(params))
+    except InputError as exc:
+        dim = len(shape)
+        return {"dim": dim, "volume": float(np.prod(shape) * study.voxel_size**dim), "phase_fraction": np.zeros(1),
+                "physics": None, "effective": None, "iterations": None, "residual": None, "converged": 0,
+                "status": f"failed: generation: {exc}", "solve_time": 0.0}
+    image = out[0] if isinstance(out, tuple) else out
+    return sample_record(image, study.phases, params, study.voxel_size, workers=workers, **solver)
+
+
+def _run_batch(study: Study, items: list[tuple[int, dict[str, Any], int]]) -> list[tuple[int, dict[str, Any]]]:
+    """Worker task: generate and homogenize a batch of samples (picklable)."""
+    os.environ.setdefault("STOCHHOM_FFT_WORKERS", str(study.solver.get("workers", 1)))
+    return [(k, _one(study, k, params, seed)) for k, params, seed in items]
+
+
+# ------------------------------------------------------------------------------- store
+def _template(study: Study, samples: list[dict[str, Any]], seeds: np.ndarray) -> xr.Dataset:
+    n = len(samples)
+    dim = study.dim
+    elastic = study.physics == "elasticity"
+    ne = mandel_size(dim) if elastic else dim
+    n_phases = max(int(k) for k in study.phases) + 1
+    data: dict[str, Any] = {
+        "iterations": (("sample", "load_case"), np.full((n, ne), -1, dtype=np.int64)),
+        "residual": (("sample", "load_case"), np.full((n, ne), np.nan)),
+        "converged": (("sample",), np.zeros(n, dtype=np.int8)),
+        "status": (("sample",), np.full(n, "", dtype=f"U{_STATUS_LEN}")),
+        "solve_time": (("sample",), np.full(n, np.nan)),
+        "volume": (("sample",), np.full(n, np.nan)),
+        "done": (("sample",), np.zeros(n, dtype=np.int8)),
+    }
+    if n_phases <= MAX_PHASE_FRACTIONS:
+        data["phase_fraction"] = (("sample", "phase"), np.full((n, n_phases), np.nan))
+    if elastic:
+        data["stiffness"] = (("sample", "i", "j"), np.full((n, ne, ne), np.nan))
+        data["bulk_modulus"] = (("sample",), np.full(n, np.nan))
+        data["shear_modulus"] = (("sample",), np.full(n, np.nan))
+    else:
+        data["conductivity"] = (("sample", "i", "j"), np.full((n, ne, ne), np.nan))
+        data["conductivity_eigenvalues"] = (("sample", "k"), np.full((n, ne), np.nan))
+    coords: dict[str, Any] = {
+        "sample": ("sample", np.arange(n)),
+        "point": ("sample", np.array([s["point"] for s in samples])),
+        "replicate": ("sample", np.array([s["replicate"] for s in samples])),
+        "seed": ("sample", seeds),
+        "specimen": ("sample", np.array([f"{study.name}-{s:016x}" for s in seeds])),
+    }
+    for name in samples[0]["params"]:
+        vals = [s["params"][name] for s in samples]
+        coords[name] = ("sample", np.array(vals, dtype=float if all(isinstance(v, (int, float)) for v in vals)
+                                           else str))
+    from .. import __version__
+
+    attrs = {
+        "kind": "stochhom sweep",
+        "study_name": study.name,
+        "study_hash": study.hash(),
+        "study": json.dumps(study.content(), sort_keys=True),
+        "physics": study.physics,
+        "dim": dim,
+        "generator": study.generator,
+        "voxel_size": study.voxel_size,
+        "periodic": int(GENERATORS[study.generator].is_periodic(study.fixed)),
+        "stochhom_version": __version__,
+    }
+    return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+def _create(path: Path, template: xr.Dataset) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        enc = {v: {"chunks": (_CHUNK,) + template[v].shape[1:]} for v in template.data_vars}
+        template.to_zarr(path, mode="w", zarr_format=2, consolidated=False, encoding=enc)
+    except OSError as exc:
+        raise SweepStoreError(f"cannot write the output store {str(path)!r}: {exc.strerror or exc}") from None
+
+
+def open_store(path: str | Path) -> xr.Dataset:
+    """Open a sweep store (or any stochhom zarr/netCDF dataset) as an ``xarray.Dataset``."""
+    from ..io import open_dataset
+
+    return open_dataset(path)
+
+
+def _done_flags(path: Path) -> np.ndarray:
+    import zarr
+
+    return np.asarray(zarr.open_group(str(path), mode="r")["done"][:])
+
+
+def _check_existing(path: Path, study: Study, restart: bool) -> bool:
+    """True if an existing store of this study can be resumed."""
+    if not path.exists():
+        return False
+    try:
+        attrs = dict(xr.open_zarr(path, consolidated=False).attrs)
+    except Exception:  # any unreadable store
+        attrs = {}
+    if attrs.get("kind") != "stochhom sweep":
+        if restart and path.is_dir() and attrs.get("kind") is None and not any(path.iterdir()):
+            return False
+        raise SweepStoreError(
+            f"{path} exists and is not a stochhom sweep store; choose another [study].output "
+            "(--restart does not delete data it did not write)"
+        )
+    if attrs.get("study_hash") == study.hash():
+        if restart:
+            shutil.rmtree(path)
+            return False
+        return True
+    if restart:
+        shutil.rmtree(path)
+        return False
+    old = json.loads(attrs.get("study", "{}"))
+    new = study.content()
+    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    raise SweepStoreError(
+        f"{path} holds the results of a different study (changed: {', '.join(changed) or 'unknown'}); "
+        "resuming would mix two studies. Use another output path, or --restart to delete the store and start over"
+    )
+
+
+def _write(path: Path, records: list[tuple[int, dict[str, Any]]], physics: str) -> None:
+    """Write a batch of results, then flag the samples done (one atomic write per chunk)."""
+    import zarr
+
+    idx = np.array([k for k, _ in records])
+    order = np.argsort(idx)
+    idx = idx[order]
+    ds = assemble([records[i][1] for i in order], physics=physics)
+    group = zarr.open_group(str(path), mode="r+")
+    for name in ds.data_vars:
+        if name not in group:
+            continue
+        arr = group[name]
+        values = ds[name].values
+        if name == "status":
+            values = np.array([s[:_STATUS_LEN] for s in values], dtype=f"U{_STATUS_LEN}")
+        if values.ndim == 2 and arr.ndim == 2 and values.shape[1] != arr.shape[1]:  # phase fractions
+            padded = np.full((values.shape[0], arr.shape[1]), np.nan)
+            m = min(values.shape[1], arr.shape[1])
+            padded[:, :m] = values[:, :m]
+            values = padded
+        arr.oindex[(idx,) + (slice(None),) * (arr.ndim - 1)] = values
+    group["done"].oindex[idx] = np.ones(idx.size, dtype=np.int8)
+
+
+# ---------------------------------------------------------------------------- execution
+def _batches(items: list, workers: int) -> list[list]:
+    size = max(1, min(32, len(items) // max(1, 4 * workers)))
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _execute(
+    study: Study,
+    items: list[tuple[int, dict[str, Any], int]],
+    workers: int,
+    scheduler: str | None,
+    on_results: Callable[[list[tuple[int, dict[str, Any]]]], None],
+) -> None:
+    batches = _batches(items, workers)
+    if scheduler is None and workers == 1:
+        for b in batches:
+            on_results(_run_batch(study, b))
+        return
+    if scheduler is None:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futures = [pool.submit(_run_batch, study, b) for b in batches]
+            for fut in as_completed(futures):
+                on_results(fut.result())
+        return
+    try:
+        from distributed import Client, LocalCluster
+        from distributed import as_completed as dask_completed
+    except ImportError:  # pragma: no cover - dask is a dependency
+        raise InputError("--scheduler needs dask.distributed: pip install 'dask[distributed]'") from None
+    cluster = None
+    if scheduler == "local":
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        client = Client(cluster)
+    else:
+        try:
+            client = Client(scheduler, timeout="20s")
+        except OSError as exc:
+            raise InputError(f"cannot reach the Dask scheduler at {scheduler!r}: {exc}") from None
+    try:
+        futures = client.map(_run_batch, [study] * len(batches), batches, pure=False)
+        for fut in dask_completed(futures):
+            on_results(fut.result())
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def plan_summary(study: Study, done: int = 0) -> dict[str, Any]:
+    """What a sweep will do: points, replicates, samples, already done."""
+    points = study.points_table()
+    return {
+        "study": study.name,
+        "generator": study.generator,
+        "shape": list(study.shape),
+        "design": study.design,
+        "parameters": list(study.parameters),
+        "points": len(points),
+        "replicates": study.replicates,
+        "samples": len(points) * study.replicates,
+        "done": int(done),
+        "remaining": len(points) * study.replicates - int(done),
+        "output": str(study.output),
+        "physics": study.physics,
+    }
+
+
+def _calibrate(study: Study, item: tuple[int, dict[str, Any], int]) -> float:
+    t = time.perf_counter()
+    _run_batch(study, [item])
+    return time.perf_counter() - t
+
+
+def run_sweep(
+    study: Study,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    restart: bool = False,
+    dry_run: bool = False,
+    progress: bool = True,
+    flush_seconds: float = 2.0,
+    log: Callable[[str], None] | None = None,
+) -> xr.Dataset | dict[str, Any]:
+    """Run (or resume) a sweep and return its apparent-properties ``Dataset``.
+
+    Parameters
+    ----------
+    study : Study
+        From :func:`~stochhom.study.load_study`.
+    workers : int, optional
+        Parallel worker processes (default: one per core); ``1`` runs in-process.
+    scheduler : str, optional
+        A Dask scheduler address, or ``"local"`` for a ``LocalCluster`` with ``workers``
+        processes. Default: local processes without Dask.
+    restart : bool
+        Delete an existing store of this output path first (also needed to reuse the
+        path for a changed study).
+    dry_run : bool
+        Only print the plan and a cost estimate (from timing one sample); return the
+        plan as a dict.
+    progress : bool
+        Show a progress bar (rate and ETA) on stderr.
+    flush_seconds : float
+        Write completed samples at least this often.
+    log : callable, optional
+        Receives progress messages (default: print to stderr).
+
+    Returns
+    -------
+    xarray.Dataset or dict
+        The results (all samples), or the plan for ``dry_run``.
+    """
+    say = log or (lambda msg: print(msg, file=sys.stderr))
+    if workers is None:
+        workers = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+    if not isinstance(workers, (int, np.integer)) or workers < 1:
+        raise InputError(f"workers must be a positive integer, got {workers!r}")
+    path = Path(study.output)
+    samples = study.samples()
+    seeds = study.seeds([s["sample"] for s in samples])
+    resume = False if dry_run else _check_existing(path, study, restart)
+    if dry_run:
+        done = 0
+        if path.exists():
+            try:
+                if dict(xr.open_zarr(path, consolidated=False).attrs).get("study_hash") == study.hash():
+                    done = int(_done_flags(path).sum())
+            except Exception:  # an unreadable store has nothing done
+                done = 0
+        plan = plan_summary(study, done)
+        first = samples[0]
+        per = _calibrate(study, (first["sample"], first["params"], int(seeds[0])))
+        plan["seconds_per_sample"] = per
+        plan["estimated_seconds"] = per * plan["remaining"] / workers
+        plan["workers"] = workers
+        return plan
+    if not resume:
+        _create(path, _template(study, samples, seeds))
+    done = _done_flags(path)
+    todo = [(s["sample"], s["params"], int(seeds[s["sample"]])) for s in samples if not done[s["sample"]]]
+    n_total = len(samples)
+    if resume:
+        say(f"resuming {path}: {n_total - len(todo)} of {n_total} samples done")
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_total, initial=n_total - len(todo), unit="sample", desc=study.name, file=sys.stderr)
+    buffer: list[tuple[int, dict[str, Any]]] = []
+    last = time.monotonic()
+
+    def flush() -> None:
+        nonlocal buffer, last
+        if buffer:
+            _write(path, buffer, study.physics)
+            buffer = []
+        last = time.monotonic()
+
+    def on_results(results: Iterable[tuple[int, dict[str, Any]]]) -> None:
+        results = list(results)
+        buffer.extend(results)
+        if bar is not None:
+            bar.update(len(results))
+        if time.monotonic() - last >= flush_seconds:
+            flush()
+
+    try:
+        if todo:
+            _execute(study, todo, int(workers), scheduler, on_results)
+    finally:
+        flush()
+        if bar is not None:
+            bar.close()
+    out = open_store(path).load()
+    failed = int((out["converged"].values == 0).sum())
+    if failed:
+        say(f"{failed} of {n_total} samples failed; see the 'status' variable")
+    return out
