@@ -111,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--scheduler", default=None, help="Dask scheduler address, or 'local' for a LocalCluster")
     w.add_argument("--restart", action="store_true", help="delete the existing store and start over")
     w.add_argument("--dry-run", action="store_true", help="print the plan and a cost estimate, run nothing")
+    w.add_argument("--flush-seconds", type=float, default=2.0,
+                   help="write completed samples at least this often (default 2; a crash loses at most this much)")
     w.add_argument("--quiet", action="store_true", help="no progress bar")
     w.set_defaults(func=_cmd_sweep)
 
@@ -256,8 +258,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from .study import load_study, run_sweep
 
     study = load_study(args.study)
+    if not args.flush_seconds > 0:
+        raise StochhomError(f"--flush-seconds must be > 0, got {args.flush_seconds}")
     out = run_sweep(study, workers=args.workers, scheduler=args.scheduler, restart=args.restart,
-                    dry_run=args.dry_run, progress=not args.quiet)
+                    dry_run=args.dry_run, progress=not args.quiet, flush_seconds=args.flush_seconds)
     if args.dry_run:
         plan = out
         print(f"study {plan['study']}: generator {plan['generator']} {tuple(plan['shape'])}, "
