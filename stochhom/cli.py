@@ -17,17 +17,27 @@ Subcommands
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from . import __version__
 from .errors import StochhomError
 from .io import load_image, load_phases, open_dataset, save_dataset
+from .microstructure.ensemble import GENERATORS
 from .spectral import DISCRETIZATIONS, SCHEMES, homogenize
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 __all__ = ["main", "build_parser"]
 
@@ -35,7 +45,17 @@ __all__ = ["main", "build_parser"]
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``stochhom`` command."""
     parser = argparse.ArgumentParser(
-        prog="stochhom", description="Uncertainty-aware statistical homogenization of random microstructures."
+        prog="stochhom",
+        description="Uncertainty-aware statistical homogenization of random microstructures.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+        "  stochhom homogenize examples/fibres_2d.npy --phases examples/glass_epoxy.toml\n"
+        "  stochhom generate gaussian --shape 64 64 --n 20 --seed 1 --set volume_fraction=0.3 --out gaussian.nc\n"
+        "  stochhom homogenize gaussian.nc --phases phases.toml --out properties.nc\n"
+        "  stochhom sweep study.toml --dry-run\n"
+        "  stochhom info properties.nc\n\n"
+        "'stochhom COMMAND --help' describes each command. Exit status: 0 on success, 2 on an input error\n"
+        "(one line 'stochhom COMMAND: error: ...' on stderr), 130 when interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"stochhom {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -61,8 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     h.add_argument("--tol", type=float, default=None, help="relative equilibrium residual (default 1e-6)")
     h.add_argument("--maxiter", type=int, default=None, help="iteration limit per load case (default 2000)")
-    h.add_argument("--dtype", default="float64", choices=["float64", "float32"])
-    h.add_argument("--spacing", type=float, nargs="+", default=[1.0], help="voxel size (one value or one per axis)")
+    h.add_argument("--dtype", default="float64", choices=["float64", "float32"],
+                   help="working precision (default float64)")
+    h.add_argument("--spacing", type=float, nargs="+", default=None,
+                   help="voxel size of an image (one value or one per axis; default 1); an ensemble has its own")
     h.add_argument("--workers", type=int, default=None, help="threads (default: all cores)")
     h.add_argument("--key", default=None, help="array name inside an .npz image")
     h.add_argument("--out", default=None,
@@ -79,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
         "  stochhom generate gaussian --shape 64 64 --n 20 --seed 1 --set volume_fraction=0.3 \\\n"
         "      --set correlation_length=4.0 --out gaussian.nc\n"
-        "  stochhom generate boolean --shape 48 48 48 --n 5 --set volume_fraction=0.2 --set radius=4 --out b.zarr",
+        "  stochhom generate boolean --shape 48 48 48 --n 5 --set volume_fraction=0.2 --set radius=4 --out b.zarr\n\n"
+        f"generators: {', '.join(sorted(GENERATORS))}",
     )
     g.add_argument("name", help="generator name")
     g.add_argument("--shape", type=int, nargs="+", required=True, help="voxels per axis (2 or 3 values)")
@@ -89,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--set", dest="params", action="append", default=[], metavar="KEY=VALUE",
                    help="a generator parameter; VALUE is a TOML value (number, string, [list])")
     g.add_argument("--out", required=True, help="output file, .nc or .zarr")
-    g.add_argument("--quiet", action="store_true")
+    g.add_argument("--quiet", action="store_true", help="print nothing but errors")
     g.set_defaults(func=_cmd_generate)
 
     w = sub.add_parser(
@@ -104,7 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
         "  stochhom sweep study.toml --workers 4\n"
         "  stochhom sweep study.toml --scheduler local  # a Dask LocalCluster\n"
         "  stochhom sweep study.toml --scheduler tcp://10.0.0.5:8786\n"
-        "  stochhom sweep study.toml --dry-run          # plan and cost estimate only",
+        "  stochhom sweep study.toml --dry-run          # plan and cost estimate only\n"
+        "  stochhom sweep study.toml --restart          # delete the store of a changed study and start over\n\n"
+        "a minimal study file (see stochhom.study.schema for every key):\n"
+        "  [study]\n  output = \"contrast.zarr\"   # relative to the study file\n  seed = 1\n"
+        "  [generator]\n  name = \"gaussian\"\n  shape = [64, 64]\n  correlation_length = 4.0\n"
+        "  [sweep]\n  replicates = 8\n  parameters = { volume_fraction = [0.2, 0.4], contrast = [10.0, 100.0] }\n"
+        "  [phases.0]\n  law = \"Conductivity\"\n  k = 1.0\n"
+        "  [phases.1]\n  law = \"Conductivity\"\n  k = \"contrast\"         # an expression of the parameters",
     )
     w.add_argument("study", help="study TOML file")
     w.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
@@ -113,7 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--dry-run", action="store_true", help="print the plan and a cost estimate, run nothing")
     w.add_argument("--flush-seconds", type=float, default=2.0,
                    help="write completed samples at least this often (default 2; a crash loses at most this much)")
-    w.add_argument("--quiet", action="store_true", help="no progress bar")
+    w.add_argument("--quiet", action="store_true", help="no progress bar and no summary (errors and the resume notice "
+                   "still go to stderr)")
     w.set_defaults(func=_cmd_sweep)
 
     i = sub.add_parser(
@@ -133,10 +164,53 @@ def _format_matrix(m: np.ndarray) -> str:
 
 
 def _is_dataset(path: str) -> bool:
-    from pathlib import Path
-
     p = Path(path)
     return p.suffix.lower() in (".nc", ".zarr") or (p.is_dir() and (p / ".zgroup").exists())
+
+
+def _check_output(
+    path: str | Path, suffixes: Sequence[str] | None = None, what: str = "output", store: bool = False
+) -> Path:
+    """Fail early (before any computation) on an output path that cannot be written.
+
+    ``store``: the path is a directory store (zarr), which may exist already.
+    """
+    p = Path(path)
+    if suffixes is not None and p.suffix.lower() not in suffixes:
+        raise StochhomError(f"{what} {str(p)!r}: unsupported format {p.suffix or '(no suffix)'!r}; "
+                            f"use {' or '.join(suffixes)}")
+    if p.is_dir() and not store and p.suffix.lower() != ".zarr":
+        raise StochhomError(f"{what} {str(p)!r} is a directory; give a file name")
+    parent = p.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise StochhomError(f"cannot write {what} {str(p)!r}: {str(parent)!r} is a file, not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise StochhomError(f"cannot write {what} {str(p)!r}: no write permission in {str(parent)!r}")
+    return p
+
+
+def _open(path: str):
+    """A stochhom dataset, or a one-line error for a missing or unreadable file."""
+    try:
+        return open_dataset(path)
+    except StochhomError as exc:
+        if not Path(path).exists():
+            raise
+        reason = str(exc).splitlines()[0].split(": ", 1)[-1].split(". ")[0] if str(exc) else ""
+        raise StochhomError(f"{path} is not a stochhom dataset: cannot read it as netCDF or zarr ({reason})") from None
+
+
+def _kind(ds) -> str | None:
+    """What a dataset is: its ``kind`` attribute, else recognized by its variables; None if not stochhom's."""
+    if ds.attrs.get("kind"):
+        return str(ds.attrs["kind"])
+    if "phase" in ds:
+        return "ensemble"
+    if "stiffness" in ds or "conductivity" in ds:
+        return "apparent properties"
+    return None
 
 
 def _cmd_homogenize(args: argparse.Namespace) -> int:
@@ -144,7 +218,9 @@ def _cmd_homogenize(args: argparse.Namespace) -> int:
         return _homogenize_ensemble(args)
     image = load_image(args.image, key=args.key)
     phases = load_phases(args.phases)
-    spacing = args.spacing[0] if len(args.spacing) == 1 else args.spacing
+    if args.out:
+        _check_output(args.out)
+    spacing = 1.0 if args.spacing is None else (args.spacing[0] if len(args.spacing) == 1 else args.spacing)
     t0 = time.perf_counter()
     res = homogenize(
         image,
@@ -176,8 +252,11 @@ def _cmd_homogenize(args: argparse.Namespace) -> int:
         data["image"] = str(args.image)
         data["phases_file"] = str(args.phases)
         data["stochhom_version"] = __version__
-        with open(args.out, "w") as fh:
-            json.dump(data, fh, indent=2)
+        try:
+            with open(args.out, "w") as fh:
+                json.dump(data, fh, indent=2)
+        except OSError as exc:
+            raise StochhomError(f"cannot write {args.out!r}: {exc.strerror or exc}") from None
         if not args.quiet:
             print(f"wrote {args.out}")
     return 0
@@ -194,11 +273,30 @@ def _solver_options(args: argparse.Namespace) -> dict:
 def _homogenize_ensemble(args: argparse.Namespace) -> int:
     from .statistics import homogenize_ensemble
 
-    ens = open_dataset(args.image).load()
+    if args.spacing is not None:
+        raise StochhomError("--spacing applies to images only; an ensemble carries its voxel size "
+                            "(attribute voxel_size, set by 'stochhom generate --voxel-size')")
+    if args.key is not None:
+        raise StochhomError("--key applies to .npz images only, not to an ensemble file")
+    if args.out:
+        _check_output(args.out, (".nc", ".zarr"))
+    ens = _open(args.image).load()
     if "phase" not in ens:
         raise StochhomError(f"{args.image} is not an ensemble (no 'phase' variable); see 'stochhom info'")
-    phases = load_phases(args.phases)
-    props = homogenize_ensemble(ens, phases, progress=not args.quiet, **_solver_options(args))
+    phases = _ensemble_phases(args.phases, ens)
+    options = _solver_options(args)
+    try:
+        props = homogenize_ensemble(ens, phases, progress=not args.quiet, **options)
+    except StochhomError as exc:
+        if "every sample failed" not in str(exc):
+            raise
+        from .statistics import sample_record
+        from .statistics.ensemble import sample_parameters
+
+        image = ens["phase"].transpose("sample", ...).values[0]
+        rec = sample_record(image, phases, sample_parameters(ens, 0), float(ens.attrs.get("voxel_size", 1.0)),
+                            **options)
+        raise StochhomError(f"every sample of {args.image} failed; the first one: {rec['status']}") from None
     if not args.quiet:
         _print_properties(props)
     if args.out:
@@ -208,28 +306,53 @@ def _homogenize_ensemble(args: argparse.Namespace) -> int:
     return 0
 
 
+def _has_expression(tables) -> bool:
+    return isinstance(tables, dict) and any(
+        isinstance(t, dict) and any(isinstance(v, str) for k, v in t.items() if k != "law") for t in tables.values()
+    )
+
+
+def _ensemble_phases(path: str, ens):
+    """The phases of an ensemble: materials, or phase tables whose values are expressions of the
+    per-sample parameters (coordinates along ``sample``), e.g. ``k = "contrast"``."""
+    from .statistics import resolve_phases
+    from .statistics.ensemble import sample_parameters
+
+    try:
+        return load_phases(path)
+    except StochhomError:
+        try:
+            tables = tomllib.loads(Path(path).read_text())["phases"]
+        except Exception:  # load_phases's message says what is wrong with the file
+            tables = None
+        if not _has_expression(tables):
+            raise
+    resolve_phases(tables, sample_parameters(ens, 0))  # unknown parameters and bad tables fail here, once
+    return tables
+
+
 def _print_properties(props) -> None:
     ok = props["converged"].values == 1
     n = ok.size
     names = ["bulk_modulus", "shear_modulus"] if "stiffness" in props else []
-    if "conductivity_eigenvalues" in props:
+    head = f"{n} sample{'s' if n != 1 else ''} ({int(ok.sum())} converged)"
+    if "conductivity_eigenvalues" in props and ok.sum() > 0:
         ev = props["conductivity_eigenvalues"].values[ok]
-        print(f"{n} samples ({int(ok.sum())} converged): conductivity eigenvalues, mean over samples "
-              f"{np.round(ev.mean(axis=0), 6).tolist()} (std {np.round(ev.std(axis=0, ddof=1), 6).tolist()})"
-              if ev.shape[0] > 1 else f"{n} samples ({int(ok.sum())} converged)")
+        std = np.round(ev.std(axis=0, ddof=1), 6).tolist() if ev.shape[0] > 1 else "n/a"
+        head += f": conductivity eigenvalues, mean over samples {np.round(ev.mean(axis=0), 6).tolist()} (std {std})"
+    print(head)
     for name in names:
         v = props[name].values[ok]
-        if v.size:
-            se = v.std(ddof=1) / np.sqrt(v.size) if v.size > 1 else float("nan")
-            print(f"{name}: mean {v.mean():.6g}, std {v.std(ddof=1) if v.size > 1 else 0:.3g}, sem {se:.3g}")
+        if v.size == 1:
+            print(f"{name}: {v[0]:.6g}")
+        elif v.size > 1:
+            print(f"{name}: mean {v.mean():.6g}, std {v.std(ddof=1):.3g}, sem {v.std(ddof=1) / np.sqrt(v.size):.3g}")
     failed = np.flatnonzero(~ok)
     for k in failed[:5]:
         print(f"sample {int(props['sample'].values[k])} failed: {props['status'].values[k]}")
 
 
 def _parse_value(text: str):
-    import tomllib
-
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
@@ -239,13 +362,31 @@ def _parse_value(text: str):
 def _cmd_generate(args: argparse.Namespace) -> int:
     from .microstructure import generate
 
+    if args.name not in GENERATORS:
+        raise StochhomError(f"unknown generator {args.name!r}; available generators are {sorted(GENERATORS)}")
+    func = GENERATORS[args.name].func
+    accepted = [p.name for p in inspect.signature(func).parameters.values()
+                if p.kind == p.KEYWORD_ONLY and p.name not in ("voxel_size", "workers")]
     params = {}
     for item in args.params:
-        if "=" not in item:
-            raise StochhomError(f"--set expects KEY=VALUE, got {item!r}")
-        key, value = item.split("=", 1)
-        params[key.strip()] = _parse_value(value.strip())
-    ens = generate(args.name, args.shape, n=args.n, rng=args.seed, voxel_size=args.voxel_size, **params)
+        key, sep, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key or not value:
+            raise StochhomError(f"--set expects KEY=VALUE (e.g. --set volume_fraction=0.3), got {item!r}")
+        if key not in accepted:
+            raise StochhomError(f"--set {key}: unknown parameter of generator {args.name!r}; "
+                                f"its parameters are {accepted}")
+        if key in params:
+            raise StochhomError(f"--set {key} is given twice")
+        params[key] = _parse_value(value)
+    _check_output(args.out, (".nc", ".zarr"))
+    try:
+        ens = generate(args.name, args.shape, n=args.n, rng=args.seed, voxel_size=args.voxel_size, **params)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, StochhomError):
+            raise
+        shown = ", ".join(f"{k}={v!r}" for k, v in params.items())
+        raise StochhomError(f"invalid parameters for generator {args.name!r} ({shown}): {exc}") from None
     save_dataset(ens, args.out)
     if not args.quiet:
         frac = (ens["phase"].values == 1).mean()
@@ -260,6 +401,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     study = load_study(args.study)
     if not args.flush_seconds > 0:
         raise StochhomError(f"--flush-seconds must be > 0, got {args.flush_seconds}")
+    if not args.dry_run:
+        _check_output(study.output, what="output store", store=True)
     out = run_sweep(study, workers=args.workers, scheduler=args.scheduler, restart=args.restart,
                     dry_run=args.dry_run, progress=not args.quiet, flush_seconds=args.flush_seconds)
     if args.dry_run:
@@ -268,8 +411,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
               f"{plan['design']} design over {plan['parameters']}")
         print(f"{plan['points']} points x {plan['replicates']} replicates = {plan['samples']} samples; "
               f"{plan['done']} done, {plan['remaining']} to run -> {plan['output']}")
-        print(f"cost estimate: {plan['seconds_per_sample']:.3g} s per sample (one timed), about "
-              f"{plan['estimated_seconds'] / 60:.1f} min with {plan['workers']} worker(s)")
+        print(f"cost estimate: {plan['seconds_per_sample']:.3g} s per sample ({plan['timed_samples']} timed), about "
+              f"{_duration(plan['estimated_seconds'])} with {plan['workers']} worker(s)")
+        print("dry run: nothing was written")
         return 0
     if not args.quiet:
         _print_properties(out)
@@ -277,13 +421,53 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+_MAX_POINTS_SHOWN = 40
+
+
+def _print_point_summary(props: Any) -> None:
+    """Per parameter point: the swept values, samples, failures, mean ± s.e.m. and a 95 % bootstrap CI."""
+    from .statistics import summarize
+
+    if props.sizes.get("sample", 0) == 0:
+        return
+    table = summarize(props, n_boot=1000, rng=0)
+    keys = [k for k in json.loads(table.attrs["by"]) if k != "point" and np.unique(table[k].values).size > 1]
+    n_points = table.sizes["point"]
+    print(f"summary per point ({n_points} point(s); mean ± s.e.m. [95 % bootstrap CI] of the converged samples):")
+    for p in range(min(n_points, _MAX_POINTS_SHOWN)):
+        row = table.isel(point=p)
+        label = ", ".join(f"{k}={row[k].item():.6g}" if isinstance(row[k].item(), float) else f"{k}={row[k].item()}"
+                          for k in keys) or "all samples"
+        print(f"  {label}: n={int(row['n_samples'])}, failed={int(row['n_failed'])}")
+        for v in table["variable"].values:
+            r = row.sel(variable=v)
+            print(f"    {v}: {r['mean'].item():.6g} ± {r['sem'].item():.2g} "
+                  f"[{r['ci_low'].item():.6g}, {r['ci_high'].item():.6g}]")
+    if n_points > _MAX_POINTS_SHOWN:
+        print(f"  ... {n_points - _MAX_POINTS_SHOWN} more point(s); stochhom.statistics.summarize gives them all")
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
-    ds = open_dataset(args.file)
-    kind = ds.attrs.get("kind") or ("ensemble" if "phase" in ds else
-                                     ("apparent properties" if ("stiffness" in ds or "conductivity" in ds)
-                                      else "dataset"))
+    ds = _open(args.file)
+    kind = _kind(ds)
+    if kind is None:
+        raise StochhomError(f"{args.file} is not a stochhom dataset (no 'kind' attribute and no 'phase', "
+                            "'stiffness' or 'conductivity' variable); info reads the files written by "
+                            "'stochhom generate', 'homogenize' and 'sweep'")
     print(f"{args.file}: {kind}")
     print("dimensions: " + ", ".join(f"{k}={v}" for k, v in ds.sizes.items()))
+    for axis in ("x", "y", "z"):
+        if axis in ds.coords and ds.coords[axis].ndim == 1 and ds.sizes[axis] > 0:
+            c = ds.coords[axis].values
+            print(f"  {axis}: {c.size} voxel centres from {c[0]:.6g} to {c[-1]:.6g}")
     print("variables: " + ", ".join(f"{k}{tuple(v.dims)}" for k, v in ds.data_vars.items()))
     per_sample = [c for c in ds.coords if ds.coords[c].dims == ("sample",) and c != "sample"]
     for c in per_sample:
@@ -297,6 +481,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
         conv = ds["converged"].values
         done_mask = ds["done"].values == 1 if "done" in ds else np.ones(conv.size, bool)
         print(f"failed samples: {int(((conv == 0) & done_mask).sum())}")
+    if ("stiffness" in ds or "conductivity" in ds) and "sample" in ds.dims:
+        done_idx = np.flatnonzero(ds["done"].values == 1) if "done" in ds else slice(None)
+        _print_point_summary(ds.isel(sample=done_idx).load())
     skip = {"study", "parameters"}
     for k, v in ds.attrs.items():
         if k not in skip:
@@ -313,8 +500,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except StochhomError as exc:
-        print(f"stochhom {args.command}: error: {exc}", file=sys.stderr)
+        message = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        print(f"stochhom {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"stochhom {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

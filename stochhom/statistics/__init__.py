@@ -1,6 +1,37 @@
 """Statistical homogenization: ensemble solves, summary statistics, RVE-size analysis."""
 
+from . import rve
 from .ensemble import assemble, homogenize_ensemble, sample_record
 from .phases import evaluate_expression, resolve_phases
+from .rve import (
+    VarianceScaling,
+    ergodicity,
+    n_realizations,
+    phase_fraction_samples,
+    rve_size,
+    size_statistics,
+    systematic_error,
+    variance_scaling,
+)
+from .summary import anisotropy_index, mean_confidence_interval, summarize, within_hashin_shtrikman
 
-__all__ = ["homogenize_ensemble", "sample_record", "assemble", "resolve_phases", "evaluate_expression"]
+__all__ = [
+    "homogenize_ensemble",
+    "sample_record",
+    "assemble",
+    "resolve_phases",
+    "evaluate_expression",
+    "summarize",
+    "mean_confidence_interval",
+    "anisotropy_index",
+    "within_hashin_shtrikman",
+    "rve",
+    "VarianceScaling",
+    "variance_scaling",
+    "size_statistics",
+    "systematic_error",
+    "rve_size",
+    "n_realizations",
+    "ergodicity",
+    "phase_fraction_samples",
+]

@@ -48,6 +48,7 @@ __all__ = ["run_sweep", "plan_summary", "open_store", "SweepStoreError"]
 
 _CHUNK = 64  # samples per zarr chunk
 _STATUS_LEN = 300
+_WORKER_STARTUP = 1.6  # seconds for a spawned worker to import stochhom and load the kernels
 
 
 class SweepStoreError(InputError):
@@ -74,7 +75,6 @@ def _one(study: Study, k: int, params: dict[str, Any], seed: int) -> dict[str, A
 
 def _run_batch(study: Study, items: list[tuple[int, dict[str, Any], int]]) -> list[tuple[int, dict[str, Any]]]:
     """Worker task: generate and homogenize a batch of samples (picklable)."""
-    os.environ.setdefault("STOCHHOM_FFT_WORKERS", str(study.solver.get("workers", 1)))
     return [(k, _one(study, k, params, seed)) for k, params, seed in items]
 
 
@@ -212,7 +212,8 @@ def _write(path: Path, records: list[tuple[int, dict[str, Any]]], physics: str) 
 
 # ---------------------------------------------------------------------------- execution
 def _batches(items: list, workers: int) -> list[list]:
-    size = max(1, min(32, len(items) // max(1, 4 * workers)))
+    """Batches of at most 32 samples, at least 8 per worker (load balance at the end of a run)."""
+    size = max(1, min(32, len(items) // max(1, 8 * workers)))
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
@@ -278,10 +279,24 @@ def plan_summary(study: Study, done: int = 0) -> dict[str, Any]:
     }
 
 
-def _calibrate(study: Study, item: tuple[int, dict[str, Any], int]) -> float:
-    t = time.perf_counter()
-    _run_batch(study, [item])
-    return time.perf_counter() - t
+def _calibrate(study: Study, items: list[tuple[int, dict[str, Any], int]], budget: float = 10.0) -> list[float]:
+    """Seconds per sample of ``items`` (timed after a warm-up), stopping once ``budget`` is spent.
+
+    The warm-up is a solve of the first sample's physics on a 4-voxel image, which loads
+    the compiled kernels, so that the timings are those of a running sweep.
+    """
+    params = items[0][1]
+    tiny = np.zeros((4,) * study.dim, dtype=np.uint8)
+    tiny[(slice(0, 2),) * study.dim] = max(int(k) for k in study.phases)
+    sample_record(tiny, study.phases, params, 1.0, workers=1)
+    times: list[float] = []
+    for item in items:
+        t = time.perf_counter()
+        _run_batch(study, [item])
+        times.append(time.perf_counter() - t)
+        if sum(times) > budget:
+            break
+    return times
 
 
 def run_sweep(
@@ -342,10 +357,16 @@ def run_sweep(
             except Exception:  # an unreadable store has nothing done
                 done = 0
         plan = plan_summary(study, done)
-        first = samples[0]
-        per = _calibrate(study, (first["sample"], first["params"], int(seeds[0])))
+        # time the first, middle and last samples: they span the parameter range
+        picks = sorted({0, len(samples) // 2, len(samples) - 1})
+        times = _calibrate(study, [(samples[i]["sample"], samples[i]["params"], int(seeds[i])) for i in picks])
+        per = float(np.mean(times))
         plan["seconds_per_sample"] = per
-        plan["estimated_seconds"] = per * plan["remaining"] / workers
+        plan["timed_samples"] = len(times)
+        # spawned workers first import stochhom and load the compiled kernels (1.6 s measured,
+        # benchmarks/bench_sweep.py); they start in parallel
+        plan["startup_seconds"] = _WORKER_STARTUP if (workers > 1 or scheduler is not None) else 0.0
+        plan["estimated_seconds"] = per * plan["remaining"] / workers + plan["startup_seconds"]
         plan["workers"] = workers
         return plan
     if not resume:

@@ -1,0 +1,591 @@
+r"""Summary statistics of apparent properties, per parameter point.
+
+An apparent-properties ``Dataset`` (see :mod:`stochhom.statistics.ensemble`) stacks
+every sample of a study along ``sample``. :func:`summarize` groups the samples by
+parameter point and reports, for each scalar quantity :math:`Z` over the :math:`n`
+converged samples of a point,
+
+* the mean :math:`\bar Z`, the standard deviation :math:`s` (``ddof = 1``) and the
+  standard error of the mean :math:`s/\sqrt n`;
+* a bootstrap confidence interval of the mean (BCa, Efron & Tibshirani 1993, ch. 14;
+  percentile where BCa is degenerate);
+* the number of failed samples (``converged = 0``), which are excluded;
+* optionally the fraction of samples whose isotropic projection lies inside the
+  Hashin–Shtrikman bounds of their measured phase fractions
+  (:func:`within_hashin_shtrikman`);
+* the mean universal anisotropy index (:func:`anisotropy_index`), a measure of how far
+  the apparent tensors of the point are from isotropy.
+
+Scalar quantities are named after the variables of the dataset: a per-sample variable
+with extra dimensions is split into components ``<name>_<index>`` (for instance
+``conductivity_eigenvalues_0``, ``phase_fraction_1``; the symmetric tensors
+``stiffness`` and ``conductivity`` give their upper-triangle entries ``stiffness_0_1``).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Hashable, Sequence
+from typing import Any
+
+import numpy as np
+import scipy.stats as st
+import xarray as xr
+
+from ..bounds import hashin_shtrikman
+from ..errors import InputError
+from ..tensors import isotropic_projection
+from .ensemble import sample_parameters
+from .phases import PhaseSpec, resolve_phases
+
+__all__ = [
+    "IDENTIFIERS",
+    "DIAGNOSTICS",
+    "anisotropy_index",
+    "default_by",
+    "fraction_within_hashin_shtrikman",
+    "mean_confidence_interval",
+    "scalar_columns",
+    "summarize",
+    "within_hashin_shtrikman",
+]
+
+#: Per-sample coordinates that identify a sample rather than a parameter point.
+IDENTIFIERS = ("sample", "seed", "specimen", "parent_sample", "replicate")
+
+#: Per-sample variables that describe the solve, not the material.
+DIAGNOSTICS = ("converged", "status", "solve_time", "iterations", "residual", "volume")
+
+#: Symmetric tensor variables: only their upper-triangle entries are scalar quantities.
+_SYMMETRIC = ("stiffness", "conductivity")
+
+#: Relative tolerance of :func:`within_hashin_shtrikman`.
+HS_RTOL = 1e-9
+
+
+# --------------------------------------------------------------------------- input
+
+
+def _check_props(props: Any) -> xr.Dataset:
+    if not isinstance(props, xr.Dataset):
+        raise InputError(f"expected an apparent-properties xarray.Dataset, got {type(props).__name__}")
+    if props.sizes.get("sample", 0) == 0:
+        raise InputError("the apparent-properties Dataset is empty (no 'sample' entries)")
+    return props
+
+
+def _per_sample(props: xr.Dataset, name: Hashable) -> np.ndarray:
+    """1-D values of a per-sample coordinate or variable."""
+    if name not in props.variables:
+        known = sorted(map(str, props.variables))
+        raise InputError(f"{name!r} is not a coordinate or variable of the dataset; it has {known}")
+    da = props[name]
+    if da.dims != ("sample",):
+        raise InputError(f"{name!r} must have dims ('sample',) to group by it, it has {da.dims}")
+    return da.values
+
+
+def _converged(props: xr.Dataset) -> np.ndarray:
+    if "converged" not in props:
+        return np.ones(props.sizes["sample"], dtype=bool)
+    return np.asarray(props["converged"].values).astype(bool)
+
+
+def _physics(props: xr.Dataset) -> str | None:
+    phys = props.attrs.get("physics")
+    if phys in ("elasticity", "conductivity"):
+        return str(phys)
+    if "stiffness" in props:
+        return "elasticity"
+    if "conductivity" in props:
+        return "conductivity"
+    return None
+
+
+def _tensor_name(props: xr.Dataset) -> str:
+    phys = _physics(props)
+    name = {"elasticity": "stiffness", "conductivity": "conductivity"}.get(phys or "")
+    if name is None or name not in props:
+        raise InputError("the dataset holds neither a 'stiffness' nor a 'conductivity' variable")
+    return name
+
+
+def default_by(props: xr.Dataset, exclude: Sequence[str] = ()) -> list[str]:
+    """The default grouping keys of :func:`summarize`.
+
+    Every coordinate with dims ``("sample",)`` except the identifiers
+    :data:`IDENTIFIERS` (``sample``, ``seed``, ``specimen``, ``parent_sample``, ``replicate``), plus
+    ``volume`` when the samples have different volumes (an RVE-size study), minus
+    ``exclude``. Coordinates that are constant over the dataset are kept: they do not
+    split the samples, but they label the points.
+    """
+    keys = [str(c) for c, da in props.coords.items() if da.dims == ("sample",) and c not in IDENTIFIERS]
+    if "volume" in props and props["volume"].dims == ("sample",) and np.unique(props["volume"].values).size > 1:
+        keys.append("volume")
+    return [k for k in keys if k not in exclude]
+
+
+# --------------------------------------------------------------------------- scalar quantities
+
+
+def _components(props: xr.Dataset, name: str) -> dict[str, np.ndarray]:
+    da = props[name]
+    if da.dims[:1] != ("sample",) or da.dtype.kind not in "biuf":
+        raise InputError(f"{name!r} is not a numeric per-sample variable (dims {da.dims}, dtype {da.dtype})")
+    vals = da.transpose("sample", ...).values.astype(float)
+    if vals.ndim == 1:
+        return {name: vals}
+    out = {}
+    for idx in np.ndindex(*vals.shape[1:]):
+        if name in _SYMMETRIC and vals.ndim == 3 and idx[0] > idx[1]:
+            continue
+        out[name + "_" + "_".join(map(str, idx))] = vals[(slice(None), *idx)]
+    return out
+
+
+def _component(props: xr.Dataset, name: str) -> np.ndarray | None:
+    """Values of a component name such as ``stiffness_0_1`` or ``phase_fraction_1``; None if none matches."""
+    parts = name.split("_")
+    for k in range(1, len(parts)):
+        base, idx = "_".join(parts[:-k]), parts[-k:]
+        if base in props and all(p.isdigit() for p in idx) and props[base].ndim == k + 1:
+            cols = _components(props, base)
+            if name in cols:
+                return cols[name]
+            raise InputError(f"{name!r}: index out of range or below the diagonal; components are {sorted(cols)}")
+    return None
+
+
+def scalar_columns(props: xr.Dataset, names: Sequence[str] | str) -> dict[str, np.ndarray]:
+    """Per-sample scalar quantities, by name (see the module docstring).
+
+    Parameters
+    ----------
+    props : xarray.Dataset
+        Apparent properties.
+    names : str or sequence of str
+        Per-sample variables (split into components if they have extra dims),
+        component names (``stiffness_0_0``), or ``"anisotropy_index"``
+        (:func:`anisotropy_index` of the apparent tensors).
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        One array of length ``n_samples`` per scalar quantity, in request order.
+    """
+    props = _check_props(props)
+    names = [names] if isinstance(names, str) else list(names)
+    if not names:
+        raise InputError("no variables requested; pass e.g. variables=['bulk_modulus']")
+    out: dict[str, np.ndarray] = {}
+    for name in names:
+        if name == "anisotropy_index" and "anisotropy_index" not in props:
+            tname = _tensor_name(props)
+            out[name] = anisotropy_index(props[tname].transpose("sample", ...).values, _physics(props))
+        elif name in props.variables:
+            out.update(_components(props, name))
+        else:
+            col = _component(props, name)
+            if col is None:
+                known = sorted(str(v) for v in props.data_vars if props[v].dims[:1] == ("sample",))
+                raise InputError(f"unknown variable {name!r}; per-sample variables of the dataset are {known}")
+            out[name] = col
+    return out
+
+
+def _default_variables(props: xr.Dataset) -> list[str]:
+    phys = _physics(props)
+    if phys == "elasticity" and "bulk_modulus" in props:
+        return ["bulk_modulus", "shear_modulus", "anisotropy_index"]
+    if phys == "conductivity" and "conductivity_eigenvalues" in props:
+        return ["conductivity_eigenvalues", "anisotropy_index"]
+    names = [str(v) for v, da in props.data_vars.items()
+             if da.dims == ("sample",) and da.dtype.kind == "f" and v not in DIAGNOSTICS]
+    if not names:
+        raise InputError("the dataset has no default scalar quantities; pass variables=[...]")
+    return names
+
+
+# --------------------------------------------------------------------------- anisotropy
+
+
+def _reuss_voigt_ratios(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(K_V/K_R, G_V/G_R) of Mandel stiffnesses ``c`` (finite, positive-definite rows)."""
+    dim = 3 if c.shape[-1] == 6 else 2
+    kv, gv = isotropic_projection(c)
+    # the same projection of the compliance S gives 1/(d^2 K_R) and 1/(4 G_R)
+    ks, gs = isotropic_projection(np.linalg.inv(c))
+    return kv * dim**2 * ks, gv * 4.0 * gs
+
+
+def anisotropy_index(tensor: Any, physics: str | None = None) -> np.ndarray:
+    r"""Universal anisotropy index of stiffness or conductivity tensors.
+
+    Elasticity (Ranganathan & Ostoja-Starzewski 2008), from the Voigt averages
+    :math:`K_V, G_V` of the stiffness and the Reuss averages :math:`K_R, G_R` (the
+    same averages of the compliance :math:`\mathbb S = \mathbb C^{-1}`):
+
+    .. math::
+        A^U = 5\frac{G_V}{G_R} + \frac{K_V}{K_R} - 6 \quad (3D), \qquad
+        A^U_{2D} = 2\frac{G_V}{G_R} + \frac{\kappa_V}{\kappa_R} - 3 \quad
+        (\text{2D plane strain}).
+
+    The averages are the Frobenius projections onto the isotropic tensors:
+    :math:`K_V = \mathbb J::\mathbb C/d`, :math:`2G_V = \mathbb K::\mathbb C/\mathbb K::\mathbb K`,
+    :math:`1/K_R = d\,\mathbb J::\mathbb S`, :math:`1/(2G_R) = \mathbb K::\mathbb S/\mathbb K::\mathbb K`.
+    The 2D form weights each ratio by the dimension of its eigenspace (1 spherical, 2
+    deviatoric in-plane modes, against 1 and 5 in 3D), with :math:`\kappa = \lambda + G`
+    the plane-strain bulk modulus. Each ratio is :math:`\ge 1` (Hill), so the index is
+    :math:`\ge 0` and zero if and only if the tensor is isotropic (in-plane isotropic
+    in 2D).
+
+    Conductivity: :math:`\lambda_{\max}/\lambda_{\min} - 1` from the eigenvalues of the
+    (symmetrized) tensor; zero if and only if it is isotropic.
+
+    Parameters
+    ----------
+    tensor : array_like or xarray.DataArray, shape (..., n, n)
+        Mandel stiffnesses (``n`` = 6 in 3D, 3 in 2D) or ``d x d`` conductivities.
+        Rows with NaN (failed samples) give NaN; a singular stiffness gives ``inf``.
+    physics : {"elasticity", "conductivity"}, optional
+        Needed for ``3 x 3`` tensors (2D stiffness or 3D conductivity) unless
+        ``tensor`` is a DataArray named ``stiffness`` or ``conductivity``; 6 x 6 is
+        elasticity and 2 x 2 conductivity.
+
+    Returns
+    -------
+    numpy.ndarray or xarray.DataArray
+        Dimensionless index, with the leading shape (dims) of ``tensor``.
+
+    References
+    ----------
+    S. I. Ranganathan, M. Ostoja-Starzewski, "Universal elastic anisotropy index",
+    Phys. Rev. Lett. 101 (2008) 055504.
+    """
+    da = tensor if isinstance(tensor, xr.DataArray) else None
+    if da is not None and physics is None:
+        physics = {"stiffness": "elasticity", "conductivity": "conductivity"}.get(str(da.name))
+    t = np.asarray(da.values if da is not None else tensor, dtype=float)
+    if t.ndim < 2 or t.shape[-1] != t.shape[-2]:
+        raise InputError(f"anisotropy_index expects (..., n, n) tensors, got shape {t.shape}")
+    n = t.shape[-1]
+    if physics is None:
+        physics = {6: "elasticity", 2: "conductivity"}.get(n)
+        if physics is None:
+            raise InputError(f"a {n} x {n} tensor is ambiguous; pass physics='elasticity' or 'conductivity'")
+    if physics not in ("elasticity", "conductivity"):
+        raise InputError(f"physics must be 'elasticity' or 'conductivity', got {physics!r}")
+    if physics == "elasticity" and n not in (3, 6):
+        raise InputError(f"Mandel stiffnesses are 3 x 3 (2D) or 6 x 6 (3D), got {n} x {n}")
+    if physics == "conductivity" and n not in (2, 3):
+        raise InputError(f"conductivities are 2 x 2 or 3 x 3, got {n} x {n}")
+    flat = t.reshape(-1, n, n)
+    out = np.full(flat.shape[0], np.nan)
+    ok = np.isfinite(flat).all(axis=(1, 2))
+    if physics == "conductivity":
+        ev = np.linalg.eigvalsh(0.5 * (flat[ok] + np.swapaxes(flat[ok], 1, 2)))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[ok] = np.where(ev[:, 0] > 0, ev[:, -1] / ev[:, 0] - 1.0, np.inf)
+    else:
+        for k in np.flatnonzero(ok):  # per row: one singular stiffness must not spoil the others
+            try:
+                rk, rg = _reuss_voigt_ratios(flat[k])
+                out[k] = rk + (5.0 if n == 6 else 2.0) * rg - n
+            except np.linalg.LinAlgError:
+                out[k] = np.inf
+    out = out.reshape(t.shape[:-2])
+    if da is not None:
+        lead = da.dims[:-2]
+        return xr.DataArray(out, dims=lead, coords={c: v for c, v in da.coords.items() if set(v.dims) <= set(lead)},
+                            name="anisotropy_index")
+    return out
+
+
+# --------------------------------------------------------------------------- bounds
+
+
+def _dim(props: xr.Dataset, tname: str) -> int:
+    if "dim" in props.attrs:
+        return int(props.attrs["dim"])
+    n = props.sizes["i"] if "i" in props[tname].dims else props[tname].shape[-1]
+    return {6: 3, 3: 2}[n] if tname == "stiffness" else int(n)
+
+
+def within_hashin_shtrikman(props: xr.Dataset, phases: PhaseSpec, rtol: float = HS_RTOL) -> xr.DataArray:
+    r"""Whether each sample's isotropic projection lies inside its Hashin–Shtrikman bounds.
+
+    The bounds of sample :math:`k` come from its measured ``phase_fraction`` and its
+    materials (``phases`` resolved with the sample's parameters, as in
+    :func:`~stochhom.homogenize_ensemble`). A sample is inside when
+
+    .. math::
+        m^- - \text{rtol}\,|m^-| \;\le\; m \;\le\; m^+ + \text{rtol}\,|m^+|
+
+    for its isotropic projection: the bulk and shear moduli
+    (:func:`~stochhom.tensors.isotropic_projection`; :math:`\kappa` in 2D) in
+    elasticity, :math:`\operatorname{tr}k/d` in conductivity. The default
+    ``rtol = 1e-9`` only absorbs round-off: a sample within the solver tolerance of a
+    bound but outside it counts as outside. In conductivity, :math:`\operatorname{tr}k/d`
+    of any two-phase composite, isotropic or not, lies inside the bounds (the trace
+    bounds, by Jensen's inequality on the eigenvalues), so a sample outside signals a
+    discretization or solver error. In elasticity the projections of small or
+    anisotropic SVEs may legitimately scatter outside these bounds, which hold for
+    statistically isotropic media.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``float`` along ``sample``: 1.0 inside, 0.0 outside, NaN for failed samples.
+    """
+    props = _check_props(props)
+    if "phase_fraction" not in props:
+        raise InputError("the dataset has no 'phase_fraction' variable (sample, phase); it is needed for the bounds")
+    if not rtol >= 0:
+        raise InputError(f"rtol must be >= 0, got {rtol!r}")
+    tname = _tensor_name(props)
+    dim = _dim(props, tname)
+    tensors = props[tname].transpose("sample", ...).values
+    fractions = props["phase_fraction"].transpose("sample", ...).values
+    ok = _converged(props) & np.isfinite(tensors).all(axis=(1, 2))
+    if tname == "stiffness":
+        bulk, shear = isotropic_projection(np.where(ok[:, None, None], tensors, 0.0))
+        values = [bulk, shear]
+    else:
+        values = [np.trace(tensors, axis1=1, axis2=2) / dim]
+    out = np.full(tensors.shape[0], np.nan)
+    for k in np.flatnonzero(ok):
+        mats = resolve_phases(phases, sample_parameters(props, k))
+        n = len(mats)
+        f = fractions[k]
+        if np.any(f[n:] > 0):
+            raise InputError(f"sample {k} holds phase labels >= {n} but only {n} phases are given")
+        f = np.pad(f[:n], (0, max(0, n - f.size)))
+        b = hashin_shtrikman(mats, f, dim)
+        pairs = [b.bulk] if b.shear is None else [b.bulk, b.shear]
+        inside = all(lo - rtol * abs(lo) <= v[k] <= hi + rtol * abs(hi) for (lo, hi), v in zip(pairs, values))
+        out[k] = float(inside)
+    return xr.DataArray(out, dims=("sample",), coords={"sample": props["sample"].values}, name="within_hs",
+                        attrs={"rtol": rtol})
+
+
+def fraction_within_hashin_shtrikman(
+    props: xr.Dataset, phases: PhaseSpec, by: Sequence[str] | None = None, rtol: float = HS_RTOL
+) -> xr.DataArray:
+    """Fraction of the converged samples of each point inside their Hashin–Shtrikman bounds.
+
+    See :func:`within_hashin_shtrikman` for the test and :func:`summarize` for ``by``.
+    NaN at a point where every sample failed.
+
+    Returns
+    -------
+    xarray.DataArray
+        Along ``point``, with the grouping keys as coordinates.
+    """
+    props = _check_props(props)
+    keys = default_by(props) if by is None else list(by)
+    codes, coords = _group(props, keys)
+    inside = within_hashin_shtrikman(props, phases, rtol).values
+    frac = np.array([np.nanmean(inside[codes == p]) if np.isfinite(inside[codes == p]).any() else np.nan
+                     for p in range(codes.max() + 1)])
+    return xr.DataArray(frac, dims=("point",), coords=coords, name="within_hs", attrs={"rtol": rtol})
+
+
+# --------------------------------------------------------------------------- grouping and statistics
+
+
+def _group(props: xr.Dataset, keys: Sequence[str]) -> tuple[np.ndarray, dict[str, Any]]:
+    """Point index of each sample and the coordinates of the points (sorted by key values)."""
+    n = props.sizes["sample"]
+    if not keys:
+        return np.zeros(n, dtype=np.int64), {"point": ("point", [0])}
+    cols = []
+    for key in keys:
+        _, inv = np.unique(_per_sample(props, key), return_inverse=True)
+        cols.append(inv.reshape(-1))
+    _, first, codes = np.unique(np.stack(cols, axis=1), axis=0, return_index=True, return_inverse=True)
+    codes = codes.reshape(-1)
+    coords: dict[str, Any] = {"point": ("point", np.arange(first.size))}
+    for key in keys:
+        coords[key] = ("point", _per_sample(props, key)[first])
+    return codes, coords
+
+
+def _bootstrap(x: np.ndarray, confidence: float, n_boot: int, rng: np.random.Generator, method: str) -> Any:
+    kwargs: dict[str, Any] = dict(n_resamples=n_boot, confidence_level=confidence, method=method,
+                                  vectorized=True, axis=-1)
+    try:
+        return st.bootstrap((x,), np.mean, rng=rng, **kwargs)
+    except TypeError:  # scipy < 1.15 names it random_state
+        return st.bootstrap((x,), np.mean, random_state=rng, **kwargs)
+
+
+def mean_confidence_interval(
+    values: Any,
+    confidence: float = 0.95,
+    n_boot: int = 2000,
+    rng: np.random.Generator | int | None = None,
+    method: str = "BCa",
+) -> tuple[float, float, str]:
+    r"""Bootstrap confidence interval of the mean of ``values``.
+
+    ``scipy.stats.bootstrap`` with ``method`` (default BCa, the bias-corrected and
+    accelerated interval, second-order accurate). Where BCa is undefined (its
+    acceleration needs a non-degenerate jackknife) the percentile interval is used
+    instead. Constant data give the zero-width interval ``(x, x)``; fewer than two
+    finite values give NaN.
+
+    Returns
+    -------
+    low, high : float
+    method : str
+        The method used: ``"BCa"``, ``"percentile"``, ``"basic"``, ``"degenerate"``
+        (constant data) or ``"none"`` (fewer than 2 values).
+
+    Raises
+    ------
+    InputError
+        ``confidence`` outside (0, 1), ``n_boot < 1`` or an unknown ``method``.
+    """
+    _check_confidence(confidence)
+    _check_bootstrap(n_boot, method)
+    x = np.asarray(values, dtype=float).reshape(-1)
+    x = x[np.isfinite(x)]
+    if x.size < 2:
+        return np.nan, np.nan, "none"
+    if np.all(x == x[0]):
+        return float(x[0]), float(x[0]), "degenerate"
+    gen = np.random.default_rng(rng)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", st.DegenerateDataWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ci = _bootstrap(x, confidence, n_boot, gen, method).confidence_interval
+        if method == "BCa" and not (np.isfinite(ci.low) and np.isfinite(ci.high)):
+            method = "percentile"
+            ci = _bootstrap(x, confidence, n_boot, gen, method).confidence_interval
+    return float(ci.low), float(ci.high), method
+
+
+def _check_bootstrap(n_boot: Any, method: Any) -> None:
+    if isinstance(n_boot, (bool, np.bool_)) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
+        raise InputError(f"n_boot must be a positive integer (e.g. 2000), got {n_boot!r}")
+    if method not in ("BCa", "percentile", "basic"):
+        raise InputError(f"method must be 'BCa', 'percentile' or 'basic', got {method!r}")
+
+
+def _check_confidence(confidence: float) -> None:
+    try:
+        c = float(confidence)
+    except (TypeError, ValueError):
+        raise InputError(f"confidence must be a number in (0, 1), got {confidence!r}") from None
+    if not 0.0 < c < 1.0:
+        raise InputError(f"confidence must lie in (0, 1) (e.g. 0.95), got {confidence!r}")
+
+
+def summarize(
+    props: xr.Dataset,
+    by: Sequence[str] | str | None = None,
+    variables: Sequence[str] | str | None = None,
+    confidence: float = 0.95,
+    n_boot: int = 2000,
+    rng: np.random.Generator | int | None = None,
+    phases: PhaseSpec | None = None,
+    *,
+    method: str = "BCa",
+    rtol: float = HS_RTOL,
+) -> xr.Dataset:
+    r"""Per-point statistics of the apparent properties.
+
+    For each point (distinct combination of the ``by`` values) and each scalar
+    quantity :math:`Z`, over the :math:`n` converged samples with a finite value:
+
+    .. math::
+        \bar Z = \frac1n\sum_k Z_k,\qquad
+        s^2 = \frac{1}{n-1}\sum_k (Z_k-\bar Z)^2,\qquad
+        \mathrm{sem} = s/\sqrt n,
+
+    and a bootstrap confidence interval of :math:`\bar Z`
+    (:func:`mean_confidence_interval`).
+
+    Parameters
+    ----------
+    props : xarray.Dataset
+        Apparent properties (:func:`~stochhom.homogenize_ensemble`, a sweep).
+    by : str or sequence of str, optional
+        Per-sample coordinates or variables that define a point. Default
+        (:func:`default_by`): every per-sample coordinate except ``sample``,
+        ``seed``, ``specimen``, ``parent_sample``, ``replicate``, and ``volume`` when it varies.
+        ``[]`` pools all samples into one point.
+    variables : str or sequence of str, optional
+        Scalar quantities (:func:`scalar_columns`). Default: ``bulk_modulus``,
+        ``shear_modulus`` and ``anisotropy_index`` in elasticity;
+        ``conductivity_eigenvalues_*`` and ``anisotropy_index`` in conductivity;
+        otherwise every float per-sample variable except the diagnostics.
+    confidence : float
+        Level of the intervals, in (0, 1).
+    n_boot : int
+        Bootstrap resamples per interval.
+    rng : Generator, int or None
+        Seeds the bootstrap (the whole summary is reproducible for a fixed ``rng``).
+    phases : phase specification, optional
+        The materials (as for :func:`~stochhom.homogenize_ensemble`). When given, the
+        fraction of samples inside their Hashin–Shtrikman bounds is reported
+        (:func:`within_hashin_shtrikman`, relative tolerance ``rtol``).
+    method : {"BCa", "percentile", "basic"}
+        Bootstrap interval.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``point`` and ``variable``; the ``by`` values are coordinates along
+        ``point``. Variables ``count`` (int), ``mean``, ``std``, ``sem``, ``ci_low``,
+        ``ci_high``, ``ci_method`` (``point, variable``); ``n_samples`` and
+        ``n_failed`` (``point``); ``within_hs`` (``point``, if ``phases``). A point
+        whose samples all failed has count 0 and NaN statistics.
+
+    Raises
+    ------
+    InputError
+        Empty dataset, unknown grouping key or variable, ``confidence`` outside (0, 1),
+        ``n_boot < 1``, unknown ``method``.
+    """
+    props = _check_props(props)
+    _check_confidence(confidence)
+    _check_bootstrap(n_boot, method)
+    keys = default_by(props) if by is None else ([by] if isinstance(by, str) else list(by))
+    names = _default_variables(props) if variables is None else variables
+    cols = scalar_columns(props, names)
+    codes, coords = _group(props, keys)
+    n_points = int(codes.max()) + 1
+    conv = _converged(props)
+    gen = np.random.default_rng(rng)
+    shape = (n_points, len(cols))
+    stats = {k: np.full(shape, np.nan) for k in ("mean", "std", "sem", "ci_low", "ci_high")}
+    count = np.zeros(shape, dtype=np.int64)
+    used = np.full(shape, "none", dtype=object)
+    for p in range(n_points):
+        in_point = codes == p
+        for v, x in enumerate(cols.values()):
+            x = x[in_point & conv]
+            x = x[np.isfinite(x)]
+            count[p, v] = x.size
+            if x.size == 0:
+                continue
+            stats["mean"][p, v] = x.mean()
+            if x.size >= 2:
+                stats["std"][p, v] = x.std(ddof=1)
+                stats["sem"][p, v] = stats["std"][p, v] / np.sqrt(x.size)
+            lo, hi, used[p, v] = mean_confidence_interval(x, confidence, int(n_boot), gen, method)
+            stats["ci_low"][p, v], stats["ci_high"][p, v] = lo, hi
+    dims = ("point", "variable")
+    data: dict[str, Any] = {"count": (dims, count), **{k: (dims, a) for k, a in stats.items()}}
+    data["ci_method"] = (dims, used.astype(str))
+    data["n_samples"] = (("point",), np.bincount(codes, minlength=n_points))
+    data["n_failed"] = (("point",), np.bincount(codes, weights=~conv, minlength=n_points).astype(np.int64))
+    out = xr.Dataset(data, coords={**coords, "variable": ("variable", list(cols))})
+    if phases is not None:
+        frac = fraction_within_hashin_shtrikman(props, phases, keys, rtol)
+        out["within_hs"] = (("point",), frac.values, frac.attrs)
+    out.attrs.update(confidence=float(confidence), n_boot=int(n_boot), ci="bootstrap " + method,
+                     by=json.dumps(keys), hs_rtol=rtol)
+    return out
