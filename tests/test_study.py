@@ -289,3 +289,13 @@ def test_phase_expressions_are_safe() -> None:
             evaluate_expression(bad, {"a": 1.0, "b": 2.0})
     with pytest.raises(InputError, match="unknown parameter 'c'"):
         evaluate_expression("c + 1", {"a": 1.0})
+
+
+@pytest.mark.parametrize("name", ["sweep_contrast.toml", "rve_size.toml"])
+def test_example_studies_are_valid(name: str) -> None:
+    root = Path(__file__).resolve().parents[1] / "examples"
+    study = load_study(root / name)
+    assert study.output.parent == root
+    assert len(study.samples()) == {"sweep_contrast.toml": 96, "rve_size.toml": 200}[name]
+    if name == "rve_size.toml":  # the swept size sets the shape
+        assert {study.sample_shape(s["params"]) for s in study.samples()} == {(n, n) for n in (12, 16, 24, 32, 48)}
