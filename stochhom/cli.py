@@ -416,7 +416,12 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         print("dry run: nothing was written")
         return 0
     if not args.quiet:
-        _print_properties(out)
+        conv = out["converged"].values == 1
+        print(f"{conv.size} samples ({int(conv.sum())} converged)")
+        failed = np.flatnonzero(~conv)
+        for k in failed[:5]:
+            print(f"sample {int(out['sample'].values[k])} failed: {out['status'].values[k]}")
+        _print_point_summary(out)
         print(f"results in {study.output}")
     return 0
 
@@ -439,9 +444,10 @@ def _print_point_summary(props: Any) -> None:
     if props.sizes.get("sample", 0) == 0:
         return
     table = summarize(props, n_boot=1000, rng=0)
-    keys = [k for k in json.loads(table.attrs["by"]) if k != "point" and np.unique(table[k].values).size > 1]
+    keys = sorted(k for k in json.loads(table.attrs["by"]) if k != "point" and np.unique(table[k].values).size > 1)
     n_points = table.sizes["point"]
-    print(f"summary per point ({n_points} point(s); mean ± s.e.m. [95 % bootstrap CI] of the converged samples):")
+    print(f"summary per point ({n_points} point(s); mean ± s.e.m. [95 % CI: Student-t below 20 samples, "
+          "BCa bootstrap from 20] of the converged samples):")
     for p in range(min(n_points, _MAX_POINTS_SHOWN)):
         row = table.isel(point=p)
         label = ", ".join(f"{k}={row[k].item():.6g}" if isinstance(row[k].item(), float) else f"{k}={row[k].item()}"

@@ -26,6 +26,7 @@ Accepted keys per law:
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -190,15 +191,26 @@ def load_image(path: str | Path, key: str | None = None) -> np.ndarray:
 def save_dataset(ds: Any, path: str | Path) -> Path:
     """Write a stochhom dataset to netCDF (``.nc``) or zarr (``.zarr``), with its provenance attrs.
 
+    An existing file of the same name is replaced, except a sweep store: its results
+    took hours, so writing over it is refused.
+
     Raises
     ------
     InputError
-        Unknown suffix or an unwritable path.
+        Unknown suffix, an unwritable path, or a sweep store at ``path``.
     """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".nc", ".zarr"):
         raise InputError(f"unsupported dataset format {suffix!r}; use .nc (netCDF) or .zarr")
+    if suffix == ".zarr" and (path / ".zattrs").is_file():
+        try:
+            kind = json.loads((path / ".zattrs").read_text()).get("kind")
+        except (OSError, ValueError):
+            kind = None
+        if kind == "stochhom sweep":
+            raise InputError(f"{str(path)!r} holds the results of a sweep; write to another path "
+                             "(or delete the store yourself)")
     ds = ds.copy()
     for k, v in list(ds.attrs.items()):  # netCDF attributes cannot be booleans or None
         if isinstance(v, (bool, np.bool_)):

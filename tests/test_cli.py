@@ -335,6 +335,7 @@ def test_info_sweep_store(sweep_store, capsys) -> None:
     assert "summary per point (4 point(s)" in text
     p = int(np.flatnonzero((table["contrast"].values == 100.0) & (table["volume_fraction"].values == 0.4))[0])
     mean = table["mean"].isel(point=p).sel(variable="conductivity_eigenvalues_1").item()
+    assert "contrast=100, volume_fraction=0.4: n=2, failed=0" in text, text
     block = text.split("contrast=100, volume_fraction=0.4: n=2, failed=0")[1]
     assert f"conductivity_eigenvalues_1: {mean:.6g} ±" in block.split("contrast=")[0]
 

@@ -99,7 +99,7 @@ def test_default_by_ignores_identifiers():
 
 def test_summarize_matches_numpy_per_point():
     props = make_props()
-    s = summarize(props, n_boot=200, rng=0)
+    s = summarize(props, n_boot=200, rng=0, method="BCa")
     # 4 points, not 24: seed, specimen and replicate do not split the points
     assert s.sizes["point"] == 4
     np.testing.assert_array_equal(s["volume_fraction"].values, [0.2, 0.2, 0.4, 0.4])
@@ -183,10 +183,10 @@ def test_summarize_point_whose_samples_all_failed():
 
 def test_summarize_reproducible_for_fixed_rng():
     props = make_props()
-    a = summarize(props, n_boot=300, rng=42)
-    b = summarize(props, n_boot=300, rng=np.random.default_rng(42))
+    a = summarize(props, n_boot=300, rng=42, method="BCa")
+    b = summarize(props, n_boot=300, rng=np.random.default_rng(42), method="BCa")
     xr.testing.assert_identical(a, b)
-    c = summarize(props, n_boot=300, rng=43)
+    c = summarize(props, n_boot=300, rng=43, method="BCa")
     xr.testing.assert_identical(a["mean"], c["mean"])
     assert not np.array_equal(a["ci_low"].values, c["ci_low"].values)
 
@@ -280,9 +280,27 @@ def test_mean_ci_width_large_sample():
     np.testing.assert_allclose([lo, hi], [x.mean() - half, x.mean() + half], atol=0.1 * half)
 
 
+@pytest.mark.parametrize("n", [3, 5, 8])
+def test_auto_interval_covers_for_few_samples(n):
+    # below 20 values "auto" is the Student-t interval: exact for normal data, so over 2000
+    # trials its coverage lies in 0.95 ± 3·sqrt(0.95·0.05/2000) = [0.935, 0.965]; the BCa
+    # bootstrap at these n covers 0.73-0.87 (measured), far outside that band
+    rng = np.random.default_rng(n)
+    x = rng.normal(1.0, 2.0, (2000, n))
+    hits = 0
+    for row in x:
+        lo, hi, used = mean_confidence_interval(row, method="auto")
+        hits += lo <= 1.0 <= hi
+    assert used == "t"
+    assert 0.935 <= hits / 2000 <= 0.965
+    bca = sum(lo <= 1.0 <= hi for lo, hi, _ in (mean_confidence_interval(r, n_boot=200, rng=0, method="BCa")
+                                                  for r in x[:300]))
+    assert bca / 300 < 0.92
+
+
 def test_mean_ci_falls_back_to_percentile_when_bca_undefined():
     # with a single resample the BCa bias correction Phi^-1(0 or 1) is infinite
-    lo, hi, used = mean_confidence_interval([1.0, 2.0, 4.0, 8.0], n_boot=1, rng=0)
+    lo, hi, used = mean_confidence_interval([1.0, 2.0, 4.0, 8.0], n_boot=1, rng=0, method="BCa")
     assert used == "percentile"
     assert np.isfinite(lo) and np.isfinite(hi)
 

@@ -77,6 +77,15 @@ def _toml(study: dict, path: Path) -> Path:
          r"\[sweep\].design: unknown design 'random'; allowed: \['grid', 'lhs', 'sobol'\]"),
         ({"sweep__design": "lhs"}, r"\[sweep\].points: a lhs design needs the number of points"),
         ({"sweep__replicates": 0}, r"\[sweep\].replicates: must be > 0"),
+        ({"sweep__parameters": {"volume_fraction": [0.3], "contrast": [10.0, -2.0]}},
+         r"\[phases\]: at volume_fraction=0.3, contrast=-2.0: .*k must be finite and > 0"),
+        ({"generator__correlation_length": [2.0, 3.0]},
+         r"\[generator\].correlation_length: expected a number or a string, got \[2.0, 3.0\]"),
+        ({"phases": {"0": {"law": "IsotropicElastic", "E": 1.0, "nu": 0.3},
+                     "1": {"law": "Conductivity", "k": "contrast"}}},
+         r"\[phases\]: mixes conductivity and elastic laws"),
+        ({"sweep__parameters": {"volume_fraction": [0.3, [0.4]], "contrast": [10.0]}},
+         r"\[sweep.parameters\].volume_fraction: grid values must be numbers or strings"),
         ({"sweep__replicates": 2.5}, r"\[sweep\].replicates: expected an integer"),
         ({"sweep__parameters": {"volume_fraction": 0.3}}, r"volume_fraction: a grid needs a non-empty list"),
         ({"sweep__parameters": {"volume_fraction": [0.2, 0.2]}}, "repeated values"),
@@ -199,6 +208,45 @@ def test_failing_sample_is_recorded_and_does_not_abort(tmp_path) -> None:
     assert any("2 of 4 samples failed" in m for m in messages)
 
 
+def test_non_converged_sample_is_recorded_with_diagnostics(tmp_path) -> None:
+    """maxiter = 2 cannot reach tol 1e-6 at contrast 100: the samples fail, keep their
+    iteration counts and residuals, and hold NaN (not the unconverged tensor)."""
+    st = _study(tmp_path, study={"output": str(tmp_path / "nc.zarr")}, solver={"maxiter": 2},
+                sweep={"replicates": 2, "parameters": {"volume_fraction": [0.4], "contrast": [100.0]}})
+    ds = run_sweep(st, workers=1, progress=False, log=lambda m: None)
+    assert list(ds["converged"].values) == [0, 0] and int(ds["done"].sum()) == 2
+    assert all(s.startswith("failed: not converged") for s in ds["status"].values)
+    assert np.all(ds["iterations"].values == 2) and np.all(ds["residual"].values > 1e-6)
+    assert np.all(np.isnan(ds["conductivity"].values)) and np.all(np.isnan(ds["conductivity_eigenvalues"].values))
+    assert np.all(np.isfinite(ds["phase_fraction"].values))
+
+
+def test_absent_phase_has_fraction_zero_whatever_the_batching(tmp_path) -> None:
+    """A rare phase is absent from most small SVEs: its fraction is 0, never NaN, and the
+    store does not depend on how samples were grouped into writes."""
+    data = {**BASE, "study": {"output": str(tmp_path / "a.zarr"), "seed": 1},
+            "generator": {"name": "boolean", "shape": [16, 16], "radius": 1.5},
+            "sweep": {"replicates": 6, "parameters": {"volume_fraction": [0.002], "contrast": [10.0]}}}
+    one = run_sweep(study_from_dict(data), workers=1, progress=False)
+    pf = one["phase_fraction"].values
+    assert np.all(np.isfinite(pf)) and np.any(pf[:, 1] == 0.0)
+    data["study"] = {"output": str(tmp_path / "b.zarr"), "seed": 1}
+    two = run_sweep(study_from_dict(data), workers=2, progress=False, flush_seconds=1e-9)
+    assert one.drop_vars("solve_time").identical(two.drop_vars("solve_time"))
+
+
+def test_damaged_store_is_refused(tmp_path) -> None:
+    import shutil
+
+    st = _study(tmp_path, study={"output": str(tmp_path / "dmg.zarr")})
+    run_sweep(st, workers=1, progress=False)
+    shutil.rmtree(tmp_path / "dmg.zarr" / "conductivity")
+    with pytest.raises(SweepStoreError, match=r"incomplete or damaged store.*missing: \['conductivity'\].*--restart"):
+        run_sweep(st, workers=1, progress=False)
+    assert run_sweep(st, workers=1, progress=False, restart=True)["conductivity"].notnull().all()
+    assert not any(p.name.startswith(".dmg.zarr.creating") for p in tmp_path.iterdir())
+
+
 def test_dry_run_plans_without_writing(tmp_path) -> None:
     st = _study(tmp_path, study={"output": str(tmp_path / "d.zarr")})
     plan = run_sweep(st, dry_run=True, workers=2)
@@ -299,3 +347,14 @@ def test_example_studies_are_valid(name: str) -> None:
     assert len(study.samples()) == {"sweep_contrast.toml": 96, "rve_size.toml": 200}[name]
     if name == "rve_size.toml":  # the swept size sets the shape
         assert {study.sample_shape(s["params"]) for s in study.samples()} == {(n, n) for n in (12, 16, 24, 32, 48)}
+
+
+def test_saving_over_a_sweep_store_is_refused(tmp_path) -> None:
+    st = _study(tmp_path, study={"output": str(tmp_path / "keep.zarr")})
+    run_sweep(st, workers=1, progress=False)
+    ens = sh.generate("gaussian", (8, 8), 1, rng=0)
+    with pytest.raises(InputError, match="holds the results of a sweep; write to another path"):
+        sh.io.save_dataset(ens, tmp_path / "keep.zarr")
+    assert sh.io.open_dataset(tmp_path / "keep.zarr").attrs["kind"] == "stochhom sweep"
+    sh.io.save_dataset(ens, tmp_path / "other.zarr")
+    sh.io.save_dataset(ens, tmp_path / "other.zarr")  # any other dataset is replaced

@@ -64,11 +64,14 @@ def sample_record(
     """
     dim = image.ndim
     rec: dict[str, Any] = {"dim": dim, "volume": float(image.size * voxel_size**dim)}
-    counts = np.bincount(np.asarray(image).reshape(-1))
-    rec["phase_fraction"] = counts / image.size
     t0 = time.perf_counter()
+    labels = np.asarray(image).reshape(-1)
+    rec["phase_fraction"] = np.bincount(labels) / image.size
     try:
         mats = resolve_phases(phases, params)
+        # minlength: a phase absent from this sample has fraction 0 (not a shorter vector)
+        n_phases = (max(int(k) for k in mats) + 1) if isinstance(mats, Mapping) else len(mats)
+        rec["phase_fraction"] = np.bincount(labels, minlength=n_phases) / image.size
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             res = homogenize(image, mats, spacing=voxel_size, on_failure="warn", **solver_options)
@@ -76,13 +79,15 @@ def sample_record(
         rec.update(physics=None, effective=None, iterations=None, residual=None, converged=0,
                    status=f"failed: {exc}", solve_time=time.perf_counter() - t0)
         return rec
+    converged = bool(np.all(res.converged))
     rec.update(
         physics=res.physics,
-        effective=res.effective,
+        # an unconverged tensor is not an apparent property: NaN, with the diagnostics kept
+        effective=res.effective if converged else np.full_like(res.effective, np.nan),
         iterations=res.iterations,
         residual=np.array([float(r[-1]) for r in res.residuals]),
-        converged=int(bool(np.all(res.converged))),
-        status="ok" if np.all(res.converged) else "failed: not converged, statuses " + json.dumps(res.info["status"]),
+        converged=int(converged),
+        status="ok" if converged else "failed: not converged, statuses " + json.dumps(res.info["status"]),
         solve_time=time.perf_counter() - t0,
     )
     return rec

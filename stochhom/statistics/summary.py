@@ -60,6 +60,9 @@ DIAGNOSTICS = ("converged", "status", "solve_time", "iterations", "residual", "v
 #: Symmetric tensor variables: only their upper-triangle entries are scalar quantities.
 _SYMMETRIC = ("stiffness", "conductivity")
 
+#: Below this many values, ``method="auto"`` intervals of the mean are Student-t, not bootstrap.
+BOOTSTRAP_MIN_N = 20
+
 #: Relative tolerance of :func:`within_hashin_shtrikman`.
 HS_RTOL = 1e-9
 
@@ -425,22 +428,27 @@ def mean_confidence_interval(
     confidence: float = 0.95,
     n_boot: int = 2000,
     rng: np.random.Generator | int | None = None,
-    method: str = "BCa",
+    method: str = "auto",
 ) -> tuple[float, float, str]:
-    r"""Bootstrap confidence interval of the mean of ``values``.
+    r"""Confidence interval of the mean of ``values``: bootstrap, or Student-t for few values.
 
-    ``scipy.stats.bootstrap`` with ``method`` (default BCa, the bias-corrected and
-    accelerated interval, second-order accurate). Where BCa is undefined (its
+    ``scipy.stats.bootstrap`` with ``method`` (BCa, the bias-corrected and accelerated
+    interval, second-order accurate; or percentile, basic). Where BCa is undefined (its
     acceleration needs a non-degenerate jackknife) the percentile interval is used
-    instead. Constant data give the zero-width interval ``(x, x)``; fewer than two
-    finite values give NaN.
+    instead. Bootstrap intervals of a mean under-cover for few values (they use the
+    variance with divisor :math:`n`, and the resampling distribution is coarse): for
+    normal data the nominal 95 % covers 73 % at :math:`n = 3`, 87 % at :math:`n = 8`.
+    ``method="auto"`` (default) therefore uses the Student-t interval
+    :math:`\bar x \pm t_{n-1}\,s/\sqrt n` below :data:`BOOTSTRAP_MIN_N` values and BCa
+    from there on; ``method="t"`` always uses it. Constant data give the zero-width
+    interval ``(x, x)``; fewer than two finite values give NaN.
 
     Returns
     -------
     low, high : float
     method : str
-        The method used: ``"BCa"``, ``"percentile"``, ``"basic"``, ``"degenerate"``
-        (constant data) or ``"none"`` (fewer than 2 values).
+        The method used: ``"BCa"``, ``"percentile"``, ``"basic"``, ``"t"``,
+        ``"degenerate"`` (constant data) or ``"none"`` (fewer than 2 values).
 
     Raises
     ------
@@ -455,6 +463,11 @@ def mean_confidence_interval(
         return np.nan, np.nan, "none"
     if np.all(x == x[0]):
         return float(x[0]), float(x[0]), "degenerate"
+    if method == "t" or (method == "auto" and x.size < BOOTSTRAP_MIN_N):
+        half = float(st.t.ppf(0.5 + float(confidence) / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
+        return float(x.mean()) - half, float(x.mean()) + half, "t"
+    if method == "auto":
+        method = "BCa"
     gen = np.random.default_rng(rng)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", st.DegenerateDataWarning)
@@ -469,7 +482,7 @@ def mean_confidence_interval(
 def _check_bootstrap(n_boot: Any, method: Any) -> None:
     if isinstance(n_boot, (bool, np.bool_)) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
         raise InputError(f"n_boot must be a positive integer (e.g. 2000), got {n_boot!r}")
-    if method not in ("BCa", "percentile", "basic"):
+    if method not in ("auto", "t", "BCa", "percentile", "basic"):
         raise InputError(f"method must be 'BCa', 'percentile' or 'basic', got {method!r}")
 
 
@@ -491,7 +504,7 @@ def summarize(
     rng: np.random.Generator | int | None = None,
     phases: PhaseSpec | None = None,
     *,
-    method: str = "BCa",
+    method: str = "auto",
     rtol: float = HS_RTOL,
 ) -> xr.Dataset:
     r"""Per-point statistics of the apparent properties.
@@ -504,8 +517,8 @@ def summarize(
         s^2 = \frac{1}{n-1}\sum_k (Z_k-\bar Z)^2,\qquad
         \mathrm{sem} = s/\sqrt n,
 
-    and a bootstrap confidence interval of :math:`\bar Z`
-    (:func:`mean_confidence_interval`).
+    and a confidence interval of :math:`\bar Z` (:func:`mean_confidence_interval`:
+    bootstrap, or Student-t for fewer than :data:`BOOTSTRAP_MIN_N` samples).
 
     Parameters
     ----------
@@ -531,8 +544,10 @@ def summarize(
         The materials (as for :func:`~stochhom.homogenize_ensemble`). When given, the
         fraction of samples inside their Hashin–Shtrikman bounds is reported
         (:func:`within_hashin_shtrikman`, relative tolerance ``rtol``).
-    method : {"BCa", "percentile", "basic"}
-        Bootstrap interval.
+    method : {"auto", "t", "BCa", "percentile", "basic"}
+        Interval of the mean (:func:`mean_confidence_interval`): ``"auto"`` is
+        Student-t below :data:`BOOTSTRAP_MIN_N` samples per point and BCa bootstrap
+        from there on.
 
     Returns
     -------

@@ -353,11 +353,37 @@ def study_from_dict(data: Mapping[str, Any], base: Path | None = None, name: str
     if "tol" in solver and not 0 < solver["tol"] < 1:
         raise _err("[solver].tol", f"must lie in (0, 1), got {solver['tol']!r}")
 
-    return Study(
+    for key, value in fixed.items():
+        if not isinstance(value, (int, float, str, bool)):
+            raise _err(f"[generator].{key}", f"expected a number or a string, got {value!r} (list-valued generator "
+                                             "parameters are not supported in studies; sweep the values instead)")
+    study = Study(
         name=study_name, output=output, seed=seed, generator=gname, shape=tuple(shape), voxel_size=voxel_size,
         fixed=fixed, design=design, parameters=parameters, points=points, replicates=replicates,
         phases={str(k): dict(v) for k, v in phases.items()}, solver=dict(solver), source=dict(data),
     )
+    _check_points(study)
+    return study
+
+
+def _check_points(study: Study) -> None:
+    """Resolve the phases at every point: bad values and mixed physics are refused before any solve."""
+    from ..materials import Conductivity, Void
+    from ..statistics.phases import resolve_phases
+
+    for point in study.points_table():
+        params = {**study.fixed, **point}
+        for name, value in point.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                raise _err(f"[sweep.parameters].{name}", f"expected numbers (or strings), got {value!r}")
+        try:
+            mats = resolve_phases(study.phases, params)
+        except InputError as exc:
+            at = ", ".join(f"{n}={v!r}" for n, v in point.items()) or "the fixed parameters"
+            raise _err("[phases]", f"at {at}: {exc}") from None
+        kinds = {isinstance(m, Conductivity) for m in mats.values() if not isinstance(m, Void)}
+        if len(kinds) > 1:
+            raise _err("[phases]", "mixes conductivity and elastic laws; use one physics per study")
 
 
 def load_study(path: str | Path) -> Study:

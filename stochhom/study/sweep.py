@@ -132,11 +132,16 @@ def _template(study: Study, samples: list[dict[str, Any]], seeds: np.ndarray) ->
 
 
 def _create(path: Path, template: xr.Dataset) -> None:
+    """Write the empty store next to ``path`` and rename it into place (a kill never leaves half a store)."""
+    tmp = path.with_name(f".{path.name}.creating-{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
         enc = {v: {"chunks": (_CHUNK,) + template[v].shape[1:]} for v in template.data_vars}
-        template.to_zarr(path, mode="w", zarr_format=2, consolidated=False, encoding=enc)
+        template.to_zarr(tmp, mode="w", zarr_format=2, consolidated=False, encoding=enc)
+        os.replace(tmp, path)
     except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise SweepStoreError(f"cannot write the output store {str(path)!r}: {exc.strerror or exc}") from None
 
 
@@ -151,6 +156,24 @@ def _done_flags(path: Path) -> np.ndarray:
     import zarr
 
     return np.asarray(zarr.open_group(str(path), mode="r")["done"][:])
+
+
+def _check_layout(path: Path, study: Study) -> None:
+    """Refuse to resume a store that lacks variables of this study's layout."""
+    import zarr
+
+    group = zarr.open_group(str(path), mode="r")
+    n = len(study.points_table()) * study.replicates
+    need = {"done", "converged", "status", "volume", "iterations", "residual"}
+    need |= {"stiffness", "bulk_modulus", "shear_modulus"} if study.physics == "elasticity" else {
+        "conductivity", "conductivity_eigenvalues"}
+    missing = sorted(v for v in need if v not in group)
+    wrong = sorted(v for v in need - set(missing) if group[v].shape[0] != n)
+    if missing or wrong:
+        raise SweepStoreError(
+            f"{path} is an incomplete or damaged store of this study (missing: {missing or 'none'}, "
+            f"wrong length: {wrong or 'none'}); run again with --restart to start over"
+        )
 
 
 def _check_existing(path: Path, study: Study, restart: bool) -> bool:
@@ -172,6 +195,7 @@ def _check_existing(path: Path, study: Study, restart: bool) -> bool:
         if restart:
             shutil.rmtree(path)
             return False
+        _check_layout(path, study)
         return True
     if restart:
         shutil.rmtree(path)
@@ -202,7 +226,7 @@ def _write(path: Path, records: list[tuple[int, dict[str, Any]]], physics: str) 
         if name == "status":
             values = np.array([s[:_STATUS_LEN] for s in values], dtype=f"U{_STATUS_LEN}")
         if values.ndim == 2 and arr.ndim == 2 and values.shape[1] != arr.shape[1]:  # phase fractions
-            padded = np.full((values.shape[0], arr.shape[1]), np.nan)
+            padded = np.zeros((values.shape[0], arr.shape[1]))  # absent labels have fraction 0
             m = min(values.shape[1], arr.shape[1])
             padded[:, :m] = values[:, :m]
             values = padded
@@ -248,7 +272,7 @@ def _execute(
     else:
         try:
             client = Client(scheduler, timeout="20s")
-        except OSError as exc:
+        except (OSError, ValueError, TimeoutError) as exc:
             raise InputError(f"cannot reach the Dask scheduler at {scheduler!r}: {exc}") from None
     try:
         futures = client.map(_run_batch, [study] * len(batches), batches, pure=False)
@@ -344,6 +368,9 @@ def run_sweep(
         workers = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
     if not isinstance(workers, (int, np.integer)) or workers < 1:
         raise InputError(f"workers must be a positive integer, got {workers!r}")
+    if scheduler is not None and scheduler != "local" and ":" not in str(scheduler):
+        raise InputError(f"--scheduler must be 'local' or a Dask scheduler address such as "
+                         f"'tcp://host:8786', got {scheduler!r}")
     path = Path(study.output)
     samples = study.samples()
     seeds = study.seeds([s["sample"] for s in samples])
