@@ -13,12 +13,22 @@ from .statistics import homogenize_ensemble
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    if name == "surrogates":
+        import importlib
+
+        return importlib.import_module(".surrogates", __name__)
+    raise AttributeError(f"module 'stochhom' has no attribute {name!r}")
+
+
 __all__ = [
     "__version__",
     "bounds",
     "errors",
     "microstructure",
     "statistics",
+    "surrogates",
     "tensors",
     "homogenize_ensemble",
     "generate",

@@ -20,6 +20,9 @@ __all__ = [
     "ConvergenceWarning",
     "GenerationError",
     "RepresentativenessWarning",
+    "LeakageError",
+    "LeakageWarning",
+    "OutOfDomainWarning",
 ]
 
 
@@ -74,3 +77,15 @@ class GenerationError(InputError):
 class RepresentativenessWarning(UserWarning):
     """A length of the microstructure (correlation length, inclusion size) is
     comparable to the volume element, which then cannot be representative."""
+
+
+class LeakageError(InputError):
+    """A train/test split shares a group (specimen) or an identical sample between its sides."""
+
+
+class LeakageWarning(UserWarning):
+    """A split that may leak: correlated samples (windows of one specimen) split without groups."""
+
+
+class OutOfDomainWarning(UserWarning):
+    """A surrogate is evaluated outside the domain it was trained on (extrapolation)."""

@@ -181,7 +181,7 @@ def test_rve_size_and_realizations_follow_kanit_formulas(boolean_fractions: xr.D
 
 def test_rve_size_is_empirically_right(boolean_fractions: xr.Dataset) -> None:
     # Kanit's criterion: at the predicted volume the mean of n SVEs is within eps of the true
-    # fraction in ~95 % of studies. Predict for n = 4 at eps = 0.1 (V ~ 1650 ~ 41^2), then check
+    # fraction in ~95 % of studies. Predict for n = 4 at eps = 0.1 (V ~ 4100 ~ 64^2), then check
     # with 300 independent studies of 4 fresh SVEs of that size: binomial band [0.91, 0.99].
     fit = variance_scaling(boolean_fractions, "phase_fraction_1", alpha=1.0, rng=0)
     side = int(round(math.sqrt(fit.rve_size(0.1, 4, mean=0.5).value)))

@@ -130,3 +130,30 @@ def test_spd_errors() -> None:
         SPDTransform("eigen")
     with pytest.raises(InputError, match="NaN"):
         t.features(np.full((2, 2), np.nan))
+
+
+def test_a_surrogate_of_log_cholesky_features_predicts_spd_stiffness() -> None:
+    """Regress the log-Cholesky features of 2D apparent stiffnesses over a parameter and map the
+    predictions back: every predicted tensor is SPD, also far outside the training range, where
+    a linear fit of the raw entries is not."""
+    from sklearn.linear_model import LinearRegression
+
+    from stochhom.surrogates import GPR
+
+    rng = np.random.default_rng(0)
+    theta = rng.uniform(0.0, 1.0, 30)
+    # a family of anisotropic plane-strain stiffnesses that soften towards theta = 1
+    bulk, shear = 2.0 - 1.8 * theta, 1.0 - 0.9 * theta
+    c = np.stack([isotropic_stiffness(k, g, 2) for k, g in zip(bulk, shear)])
+    c[:, 0, 0] *= 1.0 + 0.3 * theta
+    t = SPDTransform("log_cholesky")
+    feats = t.features(c)
+    gp = GPR(kernel="rbf", n_restarts=0, random_state=0).fit(theta[:, None], feats)
+    grid = np.linspace(-1.0, 3.0, 81)[:, None]  # far outside [0, 1]
+    pred = t.tensors(gp.predict(grid))
+    assert np.all(np.linalg.eigvalsh(pred) > 0)
+    # inside the training range the prediction reproduces the tensors
+    np.testing.assert_allclose(t.tensors(gp.predict(theta[:5, None])), c[:5], rtol=1e-3, atol=1e-4)
+    # the naive alternative: a linear model of the raw entries predicts non-SPD tensors at theta = 3
+    raw = LinearRegression().fit(theta[:, None], c.reshape(30, -1)).predict(grid).reshape(-1, 3, 3)
+    assert np.any(np.linalg.eigvalsh(raw) <= 0)

@@ -1,5 +1,48 @@
-"""Surrogates: Gaussian-process regression and polynomial chaos, with honest uncertainty."""
+"""Surrogates with honest uncertainty: Gaussian-process regression and polynomial chaos.
+
+* :class:`GPR` (gpytorch, exact GP, learned/fixed/heteroscedastic noise) and
+  :class:`PCE` (chaospy bases, OLS or sparse regression, analytic LOO and Sobol
+  indices) are scikit-learn regressors (:mod:`~stochhom.surrogates.base`);
+* :func:`training_data` builds ``X``, ``y`` and ``groups`` from an apparent-properties
+  ``Dataset``; :class:`SPDTransform` keeps predicted tensors positive definite;
+* :func:`propagate` pushes an :class:`InputDistribution` through a surrogate and
+  splits the output variance into input, aleatoric and epistemic parts;
+  :func:`sobol_indices` gives first and total Sobol indices with intervals.
+
+``GPR`` imports torch and gpytorch on first use.
+"""
+
+from typing import Any
 
 from .base import Standardizer, SurrogateBase
+from .data import TrainingData, default_parameters, training_data
+from .distributions import InputDistribution, input_distribution
+from .pce import PCE
+from .propagation import PropagationResult, propagate
+from .sensitivity import SobolIndices, sobol_indices
+from .spd import SPDTransform
 
-__all__ = ["Standardizer", "SurrogateBase"]
+__all__ = [
+    "GPR",
+    "PCE",
+    "InputDistribution",
+    "input_distribution",
+    "training_data",
+    "TrainingData",
+    "default_parameters",
+    "SPDTransform",
+    "propagate",
+    "PropagationResult",
+    "sobol_indices",
+    "SobolIndices",
+    "Standardizer",
+    "SurrogateBase",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "GPR":
+        from .gpr import GPR
+
+        return GPR
+    raise AttributeError(f"module 'stochhom.surrogates' has no attribute {name!r}")
