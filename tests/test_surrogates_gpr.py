@@ -21,6 +21,10 @@ from sklearn.model_selection import GridSearchCV, GroupKFold, cross_validate
 from stochhom.errors import InputError
 from stochhom.surrogates.gpr import GPR, _cross_kernel, _LatentGP, _Objective
 
+# test points drawn over the domain fall slightly outside the training box: extrapolation warnings
+# are expected there (test_prediction_outside_the_training_box_warns checks them)
+pytestmark = pytest.mark.filterwarnings("ignore::stochhom.errors.OutOfDomainWarning")
+
 
 def smooth_2d(X: np.ndarray) -> np.ndarray:
     return np.sin(3.0 * X[:, 0]) + 0.5 * np.cos(2.0 * X[:, 1]) + X[:, 0] * X[:, 1]
@@ -418,3 +422,16 @@ def test_bad_predict_input_raises_input_error(fitted_2d):
         fitted_2d.predict_components(np.zeros(2))
     with pytest.raises(InputError, match="n_samples"):
         fitted_2d.sample_functions(np.zeros((4, 2)), 0)
+
+
+@pytest.mark.filterwarnings("error::stochhom.errors.OutOfDomainWarning")
+def test_prediction_outside_the_training_box_warns() -> None:
+    from stochhom.errors import OutOfDomainWarning
+
+    x = np.random.default_rng(0).random((20, 2))
+    gp = GPR(n_restarts=0).fit(x, x.sum(axis=1))
+    gp.predict(np.array([[0.5, 0.5]]))  # inside: silent (warnings are errors here)
+    with pytest.warns(OutOfDomainWarning, match="1 of 2 point"):
+        gp.predict(np.array([[3.0, 3.0], [0.5, 0.5]]))
+    np.testing.assert_array_equal(gp.predict_components(np.array([[3.0, 3.0], [0.5, 0.5]]))["out_of_domain"],
+                                  [True, False])

@@ -90,6 +90,7 @@ import json
 import math
 import os
 import time
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -103,7 +104,7 @@ import scipy.special
 import torch
 from threadpoolctl import ThreadpoolController
 
-from ..errors import InputError
+from ..errors import InputError, OutOfDomainWarning
 from .base import Standardizer, SurrogateBase, check_is_fitted, check_X, check_Xy
 
 __all__ = ["GPR"]
@@ -945,6 +946,11 @@ class GPR(SurrogateBase):
         """Predictive mean, and with ``return_std`` the total predictive standard deviation
         :math:`\\sqrt{v(x) + \\sigma^2(x)}` of a new observation (epistemic and aleatoric)."""
         Xa, xs = self._inputs(X)
+        # extrapolation is never silent: the mean reverts to the prior outside the data
+        outside = int(np.any((Xa < self.x_min_) | (Xa > self.x_max_), axis=1).sum())
+        if outside:
+            warnings.warn(f"{outside} of {len(Xa)} point(s) lie outside the training box: the GP extrapolates "
+                          "(see predict_components(X)['out_of_domain'])", OutOfDomainWarning, stacklevel=2)
         mean, var = self._latent(xs, want_var=return_std)
         if not return_std:
             return self._shape_output(mean)
