@@ -1,0 +1,771 @@
+"""The study report: one self-contained HTML file and a machine-readable ``summary.json``.
+
+:func:`write_report` reads a results directory written by ``stochhom run`` (see
+:mod:`stochhom.study.runner`) and writes
+
+* ``report.html``: every figure embedded as a base64 PNG, the CSS inline, no external
+  resource, so that the file can be mailed or archived alone;
+* ``summary.json``: the numbers of the report (counts, per-point means, RVE fits,
+  surrogate metrics, propagated moments, Sobol indices, leakage), strict JSON with
+  ``null`` for missing or non-finite values;
+* ``report.pdf`` when ``pdf=True``: a text page with the key numbers, then every figure,
+  one per page, written by matplotlib's ``PdfPages`` (no external tool).
+
+Inputs of the results directory (all optional except ``study.json`` and ``samples.zarr``):
+
+======================  ==============  ===============================================
+file                    stage           section
+======================  ==============  ===============================================
+study.json              report          provenance
+samples.zarr            sweep           provenance, properties, failures
+gallery.nc              gallery         microstructure
+phases.json             report          properties (the bounds)
+rve.json                rve             rve
+cv_predictions.csv      surrogates      surrogates
+surrogates.json         surrogates      surrogates (the fitted models)
+propagation.json        propagation     propagation
+propagation_samples.npz propagation     propagation (densities)
+sobol.json              propagation     propagation (Sobol indices)
+validation.csv          validation      validation (grouped-CV table)
+leakage.csv             validation      validation (leakage demonstration)
+degradation.csv         validation      validation (OOD degradation)
+======================  ==============  ===============================================
+
+A section whose input is missing says so and names the stage to run first. Every
+string that comes from the user or the data (study name, parameter and model names,
+statuses, phase tables) is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+import xarray as xr
+from matplotlib.figure import Figure
+
+from ..errors import InputError, StochhomError
+from ..io import open_dataset
+from ..microstructure.descriptors import describe
+from ..statistics.ensemble import sample_parameters
+from ..statistics.summary import IDENTIFIERS, summarize
+from ..validation.metrics import probabilistic_metrics
+from . import figures as F
+
+__all__ = ["write_report", "SECTIONS", "STAGE_OF", "RUN_COMMAND"]
+
+#: Report sections in order: (id, title). The ids are stable anchors of ``report.html``.
+SECTIONS: tuple[tuple[str, str], ...] = (
+    ("provenance", "Study and provenance"),
+    ("microstructure", "Microstructure"),
+    ("properties", "Apparent properties"),
+    ("rve", "RVE size"),
+    ("surrogates", "Surrogate quality"),
+    ("propagation", "Propagated distributions and sensitivity"),
+    ("validation", "Validation"),
+    ("failures", "Failed samples"),
+)
+
+#: The ``stochhom run`` stage that writes each input file.
+STAGE_OF: dict[str, str] = {
+    "study.json": "report",
+    "samples.zarr": "sweep",
+    "gallery.nc": "gallery",
+    "phases.json": "report",
+    "rve.json": "rve",
+    "cv_predictions.csv": "surrogates",
+    "surrogates.json": "surrogates",
+    "propagation.json": "propagation",
+    "propagation_samples.npz": "propagation",
+    "sobol.json": "propagation",
+    "validation.csv": "validation",
+    "leakage.csv": "validation",
+    "degradation.csv": "validation",
+}
+
+#: The command that produces a results directory.
+RUN_COMMAND = "stochhom run STUDY.toml"
+
+_COLUMNS = {
+    "cv_predictions.csv": ("model", "target", "fold", "y", "mean", "std"),
+    "validation.csv": ("model", "target", "fold", "split", "n", "distance", "metric", "output", "value"),
+    "leakage.csv": ("model", "target", "metric", "output", "naive", "grouped", "optimism", "ratio"),
+    "degradation.csv": ("model", "target", "split", "metric", "output", "distance", "value", "reference_value",
+                        "ratio"),
+}
+
+#: Metrics shown in the surrogate and validation tables (when present).
+_METRICS = ("rmse", "r2", "nlpd", "crps", "coverage_0.95", "miscalibration_area")
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0 auto; max-width: 1100px;
+       padding: 1.5em; color: #222; line-height: 1.45; }
+h1 { margin-bottom: 0.2em; } h2 { border-bottom: 2px solid #ddd; padding-bottom: 0.2em; margin-top: 2em; }
+h3 { margin-top: 1.4em; }
+nav ol { columns: 2; font-size: 0.95em; }
+table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.88em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; vertical-align: top; }
+th { background: #f3f3f3; } td.text, th.text { text-align: left; }
+figure { margin: 1em 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { font-size: 0.88em; color: #555; }
+.not-run { background: #fff7e0; border-left: 4px solid #e0a800; padding: 0.5em 0.8em; }
+.error { background: #fde8e8; border-left: 4px solid #c62828; padding: 0.5em 0.8em; }
+.meta { color: #555; font-size: 0.9em; }
+code { background: #f4f4f4; padding: 0 0.2em; }
+"""
+
+
+# --------------------------------------------------------------------------- small helpers
+
+
+def _esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and math.isfinite(float(v))
+
+
+def _num(v: Any) -> str:
+    """A number for a table cell (4 significant digits; '–' for missing values)."""
+    if v is None:
+        return "–"
+    if isinstance(v, (bool, np.bool_)):
+        return str(bool(v))
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        return f"{float(v):.4g}" if math.isfinite(float(v)) else "–"
+    return str(v)
+
+
+def _ci(value: Any, lo: Any, hi: Any) -> str:
+    text = _num(value)
+    if _finite(lo) and _finite(hi):
+        text += f" [{_num(lo)}, {_num(hi)}]"
+    return text
+
+
+def _jsonable(obj: Any) -> Any:
+    """Plain JSON values: numpy scalars and arrays converted, NaN and inf as None."""
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, (np.bool_, bool)):
+        return bool(obj)
+    if isinstance(obj, (np.integer, int)):
+        return int(obj)
+    if isinstance(obj, (np.floating, float)):
+        return float(obj) if math.isfinite(float(obj)) else None
+    if isinstance(obj, np.str_):
+        return str(obj)
+    return obj
+
+
+def _table(columns: Sequence[str], rows: Iterable[Sequence[Any]], text_columns: int = 0) -> str:
+    """An HTML table; every header and cell is escaped (numbers formatted by :func:`_num`)."""
+    head = "".join(f'<th class="{"text" if i < text_columns else ""}">{_esc(c)}</th>' for i, c in enumerate(columns))
+    body = []
+    for row in rows:
+        cells = "".join(f'<td class="{"text" if i < text_columns else ""}">{_esc(_num(c))}</td>'
+                        for i, c in enumerate(row))
+        body.append(f"<tr>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _not_run(file: str, extra: str = "") -> str:
+    stage = STAGE_OF.get(file, "report")
+    return (f'<p class="not-run">Not run: there is no <code>{_esc(file)}</code> in the results directory. '
+            f'Run <code>{RUN_COMMAND}</code> (stage "{stage}") first{_esc(extra)}.</p>')
+
+
+def _not_run_text(file: str) -> str:
+    return f'not run: no {file}; run `{RUN_COMMAND}` (stage "{STAGE_OF.get(file, "report")}") first'
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read {str(path)!r} as JSON: {exc}") from None
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        table = pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read {str(path)!r} as CSV: {exc}") from None
+    missing = [c for c in _COLUMNS.get(path.name, ()) if c not in table.columns]
+    if missing:
+        raise InputError(f"{path.name} lacks the column(s) {missing}; it has {list(table.columns)}")
+    return table
+
+
+def _png(fig: Figure) -> str:
+    buf = io.BytesIO()
+    with mpl.rc_context(F.STYLE):
+        fig.savefig(buf, format="png")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+# --------------------------------------------------------------------------- the report being built
+
+
+@dataclass
+class _Section:
+    id: str
+    title: str
+    parts: list[str] = field(default_factory=list)
+    status: str = "ok"
+    message: str = ""
+
+
+@dataclass
+class _Report:
+    root: Path
+    sections: dict[str, _Section]
+    summary: dict[str, Any] = field(default_factory=dict)
+    figures: list[tuple[str, Figure]] = field(default_factory=list)
+
+    def file(self, name: str) -> Path | None:
+        path = self.root / name
+        return path if path.exists() else None
+
+    def figure(self, section: str, fig: Figure, caption: str) -> None:
+        """Embed ``fig`` in ``section`` as a base64 PNG (and keep it for the PDF)."""
+        self.figures.append((caption, fig))
+        self.sections[section].parts.append(
+            f'<figure><img src="data:image/png;base64,{_png(fig)}" alt="{_esc(caption)}">'
+            f"<figcaption>{_esc(caption)}</figcaption></figure>")
+
+    def add(self, section: str, part: str) -> None:
+        self.sections[section].parts.append(part)
+
+    def not_run(self, section: str, file: str, extra: str = "") -> None:
+        s = self.sections[section]
+        s.status, s.message = "not run", _not_run_text(file)
+        s.parts.append(_not_run(file, extra))
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _load_samples(root: Path) -> tuple[xr.Dataset, int]:
+    path = root / "samples.zarr"
+    if not path.exists():
+        raise InputError(f"{str(root)!r} has no samples.zarr; run `{RUN_COMMAND}` (stage \"sweep\") first")
+    props = open_dataset(path).load()
+    pending = 0
+    if "done" in props:  # a sweep store: samples not computed yet are left out
+        done = props["done"].values.astype(bool)
+        pending = int((~done).sum())
+        props = props.isel(sample=np.flatnonzero(done))
+    return props, pending
+
+
+def _converged(props: xr.Dataset) -> np.ndarray:
+    if "converged" not in props:
+        return np.ones(props.sizes["sample"], dtype=bool)
+    return props["converged"].values.astype(bool)
+
+
+def _stats(values: np.ndarray) -> dict[str, float | None]:
+    v = np.asarray(values, dtype=float).reshape(-1)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return {"mean": None, "median": None, "max": None}
+    return {"mean": float(v.mean()), "median": float(np.median(v)), "max": float(v.max())}
+
+
+def _provenance(rep: _Report, meta: Mapping[str, Any], props: xr.Dataset, pending: int) -> None:
+    study = meta.get("study", {}) or {}
+    conv = _converged(props)
+    rows = [
+        ("name", meta.get("name", "")),
+        ("hash", meta.get("hash", "")),
+        ("physics", props.attrs.get("physics", "")),
+        ("dimension", props.attrs.get("dim", "")),
+        ("generator", study.get("generator", props.attrs.get("generator", ""))),
+        ("shape", json.dumps(study.get("shape", ""))),
+        ("voxel size", study.get("voxel_size", props.attrs.get("voxel_size", ""))),
+        ("fixed parameters", json.dumps(study.get("fixed", {}), sort_keys=True)),
+        ("design", study.get("design", "")),
+        ("swept parameters", json.dumps(study.get("parameters", {}), sort_keys=True)),
+        ("replicates per point", study.get("replicates", "")),
+        ("phases", json.dumps(study.get("phases", {}), sort_keys=True)),
+        ("solver", json.dumps(study.get("solver", {}), sort_keys=True)),
+    ]
+    if meta.get("pipeline"):
+        rows.append(("pipeline options", json.dumps(meta["pipeline"], sort_keys=True, default=str)))
+    rep.add("provenance", "<h3>Study</h3>" + _table(("item", "value"), rows, text_columns=2))
+
+    seeds = props["seed"].values if "seed" in props.coords else np.array([])
+    seed_text = (f"Root seed {_esc(study.get('seed', 'unknown'))}; each sample's seed is spawned from it with "
+                 f"<code>numpy.random.SeedSequence</code> ({np.unique(seeds).size} distinct sample seeds"
+                 + (f", e.g. {_esc(', '.join(str(s) for s in seeds[:3]))}" if seeds.size else "") + ").")
+    rep.add("provenance", f"<h3>Seeds</h3><p>{seed_text}</p>")
+
+    versions = meta.get("versions", {}) or {}
+    rep.add("provenance", "<h3>Versions</h3>" + _table(("package", "version"), sorted(versions.items()), 2))
+
+    stages = meta.get("stages", {}) or {}
+    trows = [(k, v.get("seconds"), v.get("finished", "")) for k, v in stages.items()]
+    total = sum(float(v.get("seconds") or 0.0) for v in stages.values())
+    rep.add("provenance", "<h3>Timings</h3>" + _table(("stage", "seconds", "finished"), trows, 1)
+            + f"<p>Total: {_num(total)} s.</p>")
+
+    its = props["iterations"].values[conv] if "iterations" in props else np.array([])
+    res = props["residual"].values[conv] if "residual" in props else np.array([])
+    st = props["solve_time"].values if "solve_time" in props else np.array([])
+    its = np.where(np.asarray(its) < 0, np.nan, its)
+    solver = {"iterations": _stats(its), "residual": _stats(res),
+              "solve_time": {**_stats(st), "total": float(np.nansum(st)) if np.size(st) else None}}
+    srows = [(name, d["mean"], d["median"], d["max"]) for name, d in solver.items()]
+    rep.add("provenance", "<h3>Solver diagnostics</h3>"
+            f"<p>{int(conv.sum())} of {conv.size} samples converged"
+            + (f"; {pending} samples not computed yet" if pending else "")
+            + ". Iterations and final relative residuals per load case, over the converged samples; "
+              "solve times in seconds over all samples.</p>"
+            + _table(("quantity", "mean", "median", "max"), srows, 1))
+    rep.summary["study"] = {"name": meta.get("name"), "hash": meta.get("hash"),
+                            "generator": study.get("generator", props.attrs.get("generator")),
+                            "physics": props.attrs.get("physics"), "dim": props.attrs.get("dim"),
+                            "seed": study.get("seed")}
+    rep.summary["versions"] = versions
+    rep.summary["timings"] = {k: v.get("seconds") for k, v in stages.items()}
+    rep.summary["solver"] = solver
+
+
+def _microstructure(rep: _Report) -> None:
+    path = rep.file("gallery.nc")
+    if path is None:
+        rep.not_run("microstructure", "gallery.nc")
+        return
+    ens = open_dataset(path).load()
+    rep.figure("microstructure", F.gallery_figure(ens), "Microstructure gallery (phase labels; 3D: middle z slice)")
+    rep.figure("microstructure", F.s2_figure(ens),
+               "Radially averaged two-point probability S₂(r) of phase 1, against its closed form where one exists")
+    d = describe(ens)
+    cols = ("phase_fraction", "specific_surface", "correlation_length", "integral_range")
+    rows = [(int(s), *(float(d[c].values[k]) for c in cols), float(d["mean_chord"].values[k].mean()))
+            for k, s in enumerate(d["sample"].values)]
+    rep.add("microstructure", "<h3>Descriptors of phase 1</h3>" + _table(
+        ("sample", "phase fraction [–]", "specific surface [1/length]", "correlation length [length]",
+         "integral range [length^d]", "mean chord [length]"), rows))
+    rep.summary["microstructure"] = {"samples": int(d.sizes["sample"]),
+                                     "descriptors": {c: float(d[c].mean()) for c in (*cols, "mean_chord")}}
+
+
+def _summary_variables(props: xr.Dataset) -> tuple[xr.Dataset, list[str]]:
+    cols = F.property_columns(props)
+    extra = ["anisotropy_index"]
+    if "conductivity_eigenvalues" in props:
+        extra.insert(0, "conductivity_eigenvalues")
+    if "phase_fraction" in props:
+        extra.append("phase_fraction")
+    return props.assign({c: ("sample", v) for c, v in cols.items()}), [*dict.fromkeys([*cols, *extra])]
+
+
+def _phase_spec(rep: _Report, meta: Mapping[str, Any]) -> tuple[Any, str]:
+    path = rep.file("phases.json")
+    if path is not None:
+        return _read_json(path), "phases.json"
+    phases = (meta.get("study", {}) or {}).get("phases")
+    return (phases, "study.json") if phases else (None, "")
+
+
+def _properties(rep: _Report, meta: Mapping[str, Any], props: xr.Dataset) -> None:
+    if props.sizes["sample"] == 0:
+        rep.not_run("properties", "samples.zarr", " (no sample has been computed)")
+        return
+    data, variables = _summary_variables(props)
+    phases, source = _phase_spec(rep, meta)
+    summary = None
+    if phases is not None:
+        try:
+            summary = summarize(data, variables=variables, phases=phases, rng=0)
+        except StochhomError:
+            summary = None
+    if summary is None:
+        summary = summarize(data, variables=variables, rng=0)
+    fig = F.properties_figure(props, phases, summary=summary)
+    if phases is not None:
+        note = (f"Bounds of each sample at its measured phase fractions, phases from {source} resolved with the "
+                "sample's parameters: Voigt/Reuss (grey) and Hashin–Shtrikman (green; isotropic phases only).")
+    else:
+        note = "No phase table (phases.json) was found: the bounds are not drawn."
+    rep.figure("properties", fig, "Apparent properties against the swept parameters. " + note)
+
+    keys = [str(c) for c, da in summary.coords.items() if da.dims == ("point",) and c != "point"]
+    shown = list(F.property_columns(props))
+    columns = [*keys, "samples", "failed", *(f"{v} mean [95 % CI]" for v in shown)]
+    if "within_hs" in summary:
+        columns.append("inside HS bounds")
+    rows, points = [], []
+    for p in range(summary.sizes["point"]):
+        s = summary.isel(point=p)
+        row = [s[k].item() for k in keys] + [int(s["n_samples"]), int(s["n_failed"])]
+        row += [_ci(s["mean"].sel(variable=v).item(), s["ci_low"].sel(variable=v).item(),
+                    s["ci_high"].sel(variable=v).item()) for v in shown]
+        if "within_hs" in summary:
+            row.append(s["within_hs"].item())
+        rows.append(row)
+        entry: dict[str, Any] = {"point": s["point"].item(), "parameters": {k: s[k].item() for k in keys},
+                                 "n_samples": int(s["n_samples"]), "n_failed": int(s["n_failed"])}
+        for stat in ("mean", "std", "ci_low", "ci_high", "count"):
+            entry[stat] = {str(v): s[stat].sel(variable=v).item() for v in summary["variable"].values}
+        if "within_hs" in summary:
+            entry["within_hs"] = s["within_hs"].item()
+        points.append(entry)
+    rep.add("properties", "<h3>Per-point statistics</h3>"
+            "<p>Means over the converged samples of each point, with 95 % confidence intervals "
+            "(Student-t below 20 samples, BCa bootstrap above).</p>" + _table(columns, rows, len(keys)))
+    rep.summary["points"] = points
+
+
+def _rve(rep: _Report) -> None:
+    path = rep.file("rve.json")
+    if path is None:
+        rep.not_run("rve", "rve.json", " (the stage runs when the study sweeps the SVE size)")
+        return
+    rve = _read_json(path)
+    rep.summary["rve"] = rve
+    if not rve:
+        rep.add("rve", "<p>The RVE stage fitted no target (see the run log).</p>")
+        return
+    rep.figure("rve", F.rve_figure(rve), "Variance of the apparent properties against the SVE volume (log-log), "
+               "with the fitted power law and integral range")
+    rows = [(t, _ci(f.get("alpha"), *(f.get("alpha_ci") or (None, None))), f.get("amplitude"),
+             _ci(f.get("integral_range"), *(f.get("integral_range_ci") or (None, None))), f.get("chi2"),
+             len(f.get("volumes", [])), _ci(f.get("rve_volume"), *(f.get("rve_volume_ci") or (None, None))))
+            for t, f in rve.items()]
+    rep.add("rve", _table(("target", "α [CI]", "amplitude K", "integral range A [CI]", "χ²", "volumes",
+                           "RVE volume [CI]"), rows, 1))
+
+
+def _grouped(table: pd.DataFrame) -> Iterable[tuple[str, str, pd.DataFrame]]:
+    for (model, target), t in table.groupby(["model", "target"], sort=False):
+        yield str(model), str(target), t
+
+
+def _surrogates(rep: _Report) -> None:
+    path = rep.file("cv_predictions.csv")
+    if path is None:
+        rep.not_run("surrogates", "cv_predictions.csv")
+        return
+    pred = _read_csv(path)
+    metrics: dict[str, dict[str, Any]] = {}
+    rows = []
+    for model, target, t in _grouped(pred):
+        try:
+            m = probabilistic_metrics(t["y"].to_numpy(float), t["mean"].to_numpy(float), t["std"].to_numpy(float))
+        except StochhomError as exc:
+            rep.add("surrogates", f'<p class="error">{_esc(model)} / {_esc(target)}: {_esc(exc)}</p>')
+            continue
+        m = {k: float(np.asarray(v).mean()) for k, v in m.items()}
+        metrics.setdefault(model, {})[target] = {"n": len(t), "folds": int(t["fold"].nunique()), **m}
+        rows.append((model, target, len(t), int(t["fold"].nunique()), *(m.get(k) for k in _METRICS)))
+        rep.figure("surrogates", F.parity_figure(pred, model, target),
+                   f"Parity of the out-of-fold predictions of {model} for {target} (95 % intervals)")
+        rep.figure("surrogates", F.calibration_figure(pred, model, target),
+                   f"Calibration of {model} for {target}: observed against nominal coverage")
+    info = rep.file("surrogates.json")
+    if info is not None:
+        fitted = _read_json(info)
+        mrows = [(key, m.get("n_train"), m.get("seconds")) for key, m in (fitted.get("models") or {}).items()]
+        rep.add("surrogates", "<h3>Fitted models</h3><p>Inputs: "
+                + _esc(", ".join(map(str, fitted.get("features", [])))) + ".</p>"
+                + _table(("target__model", "training samples", "seconds (CV and final fit)"), mrows, 1))
+    rep.add("surrogates", "<h3>Grouped cross-validation metrics</h3><p>Out-of-fold predictions of grouped K-fold "
+            "cross-validation (whole specimens held out), pooled over the folds.</p>"
+            + _table(("model", "target", "n", "folds", *_METRICS), rows, 2))
+    rep.summary["surrogates"] = metrics
+
+
+def _propagation(rep: _Report) -> None:
+    path = rep.file("propagation.json")
+    if path is None:
+        rep.not_run("propagation", "propagation.json")
+        return
+    prop = _read_json(path)
+    rep.summary["propagation"] = prop
+    spath = rep.file("propagation_samples.npz")
+    if spath is not None:
+        with np.load(spath, allow_pickle=False) as z:
+            samples = {k: z[k] for k in z.files}
+        for target, models in prop.items():
+            found = {m: samples[f"{target}__{m}"] for m in models if f"{target}__{m}" in samples}
+            if found:
+                rep.figure("propagation", F.propagation_figure(found, target),
+                           f"Propagated distribution of {target}, per surrogate")
+    else:
+        rep.add("propagation", "<p>No propagation_samples.npz: the densities are not drawn.</p>")
+    parts = [k for k in ("total", "aleatoric", "epistemic", "unsplit", "input")
+             if any(k in (r.get("variance") or {}) for models in prop.values() for r in models.values())]
+    rows = []
+    for target, models in prop.items():
+        for model, r in models.items():
+            var = r.get("variance", {}) or {}
+            q = r.get("quantiles", {}) or {}
+            qtext = ", ".join(f"{k}: {_num(_scalar(v))}" for k, v in q.items())
+            rows.append((target, model, _ci(_scalar(r.get("mean")), *map(_scalar, r.get("mean_ci") or (None, None))),
+                         _ci(_scalar(r.get("std")), *map(_scalar, r.get("std_ci") or (None, None))), qtext,
+                         *(_scalar(var.get(k)) for k in parts), _scalar(r.get("epistemic_share"))))
+    rep.add("propagation", "<h3>Moments and variance split</h3><p>Variance of the output split into its "
+            "sources: aleatoric (the scatter of the SVEs), epistemic (the surrogate's uncertainty) and input "
+            "(the parameters' distribution).</p>" + _table(
+                ("target", "model", "mean [CI]", "std [CI]", "quantiles", *(f"variance: {k}" for k in parts),
+                 "epistemic share"), rows, 2))
+
+    spath = rep.file("sobol.json")
+    if spath is None:
+        rep.add("propagation", "<h3>Sobol indices</h3>" + _not_run("sobol.json"))
+        return
+    sob = _read_json(spath)
+    rep.summary["sobol"] = sob
+    srows = []
+    for target, models in sob.items():
+        rep.figure("propagation", F.sobol_figure(models, target),
+                   f"First-order and total Sobol indices of {target}, with intervals")
+        for model, ind in models.items():
+            for i, name in enumerate(ind["names"]):
+                first, total = (np.asarray(ind[k], dtype=float).reshape(-1) for k in ("first", "total"))
+                fci = [np.asarray(c, dtype=float).reshape(-1) for c in ind.get("first_ci") or ()]
+                tci = [np.asarray(c, dtype=float).reshape(-1) for c in ind.get("total_ci") or ()]
+                srows.append((target, model, name,
+                              _ci(first[i], *(c[i] for c in fci)) if len(fci) == 2 else _num(first[i]),
+                              _ci(total[i], *(c[i] for c in tci)) if len(tci) == 2 else _num(total[i])))
+    rep.add("propagation", "<h3>Sobol indices</h3>" + _table(("target", "model", "input", "first order [CI]",
+                                                              "total [CI]"), srows, 3))
+
+
+def _scalar(v: Any) -> Any:
+    """A scalar from a JSON value (a one-element list for single-output surrogates)."""
+    if isinstance(v, list) and len(v) == 1:
+        return _scalar(v[0])
+    return v
+
+
+def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
+    return [_jsonable(r) for r in table.to_dict(orient="records")]
+
+
+def _validation(rep: _Report) -> None:
+    files = ("validation.csv", "leakage.csv", "degradation.csv")
+    if all(rep.file(f) is None for f in files):
+        rep.not_run("validation", "validation.csv")
+        return
+    path = rep.file("validation.csv")
+    rep.add("validation", "<h3>Grouped cross-validation</h3>")
+    if path is None:
+        rep.add("validation", _not_run("validation.csv"))
+    else:
+        val = _read_csv(path)
+        sub = val[val["split"].isin(["train", "test"]) & val["metric"].isin(_METRICS)]
+        agg = (sub.groupby(["model", "target", "output", "split", "metric"], sort=False)["value"]
+               .agg(["mean", "std", "count"]).reset_index())
+        rows = [(r.model, r.target, r.output, r.split, r.metric, r.mean, r.std, r.count)
+                for r in agg.itertuples(index=False)]
+        rep.add("validation", "<p>Metrics per fold of grouped K-fold (whole specimens held out): mean and standard "
+                "deviation over the folds; the train rows show the over-fit.</p>"
+                + _table(("model", "target", "output", "split", "metric", "mean", "std", "folds"), rows, 5))
+        rep.summary["validation"] = _records(agg)
+    rep.add("validation", "<h3>Leakage demonstration</h3>")
+    path = rep.file("leakage.csv")
+    if path is None:
+        rep.add("validation", _not_run("leakage.csv"))
+    else:
+        leak = _read_csv(path)
+        rep.add("validation", "<p>Naive K-fold (samples of one specimen on both sides) against grouped K-fold: the "
+                "optimism is grouped − naive; the ratio grouped / naive (exp of the difference for NLPD).</p>"
+                + _table(("model", "target", "metric", "output", "naive", "grouped", "optimism", "ratio"),
+                         leak[list(_COLUMNS["leakage.csv"])].itertuples(index=False), 4))
+        for model, target, _ in _grouped(leak):
+            rep.figure("validation", F.leakage_figure(leak, model, target),
+                       f"Naive against grouped cross-validation, {model} for {target}")
+        rep.summary["leakage"] = _records(leak)
+    rep.add("validation", "<h3>Out-of-distribution degradation</h3>")
+    path = rep.file("degradation.csv")
+    if path is None:
+        rep.add("validation", _not_run("degradation.csv", " (it is written when samples lie outside the training "
+                                                          "box)"))
+    else:
+        deg = _read_csv(path)
+        for model, target, _ in _grouped(deg):
+            rep.figure("validation", F.degradation_figure(deg, model, target),
+                       f"OOD metric over in-distribution metric against the distance to the training box, "
+                       f"{model} for {target}")
+        rep.add("validation", _table(_COLUMNS["degradation.csv"],
+                                     deg[list(_COLUMNS["degradation.csv"])].itertuples(index=False), 5))
+        rep.summary["degradation"] = _records(deg)
+
+
+def _failures(rep: _Report, props: xr.Dataset) -> None:
+    failed = np.flatnonzero(~_converged(props))
+    out = []
+    for k in failed:
+        params = {p: v for p, v in sample_parameters(props, int(k)).items() if p not in IDENTIFIERS}
+        res = props["residual"].values[k] if "residual" in props else np.array([np.nan])
+        its = props["iterations"].values[k] if "iterations" in props else np.array([-1])
+        out.append({"sample": props["sample"].values[k].item(),
+                    "seed": props["seed"].values[k].item() if "seed" in props.coords else None,
+                    "parameters": params, "status": str(props["status"].values[k]) if "status" in props else "",
+                    "max_residual": float(np.nanmax(res)) if np.isfinite(res).any() else None,
+                    "max_iterations": int(np.max(its))})
+    rep.summary["failures"] = _jsonable(out)
+    if not out:
+        rep.add("failures", "<p>None: every sample converged.</p>")
+        return
+    rows = [(f["sample"], f["seed"], json.dumps(_jsonable(f["parameters"]), sort_keys=True), f["status"],
+             f["max_residual"], f["max_iterations"]) for f in out]
+    rep.add("failures", f"<p>{len(out)} failed samples (excluded from the statistics).</p>"
+            + _table(("sample", "seed", "parameters", "status", "max residual", "max iterations"), rows, 4))
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _html(rep: _Report, title: str) -> str:
+    nav = "".join(f'<li><a href="#{sid}">{_esc(s.title)}</a>{" (not run)" if s.status == "not run" else ""}</li>'
+                  for sid, s in rep.sections.items())
+    body = "".join(f'<section id="{sid}"><h2>{i}. {_esc(s.title)}</h2>{"".join(s.parts)}</section>'
+                   for i, (sid, s) in enumerate(rep.sections.items(), start=1))
+    study = rep.summary.get("study", {})
+    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    from .. import __version__
+
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>stochhom report: {_esc(title)}</title><style>{_CSS}</style></head><body>"
+            f"<header><h1>stochhom report: {_esc(title)}</h1>"
+            f'<p class="meta">study hash {_esc(study.get("hash") or "unknown")} · generated {_esc(stamp)} by '
+            f"stochhom {_esc(__version__)} · machine-readable numbers in <code>summary.json</code></p>"
+            f"<nav><ol>{nav}</ol></nav></header><main>{body}</main></body></html>\n")
+
+
+def _pdf(rep: _Report, path: Path, title: str) -> None:
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    counts = rep.summary.get("counts", {})
+    lines = [f"stochhom report: {title}", f"study hash: {rep.summary.get('study', {}).get('hash')}", "",
+             f"samples: {counts.get('samples')}   converged: {counts.get('converged')}   "
+             f"failed: {counts.get('failed')}   points: {counts.get('points')}", "", "Sections:"]
+    lines += [f"  {s.title}: {s.status if s.status != 'not run' else s.message}" for s in rep.sections.values()]
+    for target, fit in (rep.summary.get("rve") or {}).items():
+        lines.append(f"RVE {target}: alpha = {_num(fit.get('alpha'))}, integral range = "
+                     f"{_num(fit.get('integral_range'))}")
+    for model, targets in (rep.summary.get("surrogates") or {}).items():
+        for target, m in targets.items():
+            lines.append(f"{model} / {target}: RMSE = {_num(m.get('rmse'))}, R2 = {_num(m.get('r2'))}, "
+                         f"coverage 95% = {_num(m.get('coverage_0.95'))}")
+    lines += ["", f"Figures follow, one per page ({len(rep.figures)})."]
+    with mpl.rc_context(F.STYLE):
+        page = Figure(figsize=(8.27, 11.69))
+        page.text(0.06, 0.95, F.plain("\n".join(_wrap(line, 95) for line in lines)), va="top", ha="left",
+                  family="monospace", fontsize=8)
+        with PdfPages(path, metadata={"Title": f"stochhom report: {title}", "Creator": "stochhom"}) as pdf:
+            pdf.savefig(page)
+            for caption, fig in rep.figures:
+                fig.suptitle(F.plain(_wrap(caption, 110)), fontsize=8)
+                pdf.savefig(fig)
+
+
+def _wrap(text: str, width: int) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width, subsequent_indent="    ")) or text
+
+
+def _run(rep: _Report, section: str, build: Callable[[], None]) -> None:
+    """Build one section; an unreadable input becomes an error note in that section, not a crash."""
+    try:
+        build()
+    except (StochhomError, KeyError, TypeError, ValueError) as exc:
+        s = rep.sections[section]
+        s.status, s.message = "error", f"{type(exc).__name__}: {exc}"
+        s.parts.append(f'<p class="error">This section could not be rendered: {_esc(s.message)}</p>')
+
+
+def write_report(results_dir: str | Path, out: str | Path | None = None, pdf: bool = False) -> Path:
+    """Write the HTML report and ``summary.json`` of a results directory.
+
+    Parameters
+    ----------
+    results_dir : str or Path
+        A directory written by ``stochhom run`` (the inputs are listed in the module
+        docstring; ``study.json`` and ``samples.zarr`` are required).
+    out : str or Path, optional
+        Where to write: a directory (``report.html``, ``summary.json`` and
+        ``report.pdf`` inside it) or a path ending in ``.html`` (the others next to it).
+        Default: ``results_dir``.
+    pdf : bool
+        Also write ``report.pdf``: a text page with the key numbers, then every figure,
+        one per page (matplotlib ``PdfPages``; no external tool).
+
+    Returns
+    -------
+    Path
+        The path of ``report.html``.
+
+    Raises
+    ------
+    InputError
+        ``results_dir`` is not a directory, or lacks ``study.json`` or ``samples.zarr``
+        (the message names the stage to run first).
+    """
+    root = Path(results_dir)
+    if not root.is_dir():
+        raise InputError(f"results directory {str(root)!r} does not exist; run `{RUN_COMMAND}` first")
+    if not (root / "study.json").is_file():
+        raise InputError(f"{str(root)!r} has no study.json; run `{RUN_COMMAND}` (stage \"report\") first")
+    target = root if out is None else Path(out)
+    html_path = target if target.suffix.lower() == ".html" else target / "report.html"
+    html_path.parent.mkdir(parents=True, exist_ok=True)
+
+    meta = _read_json(root / "study.json")
+    if not isinstance(meta, Mapping):
+        raise InputError(f"{root / 'study.json'}: expected a JSON object, got {type(meta).__name__}")
+    props, pending = _load_samples(root)
+    title = str(meta.get("name") or root.name)
+    rep = _Report(root, {sid: _Section(sid, t) for sid, t in SECTIONS})
+    conv = _converged(props)
+    points = np.unique(props["point"].values).size if "point" in props.coords else None
+    rep.summary["counts"] = {"samples": int(conv.size + pending), "computed": int(conv.size),
+                             "converged": int(conv.sum()), "failed": int((~conv).sum()), "pending": pending,
+                             "points": points}
+    with mpl.rc_context(F.STYLE):
+        _run(rep, "provenance", lambda: _provenance(rep, meta, props, pending))
+        _run(rep, "microstructure", lambda: _microstructure(rep))
+        _run(rep, "properties", lambda: _properties(rep, meta, props))
+        _run(rep, "rve", lambda: _rve(rep))
+        _run(rep, "surrogates", lambda: _surrogates(rep))
+        _run(rep, "propagation", lambda: _propagation(rep))
+        _run(rep, "validation", lambda: _validation(rep))
+        _run(rep, "failures", lambda: _failures(rep, props))
+    rep.summary["sections"] = {sid: {"status": s.status, **({"message": s.message} if s.message else {})}
+                               for sid, s in rep.sections.items()}
+    pdf_path = html_path.with_name("report.pdf")
+    rep.summary["files"] = {"html": html_path.name, "pdf": pdf_path.name if pdf else None}
+    from .. import __version__
+
+    summary = {"stochhom_version": __version__, **rep.summary}
+    html_path.write_text(_html(rep, title), encoding="utf-8")
+    (html_path.with_name("summary.json")).write_text(
+        json.dumps(_jsonable(summary), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    if pdf:
+        _pdf(rep, pdf_path, title)
+    return html_path

@@ -1,0 +1,332 @@
+"""Tests of stochhom.report: the HTML report, summary.json, the PDF and the figures.
+
+Oracles: the inputs written by hand into a synthetic results directory (the numbers of
+summary.json must equal them), numpy statistics of the samples, the bounds of
+:mod:`stochhom.bounds` (the report must draw exactly those), closed-form S₂ limits
+(S₂(0) = φ, S₂(∞) = φ²) and scipy's bivariate normal CDF.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from scipy import stats
+
+import stochhom as sh
+from stochhom.bounds import hashin_shtrikman, reuss, voigt
+from stochhom.errors import InputError
+from stochhom.io import open_dataset, save_dataset
+from stochhom.report import (
+    SECTIONS,
+    gallery_figure,
+    properties_figure,
+    s2_figure,
+    s2_theory,
+    sample_bounds,
+    write_report,
+)
+from stochhom.statistics import resolve_phases
+from stochhom.statistics.ensemble import sample_parameters
+from stochhom.tensors import isotropic_projection
+
+EVIL = "<script>alert(1)</script>"
+EVIL_STATUS = "failed: <b>diverged</b> & <img src=x onerror=alert(2)>"
+PHASES = {"0": {"law": "IsotropicElastic", "E": 1.0, "nu": 0.3},
+          "1": {"law": "IsotropicElastic", "E": "contrast", "nu": 0.3}}
+POINTS = [(0.3, 5.0), (0.5, 5.0), (0.3, 20.0)]  # (volume_fraction, contrast)
+REPLICATES = 3
+FAILED = 4
+MODELS = ("gpr", "pce $_$")  # "$_$" is invalid mathtext: names must be shown as typed
+TARGET = "bulk_modulus"
+PNG = '<img src="data:image/png;base64,'
+
+
+def _sweep(phases: dict, points: list[tuple[float, float]], replicates: int) -> xr.Dataset:
+    """A sweep-like apparent-properties Dataset: 16² Gaussian level cuts, several points."""
+    parts = []
+    for p, (vf, contrast) in enumerate(points):
+        ens = sh.generate("gaussian", (16, 16), n=replicates, rng=100 + p, volume_fraction=vf,
+                          correlation_length=2.0)
+        ens = ens.assign_coords(contrast=("sample", np.full(replicates, contrast)),
+                                point=("sample", np.full(replicates, p)),
+                                replicate=("sample", np.arange(replicates)))
+        parts.append(sh.homogenize_ensemble(ens, phases, tol=1e-6))
+    ds = xr.concat(parts, dim="sample", combine_attrs="override")
+    ds = ds.assign_coords(sample=np.arange(ds.sizes["sample"]))
+    ds.attrs.update(generator="gaussian", voxel_size=1.0, study=json.dumps({"phases": phases}))
+    return ds
+
+
+def _write_inputs(root: Path, props: xr.Dataset) -> dict:
+    """Every optional input of a results directory, by hand; returns what was written."""
+    rng = np.random.default_rng(0)
+    study = {"name": EVIL, "hash": "abc123",
+             "study": {"generator": "gaussian", "shape": [16, 16], "seed": 7, "voxel_size": 1.0,
+                       "fixed": {"correlation_length": 2.0, "note": "<img src=x onerror=alert(3)>"},
+                       "design": "grid", "parameters": {"volume_fraction": [0.3, 0.5], "contrast": [5.0, 20.0]},
+                       "replicates": REPLICATES, "phases": PHASES, "solver": {"tol": 1e-6}},
+             "versions": {"stochhom": sh.__version__, "numpy": np.__version__},
+             "stages": {"sweep": {"seconds": 1.5, "finished": "2026-01-01T00:00:00+00:00"},
+                        "surrogates": {"seconds": 2.25, "finished": "2026-01-01T00:01:00+00:00"}}}
+    (root / "study.json").write_text(json.dumps(study))
+    (root / "phases.json").write_text(json.dumps(PHASES))
+    save_dataset(props, root / "samples.zarr")
+    save_dataset(sh.generate("gaussian", (16, 16), n=3, rng=1, volume_fraction=0.3, correlation_length=2.0),
+                 root / "gallery.nc")
+
+    rve = {"bulk_modulus": {"volumes": [64.0, 256.0, 1024.0], "variances": [0.04, 0.011, 0.0026],
+                            "counts": [20, 20, 10], "means": [2.0, 2.1, 2.1], "alpha": 1.02, "alpha_ci": [0.9, 1.1],
+                            "amplitude": 2.7, "integral_range": 12.5, "integral_range_ci": [10.0, 15.0], "chi2": 0.8},
+           "phase_fraction_1": {"volumes": [64.0, 256.0], "variances": [0.01, 0.0025], "counts": [20, 20],
+                                "means": [0.3, 0.3], "alpha": 1.0, "alpha_ci": [1.0, 1.0], "amplitude": 0.64,
+                                "integral_range": None, "integral_range_ci": None, "chi2": 0.1}}
+    (root / "rve.json").write_text(json.dumps(rve))
+
+    rows = []
+    for model in MODELS:
+        for fold in range(3):
+            y = rng.normal(2.0, 0.3, 5)
+            rows += [(model, TARGET, fold, a, a + rng.normal(0, 0.05), 0.05) for a in y]
+    cv = pd.DataFrame(rows, columns=["model", "target", "fold", "y", "mean", "std"])
+    cv.to_csv(root / "cv_predictions.csv", index=False)
+
+    val = []
+    for model in MODELS:
+        for fold in range(3):
+            for split, scale in (("train", 0.5), ("test", 1.0)):
+                for metric in ("rmse", "nlpd", "coverage_0.95"):
+                    val.append((model, TARGET, fold, split, 5, 0.0, metric, 0, scale * rng.uniform(0.1, 1.0)))
+        for metric in ("rmse", "nlpd"):
+            val.append((model, TARGET, 3, "ood_1", 4, 0.2, metric, 0, rng.uniform(1.0, 2.0)))
+    pd.DataFrame(val, columns=["model", "target", "fold", "split", "n", "distance", "metric", "output",
+                               "value"]).to_csv(root / "validation.csv", index=False)
+    leak = pd.DataFrame([(m, TARGET, metric, 0, 0.1, 0.3, 0.2, 3.0) for m in MODELS for metric in ("rmse", "nlpd")],
+                        columns=["model", "target", "metric", "output", "naive", "grouped", "optimism", "ratio"])
+    leak.to_csv(root / "leakage.csv", index=False)
+    deg = pd.DataFrame([(m, TARGET, split, metric, 0, d, v, 0.5, v / 0.5) for m in MODELS
+                        for split, d, v in (("test", 0.0, 0.5), ("ood_1", 0.2, 0.9), ("ood_2", 0.6, 1.7))
+                        for metric in ("rmse", "coverage_0.95")],
+                       columns=["model", "target", "split", "metric", "output", "distance", "value",
+                                "reference_value", "ratio"])
+    deg.to_csv(root / "degradation.csv", index=False)
+
+    prop = {TARGET: {m: {"mean": 2.0 + i, "mean_ci": [1.9 + i, 2.1 + i], "std": 0.3, "std_ci": [0.25, 0.35],
+                         "quantiles": {"0.025": 1.4 + i, "0.5": 2.0 + i, "0.975": 2.6 + i},
+                         "variance": {"total": 0.09, "aleatoric": 0.02, "epistemic": 0.01, "input": 0.06},
+                         "epistemic_share": 0.01 / 0.09} for i, m in enumerate(MODELS)}}
+    (root / "propagation.json").write_text(json.dumps(prop))
+    np.savez(root / "propagation_samples.npz",
+             **{f"{TARGET}__{m}": rng.normal(2.0 + i, 0.3, 500) for i, m in enumerate(MODELS)})
+    sobol = {TARGET: {m: {"names": ["volume_fraction", "contrast"], "first": [0.6, 0.3], "total": [0.65, 0.38],
+                          "first_ci": [[0.5, 0.2], [0.7, 0.4]], "total_ci": [[0.55, 0.3], [0.75, 0.45]]}
+                      for m in MODELS}}
+    (root / "sobol.json").write_text(json.dumps(sobol))
+    fitted = {"features": ["volume_fraction", "contrast"], "targets": [TARGET],
+              "models": {f"{TARGET}__{m}": {"seconds": 1.25, "n_train": 8} for m in MODELS}}
+    (root / "surrogates.json").write_text(json.dumps(fitted))
+    return {"study": study, "rve": rve, "cv": cv, "leakage": leak, "propagation": prop, "sobol": sobol}
+
+
+@pytest.fixture(scope="module")
+def props() -> xr.Dataset:
+    ds = _sweep(PHASES, POINTS, REPLICATES)
+    status = ds["status"].values.astype(object)
+    status[FAILED] = EVIL_STATUS
+    ds["status"] = ("sample", status.astype(str))
+    ds["converged"][FAILED] = 0
+    for name in ("stiffness", "bulk_modulus", "shear_modulus"):
+        ds[name][FAILED] = np.nan
+    return ds
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory, props: xr.Dataset) -> tuple[Path, dict]:
+    root = tmp_path_factory.mktemp("results")
+    written = _write_inputs(root, props)
+    write_report(root)
+    return root, written
+
+
+def _strict_json(path: Path) -> dict:
+    def bad(token: str) -> None:
+        raise AssertionError(f"non-standard JSON constant {token}")
+
+    return json.loads(path.read_text(), parse_constant=bad)
+
+
+def test_report_has_every_section_in_order_with_embedded_png_figures(results: tuple[Path, dict]) -> None:
+    """Each section id appears once, in the documented order; figures are inline PNGs (no external resource)."""
+    root, _ = results
+    text = (root / "report.html").read_text()
+    positions = [text.find(f'<section id="{sid}">') for sid, _ in SECTIONS]
+    assert all(p >= 0 for p in positions) and positions == sorted(positions)
+    assert [sid for sid, _ in SECTIONS] == ["provenance", "microstructure", "properties", "rve", "surrogates",
+                                            "propagation", "validation", "failures"]
+    # gallery, S2, properties, RVE, parity + calibration x 2 models, density, Sobol, leakage x 2, degradation x 2
+    assert text.count(PNG) >= 14
+    for b64 in re.findall(r'data:image/png;base64,([A-Za-z0-9+/=]+)"', text):
+        assert base64.b64decode(b64)[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not re.search(r'(src|href)="(?!data:|#)', text)  # self-contained
+    assert "not run" not in text.lower()
+    assert "Fitted models" in text and f"{TARGET}__gpr" in text
+
+
+def test_user_strings_are_escaped(results: tuple[Path, dict]) -> None:
+    """The study name, a status message and a study parameter appear escaped, never raw."""
+    root, _ = results
+    text = (root / "report.html").read_text()
+    assert EVIL not in text and "<script" not in text.lower()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "<b>diverged" not in text and "&lt;b&gt;diverged&lt;/b&gt; &amp;" in text
+    assert "<img src=x" not in text and "onerror=alert(2)" in text.replace("&lt;img src=x ", "")
+
+
+def test_summary_json_equals_the_inputs(results: tuple[Path, dict], props: xr.Dataset) -> None:
+    root, written = results
+    s = _strict_json(root / "summary.json")
+    assert {"stochhom_version", "study", "counts", "versions", "timings", "solver", "points", "microstructure",
+            "rve", "surrogates", "propagation", "sobol", "validation", "leakage", "degradation", "failures",
+            "sections", "files"} <= set(s)
+    assert s["study"]["name"] == EVIL and s["study"]["hash"] == "abc123" and s["study"]["seed"] == 7
+    n = len(POINTS) * REPLICATES
+    assert s["counts"] == {"samples": n, "computed": n, "converged": n - 1, "failed": 1, "pending": 0,
+                           "points": len(POINTS)}
+    assert s["timings"] == {"sweep": 1.5, "surrogates": 2.25}
+    assert all(v["status"] == "ok" for v in s["sections"].values())
+    assert s["rve"] == written["rve"] and s["sobol"] == written["sobol"] and s["propagation"] == written["propagation"]
+    assert s["leakage"] == written["leakage"].to_dict(orient="records")
+    # per-point means: numpy over the converged samples of each point
+    conv = props["converged"].values.astype(bool)
+    assert len(s["points"]) == len(POINTS)
+    for entry in s["points"]:
+        p = entry["parameters"]
+        sel = ((props["volume_fraction"].values == p["volume_fraction"]) & (props["contrast"].values == p["contrast"]))
+        assert entry["n_samples"] == sel.sum() and entry["n_failed"] == (sel & ~conv).sum()
+        for name in ("bulk_modulus", "shear_modulus"):
+            assert entry["mean"][name] == pytest.approx(props[name].values[sel & conv].mean(), rel=1e-12)
+    # surrogate metrics: RMSE and coverage of the pooled out-of-fold predictions
+    cv = written["cv"]
+    for model in MODELS:
+        t = cv[cv["model"] == model]
+        m = s["surrogates"][model][TARGET]
+        assert m["rmse"] == pytest.approx(np.sqrt(np.mean((t["y"] - t["mean"]) ** 2)), rel=1e-12)
+        z = np.abs(t["y"] - t["mean"]) / t["std"]
+        assert m["coverage_0.95"] == pytest.approx(np.mean(z <= stats.norm.ppf(0.975)), rel=1e-12)
+        assert m["n"] == len(t) and m["folds"] == 3
+    # grouped-CV table: mean over the folds of the test split
+    val = pd.read_csv(root / "validation.csv")
+    ref = val[(val["split"] == "test") & (val["metric"] == "rmse") & (val["model"] == "gpr")]["value"].mean()
+    row = next(r for r in s["validation"] if (r["model"], r["split"], r["metric"]) == ("gpr", "test", "rmse"))
+    assert row["mean"] == pytest.approx(ref, rel=1e-12) and row["count"] == 3
+    assert len(s["failures"]) == 1 and s["failures"][0]["sample"] == FAILED
+    assert s["failures"][0]["status"] == EVIL_STATUS
+    assert s["failures"][0]["parameters"]["volume_fraction"] == POINTS[FAILED // REPLICATES][0]
+
+
+def test_missing_inputs_say_which_stage_to_run(results: tuple[Path, dict], tmp_path: Path) -> None:
+    """Only study.json and samples.zarr: the other sections are 'not run', naming their stage."""
+    root, _ = results
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    shutil.copy(root / "study.json", bare / "study.json")
+    shutil.copytree(root / "samples.zarr", bare / "samples.zarr")
+    text = write_report(bare).read_text()
+    s = _strict_json(bare / "summary.json")
+    stages = {"microstructure": "gallery", "rve": "rve", "surrogates": "surrogates", "propagation": "propagation",
+              "validation": "validation"}
+    for sid, stage in stages.items():
+        body = text[text.find(f'<section id="{sid}">'):]
+        body = body[:body.find("</section>")]
+        assert "Not run" in body and f'(stage "{stage}") first' in body and "stochhom run STUDY.toml" in body
+        assert s["sections"][sid]["status"] == "not run" and f'stage "{stage}"' in s["sections"][sid]["message"]
+    for sid in ("provenance", "properties", "failures"):
+        assert s["sections"][sid]["status"] == "ok"
+    # without phases.json the bounds come from the study's phase table
+    assert "phases from study.json" in text
+    shutil.rmtree(bare / "samples.zarr")
+    with pytest.raises(InputError, match='stage "sweep"'):
+        write_report(bare)
+
+
+def test_pdf_on_request(results: tuple[Path, dict], tmp_path: Path) -> None:
+    root, _ = results
+    out = write_report(root, out=tmp_path / "elsewhere", pdf=True)
+    assert out == tmp_path / "elsewhere" / "report.html" and out.is_file()
+    assert (out.parent / "report.pdf").read_bytes()[:5] == b"%PDF-"
+    assert _strict_json(out.parent / "summary.json")["files"] == {"html": "report.html", "pdf": "report.pdf"}
+
+
+def test_drawn_bounds_are_the_hashin_shtrikman_and_voigt_reuss_bounds(props: xr.Dataset) -> None:
+    """Each sample's bounds use its measured fractions and its resolved phases; the figure draws exactly them."""
+    b = sample_bounds(props, PHASES)
+    fractions = props["phase_fraction"].values
+    for k in range(props.sizes["sample"]):
+        mats = resolve_phases(PHASES, sample_parameters(props, k))
+        hs = hashin_shtrikman(mats, fractions[k], 2)
+        kv, gv = isotropic_projection(voigt(mats, fractions[k], 2))
+        kr, gr = isotropic_projection(reuss(mats, fractions[k], 2))
+        assert (b["bulk_modulus"]["hs_lower"][k], b["bulk_modulus"]["hs_upper"][k]) == hs.bulk
+        assert (b["shear_modulus"]["hs_lower"][k], b["shear_modulus"]["hs_upper"][k]) == hs.shear
+        assert (b["bulk_modulus"]["voigt"][k], b["shear_modulus"]["voigt"][k]) == (kv, gv)
+        assert (b["bulk_modulus"]["reuss"][k], b["shear_modulus"]["reuss"][k]) == (kr, gr)
+        assert b["bulk_modulus"]["reuss"][k] <= hs.bulk[0] <= hs.bulk[1] <= kv
+    fig = properties_figure(props, PHASES)
+    lines = {line.get_gid(): line for ax in fig.axes for line in ax.lines if line.get_gid()}
+    for key in ("hs_lower", "hs_upper", "voigt", "reuss"):
+        for name in ("bulk_modulus", "shear_modulus"):
+            np.testing.assert_array_equal(lines[f"{key}:{name}"].get_ydata(), b[name][key])
+    for ax in fig.axes:
+        assert "[" in ax.get_xlabel() and "[phase units]" in ax.get_ylabel()
+
+
+def test_conductivity_mean_lies_inside_its_hashin_shtrikman_bounds() -> None:
+    """tr k/d of any two-phase conductivity sample lies inside the HS bounds of its fractions."""
+    phases = {"0": {"law": "Conductivity", "k": 1.0}, "1": {"law": "Conductivity", "k": "contrast"}}
+    props = _sweep(phases, [(0.4, 10.0), (0.4, 50.0)], 2)
+    b = sample_bounds(props, phases)["mean_conductivity"]
+    mean = np.trace(props["conductivity"].values, axis1=1, axis2=2) / 2
+    assert np.all(b["hs_lower"] * (1 - 1e-9) <= mean) and np.all(mean <= b["hs_upper"] * (1 + 1e-9))
+    assert np.all(b["reuss"] <= b["hs_lower"]) and np.all(b["hs_upper"] <= b["voigt"])
+    fig = properties_figure(props, phases)
+    assert "mean conductivity" in fig.axes[0].get_ylabel() and fig.axes[0].get_xlabel().startswith("phase contrast")
+
+
+def test_s2_theory_limits_and_bivariate_normal() -> None:
+    """S₂(0) = φ and S₂(r → ∞) = φ² for the level cut and the Boolean model; the level cut's
+    S₂ is the bivariate normal CDF Φ₂(α, α; ρ(r))."""
+    r = np.array([0.0, 1.0, 2.5, 60.0])
+    for params, gen in (({"volume_fraction": 0.3, "correlation_length": 3.0}, "gaussian"),
+                        ({"volume_fraction": 0.3, "radius": 4.0}, "boolean")):
+        for dim in (2, 3):
+            s2 = s2_theory(gen, params, r, dim)
+            assert s2[0] == pytest.approx(0.3, abs=1e-12) and s2[-1] == pytest.approx(0.09, abs=1e-12)
+            assert np.all(np.diff(s2) <= 1e-15)
+    alpha = stats.norm.ppf(0.3)
+    for ri in (0.5, 2.0, 4.0):
+        rho = np.exp(-0.5 * (ri / 3.0) ** 2)
+        ref = stats.multivariate_normal(mean=[0, 0], cov=[[1, rho], [rho, 1]]).cdf([alpha, alpha])
+        assert s2_theory("gaussian", {"volume_fraction": 0.3, "correlation_length": 3.0}, [ri], 2)[0] == \
+            pytest.approx(ref, abs=1e-6)
+    assert s2_theory("voronoi", {"volume_fraction": 0.3}, r, 2) is None
+    assert s2_theory("gaussian", {"volume_fraction": 0.3, "correlation_length": [2.0, 4.0]}, r, 2) is None
+
+
+def test_microstructure_figures_show_slices_of_3d_samples(tmp_path: Path) -> None:
+    ens = sh.generate("boolean", (12, 12, 12), n=2, rng=3, volume_fraction=0.2, radius=2.0)
+    save_dataset(ens, tmp_path / "g.nc")
+    ens = open_dataset(tmp_path / "g.nc").load()
+    fig = gallery_figure(ens)
+    assert len(fig.axes[0].images) == 1 and "middle z slice" in fig.axes[0].get_title()
+    assert fig.axes[0].images[0].get_array().shape == (12, 12)
+    fig = s2_figure(ens)
+    labels = [line.get_label() for line in fig.axes[0].lines]
+    assert any(label.startswith("theory") for label in labels)
+    assert fig.axes[0].get_xlabel() == "distance r [length]"
