@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  stochhom generate gaussian --shape 64 64 --n 20 --seed 1 --set volume_fraction=0.3 --out gaussian.nc\n"
         "  stochhom homogenize gaussian.nc --phases phases.toml --out properties.nc\n"
         "  stochhom sweep study.toml --dry-run\n"
-        "  stochhom info properties.nc\n\n"
+        "  stochhom info properties.nc\n"
+        "  stochhom run studies/quickstart.toml     # the whole pipeline, ending with an HTML report\n\n"
         "'stochhom COMMAND --help' describes each command. Exit status: 0 on success, 2 on an input error\n"
         "(one line 'stochhom COMMAND: error: ...' on stderr), 130 when interrupted.",
     )
@@ -156,7 +157,66 @@ def build_parser() -> argparse.ArgumentParser:
     )
     i.add_argument("file", help=".nc or .zarr dataset")
     i.set_defaults(func=_cmd_info)
+
+    r = sub.add_parser(
+        "run",
+        help="run a whole study: sweep, RVE, surrogates, propagation, validation, report",
+        formatter_class=examples,
+        description="Run every stage of a study (the sweep file, extended with the optional tables [gallery],\n"
+        "[rve], [surrogate], [propagation], [validation]) into its results directory, ending with report.html\n"
+        "and summary.json. Stages are cached: a re-run redoes only what a change affects, and a killed run\n"
+        "resumes (the sweep sample by sample).",
+        epilog="examples:\n"
+        "  stochhom run studies/quickstart.toml           # writes studies/quickstart_results/report.html\n"
+        "  stochhom run studies/quickstart.toml --workers 2\n"
+        "  stochhom run study.toml --restart             # delete the results directory first\n"
+        "  stochhom run study.toml --pdf                 # also report.pdf",
+    )
+    r.add_argument("study", help="study TOML file")
+    r.add_argument("--workers", type=int, default=None, help="worker processes of the sweep (default: one per core)")
+    r.add_argument("--scheduler", default=None, help="Dask scheduler address, or 'local', for the sweep")
+    r.add_argument("--restart", action="store_true", help="delete the results directory and start over")
+    r.add_argument("--pdf", action="store_true", help="also write report.pdf")
+    r.add_argument("--quiet", action="store_true", help="no progress bar and no stage lines")
+    r.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser(
+        "report",
+        help="write the HTML report of a results directory",
+        formatter_class=examples,
+        description="Write report.html (self-contained, figures embedded) and summary.json from the results\n"
+        "directory of 'stochhom run'. Sections whose stage has not run say which stage to run first.",
+        epilog="examples:\n  stochhom report studies/quickstart_results\n  stochhom report results --pdf",
+    )
+    p.add_argument("results", help="results directory of 'stochhom run'")
+    p.add_argument("--pdf", action="store_true", help="also write report.pdf")
+    p.set_defaults(func=_cmd_report)
     return parser
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .study import load_study
+    from .study.runner import run_study
+
+    study = load_study(args.study)
+    if args.workers is not None and args.workers < 1:
+        raise StochhomError(f"--workers must be a positive integer, got {args.workers}")
+    out = run_study(study, workers=args.workers, scheduler=args.scheduler, restart=args.restart,
+                    progress=not args.quiet, log=(lambda m: None) if args.quiet else None, pdf=args.pdf)
+    print(f"report: {out / 'report.html'}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    results = Path(args.results)
+    if not (results / "study.json").exists() or not (results / "samples.zarr").exists():
+        raise StochhomError(f"{results} is not a results directory of 'stochhom run' (it needs study.json and "
+                            "samples.zarr); run 'stochhom run STUDY.toml' first")
+    path = write_report(results, pdf=args.pdf)
+    print(f"report: {path}")
+    return 0
 
 
 def _format_matrix(m: np.ndarray) -> str:

@@ -240,8 +240,10 @@ def test_missing_inputs_say_which_stage_to_run(results: tuple[Path, dict], tmp_p
     shutil.copytree(root / "samples.zarr", bare / "samples.zarr")
     text = write_report(bare).read_text()
     s = _strict_json(bare / "summary.json")
-    stages = {"microstructure": "gallery", "rve": "rve", "surrogates": "surrogates", "propagation": "propagation",
+    stages = {"microstructure": "gallery", "surrogates": "surrogates", "propagation": "propagation",
               "validation": "validation"}
+    # the synthetic study does not sweep `size`: its RVE section is not applicable rather than not run
+    assert s["sections"]["rve"]["status"] == "not applicable" and "does not sweep the SVE size" in text
     for sid, stage in stages.items():
         body = text[text.find(f'<section id="{sid}">'):]
         body = body[:body.find("</section>")]

@@ -199,3 +199,15 @@ def test_sobol_indices_over_gp_posterior_functions() -> None:
     np.testing.assert_allclose(out.first, [0.2, 0.8], atol=0.05)
     np.testing.assert_allclose(out.total, [0.2, 0.8], atol=0.05)
     assert np.all(out.first_ci[0] <= [0.2, 0.8]) and np.all(np.array([0.2, 0.8]) <= out.first_ci[1])
+
+
+def test_a_pce_std_is_reported_unsplit_not_epistemic() -> None:
+    # a PCE's LOO std mixes scatter and surrogate error: it must not be called epistemic
+    x = ISHIGAMI.sample(256, rng=6)
+    y = ishigami(x) + 0.5 * np.random.default_rng(7).standard_normal(256)
+    pce = PCE(distribution=ISHIGAMI, degree=6).fit(x, y)
+    res = propagate(pce, ISHIGAMI, 1024, n_functions=32, rng=8)
+    assert res.variance["epistemic"] == 0.0 and res.epistemic_share == 0.0
+    _, std = pce.predict(x[:1], return_std=True)
+    assert res.variance["unsplit"] == pytest.approx(float(std[0]) ** 2, rel=0.15)  # 32 x 1024 draws
+    assert res.variance["within"] == pytest.approx(res.variance["unsplit"])

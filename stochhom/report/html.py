@@ -437,8 +437,14 @@ def _properties(rep: _Report, meta: Mapping[str, Any], props: xr.Dataset) -> Non
     rep.summary["points"] = points
 
 
-def _rve(rep: _Report) -> None:
+def _rve(rep: _Report, size_swept: bool = True) -> None:
     path = rep.file("rve.json")
+    if path is None and not size_swept:
+        s = rep.sections["rve"]
+        s.status, s.message = "not applicable", "the study does not sweep the SVE size (parameter `size`)"
+        s.parts.append("<p>Not applicable: the study does not sweep the SVE size. Add <code>size = [...]</code> "
+                       "to <code>[sweep.parameters]</code> for a Kanit-style RVE analysis.</p>")
+        return
     if path is None:
         rep.not_run("rve", "rve.json", " (the stage runs when the study sweeps the SVE size)")
         return
@@ -751,7 +757,8 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, pdf: bo
         _run(rep, "provenance", lambda: _provenance(rep, meta, props, pending))
         _run(rep, "microstructure", lambda: _microstructure(rep))
         _run(rep, "properties", lambda: _properties(rep, meta, props))
-        _run(rep, "rve", lambda: _rve(rep))
+        swept = (meta.get("study") or {}).get("parameters") or {}
+        _run(rep, "rve", lambda: _rve(rep, size_swept="size" in swept or not swept))
         _run(rep, "surrogates", lambda: _surrogates(rep))
         _run(rep, "propagation", lambda: _propagation(rep))
         _run(rep, "validation", lambda: _validation(rep))

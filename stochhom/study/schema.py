@@ -84,6 +84,8 @@ DISTRIBUTIONS = {
 _SOLVER_KEYS = {"scheme": str, "discretization": str, "tol": float, "maxiter": int, "dtype": str,
                 "workers": int, "backend": str}
 _TOP = {"study", "generator", "sweep", "phases", "solver"}
+#: Tables of the end-to-end pipeline (``stochhom run``), validated by :mod:`stochhom.study.pipeline`.
+PIPELINE_TABLES = ("gallery", "rve", "surrogate", "propagation", "validation", "report")
 
 
 class StudyError(InputError):
@@ -141,6 +143,7 @@ class Study:
     phases: dict[str, Any]
     solver: dict[str, Any]
     source: dict[str, Any] = field(default_factory=dict, repr=False)
+    pipeline: dict[str, Any] = field(default_factory=dict, repr=False)
 
     # -- identity -----------------------------------------------------------------------
     def content(self) -> dict[str, Any]:
@@ -264,7 +267,7 @@ def _parse_parameters(table: Any, design: str, where: str) -> dict[str, Any]:
 
 def study_from_dict(data: Mapping[str, Any], base: Path | None = None, name: str = "study") -> Study:
     """Validate a parsed study (see module docstring); ``base`` resolves relative paths."""
-    _check_keys(data, "study file", _TOP, {"generator", "phases"})
+    _check_keys(data, "study file", _TOP | set(PIPELINE_TABLES), {"generator", "phases"})
     base = Path(".") if base is None else base
     st = data.get("study", {})
     _check_keys(st, "[study]", {"name", "output", "seed"}, {"output"})
@@ -361,8 +364,12 @@ def study_from_dict(data: Mapping[str, Any], base: Path | None = None, name: str
         name=study_name, output=output, seed=seed, generator=gname, shape=tuple(shape), voxel_size=voxel_size,
         fixed=fixed, design=design, parameters=parameters, points=points, replicates=replicates,
         phases={str(k): dict(v) for k, v in phases.items()}, solver=dict(solver), source=dict(data),
+        pipeline={t: data[t] for t in PIPELINE_TABLES if t in data},
     )
     _check_points(study)
+    from .pipeline import pipeline_config
+
+    pipeline_config(study)  # the pipeline tables are checked at load time too
     return study
 
 

@@ -23,11 +23,11 @@ where the first two terms form :math:`\mathbb E[\operatorname{Var}(Y\mid\theta)]
 the last :math:`\operatorname{Var}(\mathbb E[Y\mid\theta])`. The inputs are drawn by
 quasi-Monte Carlo (scrambled Sobol, :mod:`scipy.stats.qmc`).
 
-Surrogates without posterior function samples (a PCE) contribute their predictive
-standard deviation as an epistemic part that is independent from point to point;
-this is exact for the variance decomposition (which only uses pointwise variances)
-but not for the intervals of the moments, which then only reflect the Monte Carlo
-error.
+Surrogates without posterior function samples contribute their predictive standard
+deviation as independent draws per point. With a noise model, its excess over the
+noise is the epistemic part. Without one (a PCE, whose LOO standard deviation mixes
+the microstructural scatter and the surrogate error) it cannot be split: it is
+reported as ``unsplit`` (part of E[Var(Y|θ)]), never as epistemic.
 """
 
 from __future__ import annotations
@@ -71,8 +71,9 @@ class PropagationResult:
         functions (epistemic), widened by the Monte Carlo standard error.
     quantiles : dict of float to numpy.ndarray
     variance : dict of str to numpy.ndarray
-        ``total``, ``aleatoric``, ``epistemic``, ``input``; and ``within`` =
-        E[Var(Y|θ)] = aleatoric + epistemic, ``between`` = Var(E[Y|θ]) = input.
+        ``total``, ``aleatoric``, ``epistemic``, ``unsplit`` (predictive variance of a
+        model without a noise model), ``input``; and ``within`` = E[Var(Y|θ)] =
+        aleatoric + epistemic + unsplit, ``between`` = Var(E[Y|θ]) = input.
     epistemic_share : numpy.ndarray
         epistemic / total.
     """
@@ -216,7 +217,12 @@ def propagate(
     var_alea = noise_var.mean(axis=0)
     var_eps = f.var(axis=0, ddof=1).mean(axis=0) if f.shape[0] > 1 else np.zeros_like(mean)
     var_in = f.mean(axis=0).var(axis=0, ddof=1)
-    total = var_alea + var_eps + var_in
+    # a predictive std without a noise model (a PCE's LOO std) mixes the microstructural scatter
+    # and the surrogate error: it is reported as "unsplit", not as epistemic
+    unsplit = np.zeros_like(var_eps)
+    if pointwise_eps is not None and not hasattr(model, "noise_variance"):
+        unsplit, var_eps = var_eps, np.zeros_like(var_eps)
+    total = var_alea + var_eps + unsplit + var_in
     # intervals of the moments: spread over functions (epistemic) + Monte Carlo error of one function
     z = st.norm.ppf(0.5 + confidence / 2)
     per_mean = y.mean(axis=1)
@@ -239,8 +245,8 @@ def propagate(
         mean_ci=(mean - half_mean, mean + half_mean),
         std_ci=(std - half_std, std + half_std),
         quantiles={float(q): np.quantile(flat, q, axis=0) for q in quantiles},
-        variance={"total": total, "aleatoric": var_alea, "epistemic": var_eps, "input": var_in,
-                  "within": var_alea + var_eps, "between": var_in},
+        variance={"total": total, "aleatoric": var_alea, "epistemic": var_eps, "unsplit": unsplit, "input": var_in,
+                  "within": var_alea + var_eps + unsplit, "between": var_in},
         epistemic_share=share,
         confidence=float(confidence),
         names=names,

@@ -24,6 +24,7 @@ and reports the optimism of the naive estimate.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -32,7 +33,7 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.model_selection import KFold
 
-from ..errors import InputError
+from ..errors import InputError, OutOfDomainWarning
 from .metrics import COVERAGE_LEVELS, probabilistic_metrics
 from .splits import check_leakage, extrapolation_distance, grouped_kfold, ood_shells, training_box
 
@@ -64,19 +65,19 @@ def ood_folds(
     gen = np.random.default_rng(rng)
     if groups is None:
         perm = gen.permutation(inside)
-        n_test = max(1, int(round(test_fraction * inside.size)))
+        n_test = max(2, int(round(test_fraction * inside.size)))
         test, train = np.sort(perm[:n_test]), np.sort(perm[n_test:])
     else:
         g = np.asarray(groups)
         if g.shape[0] != Xa.shape[0]:
             raise InputError(f"groups has {g.shape[0]} entries but X has {Xa.shape[0]} rows")
         uniq = gen.permutation(np.unique(g[inside]))
-        n_test = max(1, int(round(test_fraction * uniq.size)))
+        n_test = min(max(2, int(round(test_fraction * uniq.size))), uniq.size - 1)
         is_test = np.isin(g[inside], uniq[:n_test])
         test, train = inside[is_test], inside[~is_test]
     fold: dict[str, np.ndarray] = {"train": train, "test": test}
     for k, shell in enumerate(ood_shells(Xa, box, edges), start=1):
-        if shell.size:
+        if shell.size >= 2:  # metrics such as R² need two points
             fold[f"ood_{k}"] = shell
     return [fold]
 
@@ -179,7 +180,9 @@ def evaluate(
                 continue
             if split != "train" and (g is not None or seeds is not None):
                 check_leakage(train, idx, groups=g, X=Xa if seeds is not None else None, seeds=seeds)
-            mean, std = fitted.predict(Xa[idx], return_std=True)
+            with warnings.catch_warnings():  # extrapolation is what OOD sets measure (see distance)
+                warnings.simplefilter("ignore", OutOfDomainWarning)
+                mean, std = fitted.predict(Xa[idx], return_std=True)
             metrics = probabilistic_metrics(ya[idx], mean, std, levels, multioutput="raw_values")
             dist = float(np.mean(extrapolation_distance(Xa[idx], box=box)))
             for metric, value in metrics.items():
@@ -213,9 +216,9 @@ def degradation(
     ref = mean[mean["split"] == reference].set_index(["metric", "output"])["value"]
     out = mean[mean["split"] != "train"].copy()
     out["reference_value"] = [ref.get((m, o), np.nan) for m, o in zip(out["metric"], out["output"])]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        plain = out["value"] / out["reference_value"]
-        density = np.exp(out["value"] - out["reference_value"])
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        plain = (out["value"] / out["reference_value"]).to_numpy()
+        density = np.exp((out["value"] - out["reference_value"]).to_numpy())
     out["ratio"] = np.where(out["metric"] == "nlpd", density, plain)
     return out.sort_values(["metric", "output", "distance"]).reset_index(drop=True)
 
@@ -260,7 +263,8 @@ def leakage_demonstration(
     a, b = summary(naive), summary(grouped)
     out = pd.DataFrame({"naive": a, "grouped": b}).reset_index()
     out["optimism"] = out["grouped"] - out["naive"]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        plain = out["grouped"] / out["naive"]
-    out["ratio"] = np.where(out["metric"] == "nlpd", np.exp(out["grouped"] - out["naive"]), plain)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        plain = (out["grouped"] / out["naive"]).to_numpy()
+        density = np.exp((out["grouped"] - out["naive"]).to_numpy())
+    out["ratio"] = np.where(out["metric"] == "nlpd", density, plain)
     return out

@@ -1,0 +1,181 @@
+r"""Configuration of the end-to-end pipeline (``stochhom run``): the optional study tables.
+
+::
+
+    [gallery]
+    samples = 4                  # microstructures kept for the report's gallery
+
+    [rve]                        # only when the sweep varies the special parameter ``size``
+    targets = ["conductivity_0_0"]
+    epsilon = 0.01               # relative error for the RVE size
+    realizations = 1
+
+    [surrogate]
+    targets = ["conductivity_eigenvalues_0"]   # default: bulk and shear moduli, or the
+                                               # smallest and largest conductivity eigenvalue
+    log_targets = true           # regress log Z: positive predictions, relative errors
+    models = ["gpr", "pce"]
+    gpr = { kernel = "matern52", noise = "heteroscedastic", n_restarts = 2 }
+    pce = { degree = "auto", fit_method = "lars" }
+
+    [propagation]
+    n_samples = 2048
+    n_functions = 64
+    [propagation.inputs]         # default: uniform over the swept range of each parameter
+    volume_fraction = { distribution = "uniform", low = 0.2, high = 0.4 }
+
+    [validation]
+    n_splits = 5
+    ood_fraction = 0.6           # the training box is the central 60 % of each swept range
+    ood_edges = [0.0, 0.1, 0.25, 0.5]
+
+Every key is checked at load time: an unknown key or a bad value is refused with its
+location and the allowed values, like the rest of the study file.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import InputError
+
+__all__ = ["PipelineConfig", "pipeline_config"]
+
+_GPR_KEYS = {"kernel", "noise", "n_restarts", "ard", "max_iter"}
+_PCE_KEYS = {"degree", "fit_method", "q_norm", "max_degree", "std_method"}
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Validated pipeline options with their defaults (see the module docstring)."""
+
+    gallery_samples: int = 4
+    rve_targets: list[str] = field(default_factory=list)
+    rve_epsilon: float = 0.01
+    rve_realizations: int = 1
+    targets: list[str] = field(default_factory=list)
+    log_targets: bool = False
+    models: list[str] = field(default_factory=lambda: ["gpr", "pce"])
+    gpr: dict[str, Any] = field(default_factory=dict)
+    pce: dict[str, Any] = field(default_factory=dict)
+    n_samples: int = 2048
+    n_functions: int = 64
+    inputs: dict[str, Any] = field(default_factory=dict)
+    n_splits: int = 5
+    ood_fraction: float = 0.6
+    ood_edges: list[float] = field(default_factory=lambda: [0.0, 0.1, 0.25, 0.5])
+
+    def section(self, stage: str) -> dict[str, Any]:
+        """The options a stage depends on (hashed to decide whether it must be redone)."""
+        keys = {
+            "gallery": ["gallery_samples"],
+            "rve": ["rve_targets", "rve_epsilon", "rve_realizations"],
+            "surrogates": ["targets", "log_targets", "models", "gpr", "pce", "n_splits"],
+            "propagation": ["targets", "models", "n_samples", "n_functions", "inputs"],
+            "validation": ["targets", "log_targets", "models", "gpr", "pce", "n_splits", "ood_fraction",
+                           "ood_edges"],
+        }[stage]
+        return {k: getattr(self, k) for k in keys}
+
+
+def _err(where: str, msg: str) -> InputError:
+    from .schema import StudyError
+
+    return StudyError(f"{where}: {msg}")
+
+
+def _table(pipe: dict[str, Any], name: str, allowed: set[str]) -> dict[str, Any]:
+    t = pipe.get(name, {})
+    if not isinstance(t, dict):
+        raise _err(f"[{name}]", f"expected a table, got {t!r}")
+    unknown = set(t) - allowed
+    if unknown:
+        raise _err(f"[{name}]", f"unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+    return t
+
+
+def _int(v: Any, where: str, low: int = 1) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < low:
+        raise _err(where, f"expected an integer >= {low}, got {v!r}")
+    return v
+
+
+def _strings(v: Any, where: str) -> list[str]:
+    if not isinstance(v, list) or not all(isinstance(s, str) for s in v) or not v:
+        raise _err(where, f"expected a non-empty list of names, got {v!r}")
+    return list(v)
+
+
+def pipeline_config(study: Any) -> PipelineConfig:
+    """Validate the pipeline tables of a :class:`~stochhom.study.schema.Study`."""
+    from ..surrogates.distributions import InputDistribution
+
+    pipe = getattr(study, "pipeline", {}) or {}
+    out: dict[str, Any] = {}
+    g = _table(pipe, "gallery", {"samples"})
+    if "samples" in g:
+        out["gallery_samples"] = _int(g["samples"], "[gallery].samples", 0)
+    r = _table(pipe, "rve", {"targets", "epsilon", "realizations"})
+    if "targets" in r:
+        out["rve_targets"] = _strings(r["targets"], "[rve].targets")
+    if "epsilon" in r:
+        e = r["epsilon"]
+        if isinstance(e, bool) or not isinstance(e, (int, float)) or not 0 < e < 1:
+            raise _err("[rve].epsilon", f"expected a relative error in (0, 1), got {e!r}")
+        out["rve_epsilon"] = float(e)
+    if "realizations" in r:
+        out["rve_realizations"] = _int(r["realizations"], "[rve].realizations")
+    s = _table(pipe, "surrogate", {"targets", "log_targets", "models", "gpr", "pce"})
+    if "targets" in s:
+        out["targets"] = _strings(s["targets"], "[surrogate].targets")
+    if "log_targets" in s:
+        if not isinstance(s["log_targets"], bool):
+            raise _err("[surrogate].log_targets", f"expected true or false, got {s['log_targets']!r}")
+        out["log_targets"] = s["log_targets"]
+    if "models" in s:
+        models = _strings(s["models"], "[surrogate].models")
+        bad = set(models) - {"gpr", "pce"}
+        if bad:
+            raise _err("[surrogate].models", f"unknown model(s) {sorted(bad)}; allowed: ['gpr', 'pce']")
+        out["models"] = models
+    for name, allowed in (("gpr", _GPR_KEYS), ("pce", _PCE_KEYS)):
+        if name in s:
+            opts = s[name]
+            if not isinstance(opts, dict) or set(opts) - allowed:
+                extra = sorted(set(opts) - allowed) if isinstance(opts, dict) else opts
+                raise _err(f"[surrogate].{name}", f"unknown option(s) {extra}; allowed: {sorted(allowed)}")
+            out[name] = dict(opts)
+    p = _table(pipe, "propagation", {"n_samples", "n_functions", "inputs"})
+    if "n_samples" in p:
+        out["n_samples"] = _int(p["n_samples"], "[propagation].n_samples", 16)
+    if "n_functions" in p:
+        out["n_functions"] = _int(p["n_functions"], "[propagation].n_functions", 2)
+    if "inputs" in p:
+        inputs = p["inputs"]
+        unknown = set(inputs) - set(study.parameters) if isinstance(inputs, dict) else None
+        if unknown is None or unknown:
+            raise _err("[propagation.inputs]", f"keys must be swept parameters {sorted(study.parameters)}, "
+                                               f"got {sorted(inputs) if isinstance(inputs, dict) else inputs!r}")
+        try:
+            InputDistribution(dict(inputs))
+        except InputError as exc:
+            raise _err("[propagation.inputs]", str(exc)) from None
+        out["inputs"] = dict(inputs)
+    v = _table(pipe, "validation", {"n_splits", "ood_fraction", "ood_edges"})
+    if "n_splits" in v:
+        out["n_splits"] = _int(v["n_splits"], "[validation].n_splits", 2)
+    if "ood_fraction" in v:
+        f = v["ood_fraction"]
+        if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f < 1:
+            raise _err("[validation].ood_fraction", f"expected a fraction in (0, 1), got {f!r}")
+        out["ood_fraction"] = float(f)
+    if "ood_edges" in v:
+        edges = v["ood_edges"]
+        if (not isinstance(edges, list) or len(edges) < 2 or not all(isinstance(e, (int, float)) for e in edges)
+                or any(b <= a for a, b in itertools.pairwise(edges)) or edges[0] < 0):
+            raise _err("[validation].ood_edges", f"expected increasing distances >= 0, got {edges!r}")
+        out["ood_edges"] = [float(e) for e in edges]
+    _table(pipe, "report", {"pdf"})
+    return PipelineConfig(**out)

@@ -1,0 +1,164 @@
+"""The end-to-end study runner: stages, caching, outputs and pipeline-table errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stochhom.errors import InputError
+from stochhom.study import study_from_dict
+from stochhom.study.runner import results_dir, run_study
+
+pytestmark = pytest.mark.filterwarnings("ignore::stochhom.errors.OutOfDomainWarning")
+
+TINY = {
+    "study": {"name": "tiny", "output": "tiny_results", "seed": 4},
+    "generator": {"name": "gaussian", "shape": [16, 16], "correlation_length": 2.0},
+    "sweep": {"design": "sobol", "points": 16, "replicates": 2,
+              "parameters": {"volume_fraction": {"distribution": "uniform", "low": 0.25, "high": 0.5},
+                             "contrast": {"distribution": "loguniform", "low": 5.0, "high": 50.0}}},
+    "phases": {"0": {"law": "Conductivity", "k": 1.0}, "1": {"law": "Conductivity", "k": "contrast"}},
+    "gallery": {"samples": 2},
+    "surrogate": {"targets": ["conductivity_eigenvalues_1"], "gpr": {"n_restarts": 0}},
+    "propagation": {"n_samples": 256, "n_functions": 16},
+    "validation": {"n_splits": 3},
+}
+
+
+def _tiny(tmp_path: Path, **changes) -> object:
+    data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in TINY.items()}
+    data.update(changes)
+    return study_from_dict(data, base=tmp_path)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> tuple[Path, list[str]]:
+    tmp = tmp_path_factory.mktemp("run")
+    messages: list[str] = []
+    out = run_study(_tiny(tmp), workers=1, progress=False, log=messages.append)
+    return out, messages
+
+
+def test_every_stage_writes_its_outputs(tiny_run) -> None:
+    out, messages = tiny_run
+    assert out.name == "tiny_results"
+    for name in ("samples.zarr", "gallery.nc", "surrogates.json", "cv_predictions.csv", "propagation.json",
+                 "sobol.json", "validation.csv", "leakage.csv", "stages.json"):
+        assert (out / name).exists(), name
+    stages = json.loads((out / "stages.json").read_text())
+    assert list(stages) == ["sweep", "gallery", "rve", "surrogates", "propagation", "validation", "report"]
+    cv = pd.read_csv(out / "cv_predictions.csv")
+    assert set(cv["model"]) == {"gpr", "pce"} and len(cv) == 2 * 32  # every sample predicted out of fold once
+    prop = json.loads((out / "propagation.json").read_text())["conductivity_eigenvalues_1"]
+    v = prop["gpr"]["variance"]
+    assert v["total"] == pytest.approx(v["aleatoric"] + v["epistemic"] + v["unsplit"] + v["input"], rel=1e-9)
+    assert prop["pce"]["variance"]["epistemic"] == 0.0  # a PCE cannot split scatter from surrogate error
+    sobol = json.loads((out / "sobol.json").read_text())["conductivity_eigenvalues_1"]
+    assert sobol["pce"]["method"] == "pce analytic" and sobol["gpr"]["method"] == "saltelli"
+    # the conductivity grows with both the volume fraction and the contrast: both indices are substantial
+    assert all(s > 0.05 for s in sobol["pce"]["total"])
+    table = pd.read_csv(out / "validation.csv")
+    assert {"train", "test"} <= set(table["split"]) and any(s.startswith("ood_") for s in set(table["split"]))
+    assert not (out / "rve.json").exists()  # size is not swept
+    assert any("stage surrogates: done" in m for m in messages)
+
+
+def test_a_second_run_is_cached_and_a_change_redoes_only_what_it_affects(tiny_run, tmp_path) -> None:
+    out, _ = tiny_run
+    base = out.parent
+    messages: list[str] = []
+    run_study(_tiny(base), workers=1, progress=False, log=messages.append)
+    assert [m for m in messages if "up to date" in m] == [
+        f"stage {s}: up to date" for s in ("gallery", "rve", "surrogates", "propagation", "validation", "report")]
+    assert any("96 of 96" in m or "32 of 32 samples done" in m for m in messages)  # the sweep resumes, nothing runs
+    messages.clear()
+    changed = _tiny(base, propagation={"n_samples": 128, "n_functions": 16})
+    run_study(changed, workers=1, progress=False, log=messages.append)
+    ran = {m.split()[1].rstrip(":") for m in messages if m.endswith("running")}
+    assert ran == {"sweep", "propagation", "report"}  # not the surrogates, validation or gallery
+
+
+def test_results_dir_and_pipeline_errors(tmp_path) -> None:
+    st = _tiny(tmp_path, study={"output": "x.zarr"})
+    assert results_dir(st) == tmp_path / "x_results"
+    cases = [
+        ({"surrogate": {"models": ["nn"]}}, r"\[surrogate\].models: unknown model\(s\) \['nn'\]"),
+        ({"surrogate": {"gpr": {"kernel": "rbf", "lengthscale": 1}}}, r"\[surrogate\].gpr: unknown option"),
+        ({"propagation": {"inputs": {"porosity": {"distribution": "uniform", "low": 0, "high": 1}}}},
+         r"\[propagation.inputs\]: keys must be swept parameters"),
+        ({"propagation": {"inputs": {"contrast": {"distribution": "gamma"}}}}, r"\[propagation.inputs\]: .*gamma"),
+        ({"validation": {"ood_edges": [0.5, 0.1]}}, r"\[validation\].ood_edges: expected increasing"),
+        ({"rve": {"epsilon": 2.0}}, r"\[rve\].epsilon: expected a relative error in \(0, 1\)"),
+        ({"report": {"colour": "red"}}, r"\[report\]: unknown key"),
+    ]
+    for change, match in cases:
+        with pytest.raises(InputError, match=match):
+            _tiny(tmp_path, **change)
+
+
+def test_rve_stage_runs_when_size_is_swept(tmp_path) -> None:
+    st = study_from_dict({
+        "study": {"output": "rve_results", "seed": 1},
+        "generator": {"name": "boolean", "shape": [12, 12], "volume_fraction": 0.3, "radius": 1.5},
+        "sweep": {"replicates": 12, "parameters": {"size": [8, 12, 16]}},
+        "phases": {"0": {"law": "Conductivity", "k": 1.0}, "1": {"law": "Conductivity", "k": 10.0}},
+        "gallery": {"samples": 0},
+        "surrogate": {"models": ["pce"], "pce": {"degree": 1}},
+        "propagation": {"n_samples": 64},
+        "validation": {"n_splits": 2},
+    }, base=tmp_path)
+    out = run_study(st, workers=1, progress=False, log=lambda m: None)
+    rve = json.loads((out / "rve.json").read_text())
+    assert "phase_fraction_1" in rve
+    r = rve["phase_fraction_1"]
+    assert r["volumes"] == [64.0, 144.0, 256.0] and r["counts"] == [12, 12, 12]
+    assert np.isfinite(r["alpha"]) and r["rve_volume"] > 0
+
+
+@pytest.mark.slow
+def test_quickstart_study_end_to_end(tmp_path) -> None:
+    """The README's main job: the shipped quickstart study, run whole, gives a report with every
+    section and embedded figures, and a valid summary.json."""
+    import re
+
+    from stochhom.study import load_study
+
+    src = Path(__file__).resolve().parents[1] / "studies" / "quickstart.toml"
+    (tmp_path / "quickstart.toml").write_text(src.read_text())
+    out = run_study(load_study(tmp_path / "quickstart.toml"), workers=1, progress=False, log=lambda m: None)
+    html = (out / "report.html").read_text()
+    for sid in ("provenance", "microstructure", "properties", "rve", "surrogates", "propagation", "validation",
+                "failures"):
+        assert f'<section id="{sid}">' in html, sid
+    assert len(re.findall(r'<img src="data:image/png;base64,', html)) >= 15
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["counts"]["samples"] == 96 and summary["counts"]["failed"] == 0
+    status = {k: v["status"] for k, v in summary["sections"].items()}
+    assert status["rve"] == "not applicable" and all(v == "ok" for k, v in status.items() if k != "rve")
+    gpr = summary["surrogates"]["gpr"]["log_conductivity_eigenvalues_1"]
+    # 96 grouped-CV predictions: the 95 % intervals of the heteroscedastic GP are calibrated within the
+    # binomial band 0.95 ± 3·sqrt(0.95·0.05/96) = [0.88, 1.0]
+    assert 0.88 <= gpr["coverage_0.95"] <= 1.0
+
+
+def test_cli_run_and_report(tiny_run, tmp_path, capsys) -> None:
+    from stochhom.cli import main
+
+    out, _ = tiny_run
+    assert main(["report", str(out)]) == 0
+    assert f"report: {out / 'report.html'}" in capsys.readouterr().out
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "is not a results directory of 'stochhom run'" in err and "Traceback" not in err
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[study]\noutput = "x"\n[generator]\nname = "gaussian"\nshape = [8, 8]\n'
+                   '[phases.0]\nlaw = "Conductivity"\nk = 1.0\n[surrogate]\nmodels = ["nn"]\n')
+    assert main(["run", str(bad), "--quiet"]) == 2
+    assert "[surrogate].models: unknown model(s) ['nn']" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--help"])
+    assert exc.value.code == 0 and "examples:" in capsys.readouterr().out
