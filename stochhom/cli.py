@@ -457,12 +457,13 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from .study import load_study, run_sweep
+    from .study.sweep import store_path
 
     study = load_study(args.study)
     if not args.flush_seconds > 0:
         raise StochhomError(f"--flush-seconds must be > 0, got {args.flush_seconds}")
     if not args.dry_run:
-        _check_output(study.output, what="output store", store=True)
+        _check_output(store_path(study), what="output store", store=True)
     out = run_sweep(study, workers=args.workers, scheduler=args.scheduler, restart=args.restart,
                     dry_run=args.dry_run, progress=not args.quiet, flush_seconds=args.flush_seconds)
     if args.dry_run:
@@ -482,7 +483,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         for k in failed[:5]:
             print(f"sample {int(out['sample'].values[k])} failed: {out['status'].values[k]}")
         _print_point_summary(out)
-        print(f"results in {study.output}")
+        print(f"results in {store_path(study)}")
     return 0
 
 

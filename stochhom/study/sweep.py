@@ -44,7 +44,7 @@ from ..statistics.ensemble import MAX_PHASE_FRACTIONS, assemble, sample_record
 from ..tensors import mandel_size
 from .schema import Study
 
-__all__ = ["run_sweep", "plan_summary", "open_store", "SweepStoreError"]
+__all__ = ["run_sweep", "plan_summary", "open_store", "store_path", "SweepStoreError"]
 
 _CHUNK = 64  # samples per zarr chunk
 _STATUS_LEN = 300
@@ -143,6 +143,13 @@ def _create(path: Path, template: xr.Dataset) -> None:
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise SweepStoreError(f"cannot write the output store {str(path)!r}: {exc.strerror or exc}") from None
+
+
+def store_path(study: Study) -> Path:
+    """The zarr store of a study: ``[study].output`` if it ends in ``.zarr``, else ``output/samples.zarr``
+    (the results directory of :func:`~stochhom.study.runner.run_study`)."""
+    out = Path(study.output)
+    return out if out.suffix == ".zarr" else out / "samples.zarr"
 
 
 def open_store(path: str | Path) -> xr.Dataset:
@@ -298,7 +305,7 @@ def plan_summary(study: Study, done: int = 0) -> dict[str, Any]:
         "samples": len(points) * study.replicates,
         "done": int(done),
         "remaining": len(points) * study.replicates - int(done),
-        "output": str(study.output),
+        "output": str(store_path(study)),
         "physics": study.physics,
     }
 
@@ -371,7 +378,7 @@ def run_sweep(
     if scheduler is not None and scheduler != "local" and ":" not in str(scheduler):
         raise InputError(f"--scheduler must be 'local' or a Dask scheduler address such as "
                          f"'tcp://host:8786', got {scheduler!r}")
-    path = Path(study.output)
+    path = store_path(study)
     samples = study.samples()
     seeds = study.seeds([s["sample"] for s in samples])
     resume = False if dry_run else _check_existing(path, study, restart)
