@@ -162,3 +162,51 @@ def test_cli_run_and_report(tiny_run, tmp_path, capsys) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["run", "--help"])
     assert exc.value.code == 0 and "examples:" in capsys.readouterr().out
+
+
+def test_killed_run_resumes_without_redoing_samples(tmp_path) -> None:
+    """`stochhom run` killed with SIGKILL during its sweep: running it again resumes the sweep
+    (the samples already stored are not recomputed) and finishes every stage."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from stochhom.study.sweep import _done_flags
+
+    study = tmp_path / "killed.toml"
+    study.write_text(
+        '[study]\nname = "killed"\noutput = "killed_results"\nseed = 9\n'
+        '[generator]\nname = "gaussian"\nshape = [64, 64]\ncorrelation_length = 3.0\n'
+        '[sweep]\nreplicates = 16\n'
+        '[sweep.parameters]\nvolume_fraction = [0.3, 0.4, 0.5]\ncontrast = [300.0, 3000.0]\n'
+        '[phases.0]\nlaw = "Conductivity"\nk = 1.0\n[phases.1]\nlaw = "Conductivity"\nk = "contrast"\n'
+        '[gallery]\nsamples = 1\n[surrogate]\nmodels = ["pce"]\npce = { degree = 2 }\n'
+        '[propagation]\nn_samples = 64\n[validation]\nn_splits = 3\n'
+    )
+    cmd = [sys.executable, "-m", "stochhom.cli", "run", str(study), "--workers", "2", "--quiet"]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.Popen(cmd, start_new_session=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    store = tmp_path / "killed_results" / "samples.zarr"
+    deadline, done = time.time() + 120, 0
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        try:
+            done = int(_done_flags(store).sum())
+        except Exception:  # the store is not created yet
+            continue
+        if done > 0:
+            break
+    assert proc.poll() is None, f"the run finished before it could be killed: {proc.stderr.read()!r}"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert 0 < done < 96
+    again = subprocess.run([*cmd[:-1]], env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    resumed = [line for line in again.stderr.splitlines() if line.startswith("resuming")]
+    assert resumed and int(resumed[0].split(": ")[1].split(" of ")[0]) >= done  # stored samples are kept
+    out = tmp_path / "killed_results"
+    assert int(_done_flags(store).sum()) == 96 and (out / "report.html").exists()
+    assert set(json.loads((out / "stages.json").read_text())) == {
+        "sweep", "gallery", "rve", "surrogates", "propagation", "validation", "report"}
