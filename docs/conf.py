@@ -94,12 +94,6 @@ NOTEBOOKS = DOCS / "tutorials" / "notebooks"  # a link to ../notebooks
 # start of the docutils message). Only these messages from these docstrings are
 # dropped; every other warning, from any docstring or page, still fails the build.
 KNOWN_DOCSTRING_WARNINGS = [
-    # "shape (ne, *shape)" in a numpydoc type: the bare * opens RST emphasis
-    ("stochhom.spectral.homogenize.FieldResult", "Inline emphasis start-string without end-string"),
-    ("stochhom.spectral.green.GreenOperator", "Inline emphasis start-string without end-string"),
-    ("stochhom.spectral.schemes.SchemeResult", "Inline emphasis start-string without end-string"),
-    # a sentence after the Parameters entries is read by napoleon as one more entry
-    ("stochhom.statistics.rve.variance_scaling", "Field list ends without a blank line"),
     # a table cell wider than its column's ==== border (the table is dropped)
     ("stochhom.surrogates.distributions", "Malformed table."),
     ("stochhom.report.html", "Malformed table."),

@@ -42,7 +42,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["LAWS", "load_image", "load_phases", "phases_from_dict"]
+__all__ = ["LAWS", "load_image", "load_phases", "phases_from_dict", "save_dataset", "open_dataset"]
 
 #: Phase laws accepted in phase files, with their parameter sets.
 LAWS: dict[str, tuple[tuple[str, ...], ...]] = {

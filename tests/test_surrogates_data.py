@@ -160,3 +160,20 @@ def test_a_surrogate_of_log_cholesky_features_predicts_spd_stiffness() -> None:
     # the naive alternative: a linear model of the raw entries predicts non-SPD tensors at theta = 3
     raw = LinearRegression().fit(theta[:, None], c.reshape(30, -1)).predict(grid).reshape(-1, 3, 3)
     assert np.any(np.linalg.eigvalsh(raw) <= 0)
+
+
+def test_solver_level_asymmetry_is_accepted_and_parameters_are_sorted() -> None:
+    c = isotropic_stiffness(2.0, 1.0, 2)
+    noisy = c.copy()
+    noisy[0, 1] += 2e-6 * np.abs(c).max()  # an apparent tensor solved to tol = 1e-6
+    t = SPDTransform()
+    np.testing.assert_allclose(t.tensors(t.features(noisy))[0], 0.5 * (noisy + noisy.T), atol=1e-12)
+    noisy[0, 1] += 1e-2
+    with pytest.raises(InputError, match=r"not symmetric.*symmetry_rtol"):
+        t.features(noisy)
+    # the columns of X do not depend on the coordinate order of the dataset
+    props = _props()
+    props = props.assign_coords(alpha=("sample", np.arange(props.sizes["sample"]) % 3 * 1.0))
+    assert default_parameters(props) == ["alpha", "volume_fraction"]
+    assert default_parameters(props[["bulk_modulus"]].assign_coords(
+        {k: props[k] for k in reversed(list(props.coords))})) == ["alpha", "volume_fraction"]

@@ -246,7 +246,7 @@ class GreenOperator:
 
     Parameters
     ----------
-    eta : numpy.ndarray, shape (d, *half[:-1], 2 * n_half)
+    eta : numpy.ndarray, shape ``(d, *half[:-1], 2 * n_half)``
         Interleaved derivative symbols (see :func:`~stochhom.spectral.kernels.interleave`).
     reference : ReferenceMedium
     edges : sequence of int

@@ -131,10 +131,10 @@ class FieldResult:
 
     Attributes
     ----------
-    strain, stress : numpy.ndarray, shape (ne, *shape)
+    strain, stress : numpy.ndarray, shape ``(ne, *shape)``
         Mandel components at voxel centres.
     mean_strain, mean_stress : numpy.ndarray, shape (ne,)
-    fluctuation : numpy.ndarray, shape (m, *shape)
+    fluctuation : numpy.ndarray, shape ``(m, *shape)``
         Periodic fluctuation of the displacement (potential) at the nodes: voxel
         corners for ``"rotated"`` (node ``n`` is the lower corner of voxel ``n``),
         voxel centres for ``"fourier"``. Defined up to a constant. For ``"fourier"`` on

@@ -68,7 +68,7 @@ class SchemeResult:
 
     Attributes
     ----------
-    w : numpy.ndarray, shape (batch, m, *half), or None
+    w : numpy.ndarray, shape ``(batch, m, *half)``, or None
         Nodal solution in Fourier space (None when not requested).
     mean_stress : numpy.ndarray, shape (batch, ne)
         Mean stress (internal form) of the final iterate.

@@ -571,6 +571,9 @@ def variance_scaling(
 ) -> VarianceScaling:
     r"""Variance-scaling fit of an apparent-properties ``Dataset`` (see :func:`fit_variance_scaling`).
 
+    The parameters not listed here (``alpha``, ``confidence``, ``n_draws``, ``rng``,
+    ``min_samples``) are those of :func:`fit_variance_scaling`.
+
     Parameters
     ----------
     props : xarray.Dataset
@@ -589,8 +592,6 @@ def variance_scaling(
         :math:`D_Z^2`. For ``phase_fraction_<k>`` it defaults to :math:`p(1-p)`,
         with :math:`p` the mean fraction over all samples, so that the fit returns
         the integral range of phase ``k``.
-
-    Other parameters are those of :func:`fit_variance_scaling`.
     """
     v, z = _columns(props, variable, volume)
     if point_variance is None and variable.startswith("phase_fraction_") and z.size:

@@ -40,6 +40,7 @@ from .ensemble import sample_parameters
 from .phases import PhaseSpec, resolve_phases
 
 __all__ = [
+    "BOOTSTRAP_MIN_N",
     "IDENTIFIERS",
     "DIAGNOSTICS",
     "anisotropy_index",

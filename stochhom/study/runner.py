@@ -44,6 +44,7 @@ from .schema import Study
 
 __all__ = ["STAGES", "results_dir", "run_study"]
 
+#: The stages of :func:`run_study`, in order.
 STAGES = ("sweep", "gallery", "rve", "surrogates", "propagation", "validation", "report")
 
 

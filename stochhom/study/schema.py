@@ -70,7 +70,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["Study", "load_study", "study_from_dict", "DISTRIBUTIONS", "DESIGNS"]
+__all__ = ["Study", "StudyError", "load_study", "study_from_dict", "DISTRIBUTIONS", "DESIGNS", "PIPELINE_TABLES"]
 
 #: Designs of the swept parameters.
 DESIGNS = ("grid", "lhs", "sobol")

@@ -40,6 +40,10 @@ __all__ = [
 ]
 
 
+def __dir__() -> list[str]:
+    return sorted({*globals(), "GPR"})
+
+
 def __getattr__(name: str) -> Any:
     if name == "GPR":
         from .gpr import GPR

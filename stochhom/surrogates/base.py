@@ -111,7 +111,7 @@ class SurrogateBase(RegressorMixin, BaseEstimator):
 
     Subclasses implement ``fit`` and ``predict``; they call :func:`check_Xy` and set
     ``n_features_in_``, ``n_outputs_`` and ``_y_1d_`` in ``fit``, and use
-    :meth:`_shape_output` to return predictions with the shape of the training ``y``.
+    ``_shape_output`` to return predictions with the shape of the training ``y``.
     """
 
     def _shape_output(self, a: np.ndarray) -> np.ndarray:

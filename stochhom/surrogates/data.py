@@ -65,14 +65,17 @@ class TrainingData:
 
 
 def default_parameters(props: xr.Dataset) -> list[str]:
-    """Per-sample numeric coordinates that vary over the dataset (the swept parameters).
+    """Per-sample numeric coordinates that vary over the dataset (the swept parameters), sorted.
 
+    Sorted by name: the coordinate order of a stored dataset is not stable (zarr lists
+    its arrays in no fixed order), and the columns of ``X`` must not depend on it.
     ``volume`` is added when the SVEs have several sizes and no ``size`` coordinate
     says so already.
     """
     names = [str(c) for c, da in props.coords.items()
              if da.dims == ("sample",) and c not in _NOT_INPUTS and da.dtype.kind in "biuf"
              and np.unique(da.values).size > 1]
+    names.sort()
     if "size" not in names and "volume" in props and np.unique(props["volume"].values).size > 1:
         names.append("volume")
     return names

@@ -39,7 +39,7 @@ by L-BFGS-B (scipy) on the log-parameters, within box bounds, with the analytic 
 
 with :math:`A^{-1}` from LAPACK (``potrf``/``potri``). The gpytorch modules hold the
 parameters (their state dicts are what :meth:`GPR.save` writes); kernel matrices and
-their derivatives are evaluated from the same closed forms (:func:`_radial`), several
+their derivatives are evaluated from the same closed forms (``_radial``), several
 times faster than gpytorch's lazy kernels with autograd; the tests check that both agree.
 Random restarts (``n_restarts``) start from random length scales and the best likelihood
 wins; above 1000 points each start is first optimized on a random subset of 500 points
