@@ -296,7 +296,7 @@ def _stage_validation(study: Study, out: Path, cfg: PipelineConfig, props: Any) 
             cv = evaluate(model, td.X, td.y, grouped_kfold(k, rng=study.seed), groups=td.groups)
             try:
                 folds = ood_folds(td.X, box, [*cfg.ood_edges, np.inf], groups=td.groups, rng=study.seed)
-                ood = evaluate(model, td.X, td.y, folds, groups=td.groups)
+                ood = evaluate(model, td.X, td.y, folds, groups=td.groups, box=box)
                 ood["fold"] += int(cv["fold"].max()) + 1
                 deg = degradation(ood)
                 deg.insert(0, "target", target)

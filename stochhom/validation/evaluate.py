@@ -125,6 +125,7 @@ def evaluate(
     levels: Sequence[float] = COVERAGE_LEVELS,
     output_names: Sequence[str] | None = None,
     fit_params: Mapping[str, Any] | None = None,
+    box: Any = None,
 ) -> pd.DataFrame:
     """Fit a clone of ``model`` per fold and score every named set of the fold.
 
@@ -147,6 +148,10 @@ def evaluate(
     fit_params : mapping, optional
         Extra ``fit`` arguments whose values are per-row arrays (sliced with ``train``,
         e.g. ``noise_variance``).
+    box : array_like (p, 2), optional
+        The box against which the ``distance`` column is measured; pass the box of
+        :func:`ood_folds` so that distances match its shells. Default: each fold's
+        training box.
 
     Returns
     -------
@@ -173,7 +178,7 @@ def evaluate(
             raise InputError(f"fold {k}: at least 2 training rows are needed, got {train.size}")
         params = {key: np.asarray(v)[train] for key, v in (fit_params or {}).items()}
         fitted = clone(model).fit(Xa[train], ya[train], **params)
-        box = training_box(Xa[train])
+        fold_box = training_box(Xa[train]) if box is None else np.asarray(box, dtype=float)
         sets = {"train": train, **{s: _index(v, n, f"fold {k} {s}") for s, v in fold.items() if s != "train"}}
         for split, idx in sets.items():
             if idx.size == 0:
@@ -184,7 +189,7 @@ def evaluate(
                 warnings.simplefilter("ignore", OutOfDomainWarning)
                 mean, std = fitted.predict(Xa[idx], return_std=True)
             metrics = probabilistic_metrics(ya[idx], mean, std, levels, multioutput="raw_values")
-            dist = float(np.mean(extrapolation_distance(Xa[idx], box=box)))
+            dist = float(np.mean(extrapolation_distance(Xa[idx], box=fold_box)))
             for metric, value in metrics.items():
                 values = np.atleast_1d(np.asarray(value, dtype=float))
                 for j, v in enumerate(values):
