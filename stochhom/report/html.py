@@ -13,23 +13,23 @@
 
 Inputs of the results directory (all optional except ``study.json`` and ``samples.zarr``):
 
-======================  ==============  ===============================================
-file                    stage           section
-======================  ==============  ===============================================
-study.json              report          provenance
-samples.zarr            sweep           provenance, properties, failures
-gallery.nc              gallery         microstructure
-phases.json             report          properties (the bounds)
-rve.json                rve             rve
-cv_predictions.csv      surrogates      surrogates
-surrogates.json         surrogates      surrogates (the fitted models)
-propagation.json        propagation     propagation
-propagation_samples.npz propagation     propagation (densities)
-sobol.json              propagation     propagation (Sobol indices)
-validation.csv          validation      validation (grouped-CV table)
-leakage.csv             validation      validation (leakage demonstration)
-degradation.csv         validation      validation (OOD degradation)
-======================  ==============  ===============================================
+========================  ==============  ===============================================
+file                      stage           section
+========================  ==============  ===============================================
+study.json                report          provenance
+samples.zarr              sweep           provenance, properties, failures
+gallery.nc                gallery         microstructure
+phases.json               report          properties (the bounds)
+rve.json                  rve             rve
+cv_predictions.csv        surrogates      surrogates
+surrogates.json           surrogates      surrogates (the fitted models)
+propagation.json          propagation     propagation
+propagation_samples.npz   propagation     propagation (densities)
+sobol.json                propagation     propagation (Sobol indices)
+validation.csv            validation      validation (grouped-CV table)
+leakage.csv               validation      validation (leakage demonstration)
+degradation.csv           validation      validation (OOD degradation)
+========================  ==============  ===============================================
 
 A section whose input is missing says so and names the stage to run first. Every
 string that comes from the user or the data (study name, parameter and model names,

@@ -20,16 +20,16 @@ It serves two clients:
 
 Marginals and germs (independent inputs)
 ----------------------------------------
-=============  ======================  ==============================================  ==========
-distribution   parameters              germ :math:`\xi`                                polynomials
-=============  ======================  ==============================================  ==========
-uniform        low, high               :math:`(2x - l - h)/(h - l) \sim U(-1, 1)`      Legendre
-loguniform     low, high               same, with :math:`\log x, \log l, \log h`       Legendre
-normal         mean, std               :math:`(x - \mu)/\sigma \sim N(0, 1)`           Hermite
-lognormal      median, sigma           :math:`(\log x - \log m)/\sigma \sim N(0, 1)`   Hermite
-beta           alpha, beta, low, high  :math:`(2x - l - h)/(h - l)` on :math:`[-1, 1]`  Jacobi
-chaospy        (any univariate law)    :math:`x` itself                                Stieltjes
-=============  ======================  ==============================================  ==========
+============  ======================  ===============================================  ===========
+distribution  parameters              germ :math:`\xi`                                 polynomials
+============  ======================  ===============================================  ===========
+uniform       low, high               :math:`(2x - l - h)/(h - l) \sim U(-1, 1)`       Legendre
+loguniform    low, high               same, with :math:`\log x, \log l, \log h`        Legendre
+normal        mean, std               :math:`(x - \mu)/\sigma \sim N(0, 1)`            Hermite
+lognormal     median, sigma           :math:`(\log x - \log m)/\sigma \sim N(0, 1)`    Hermite
+beta          alpha, beta, low, high  :math:`(2x - l - h)/(h - l)` on :math:`[-1, 1]`  Jacobi
+chaospy       (any univariate law)    :math:`x` itself                                 Stieltjes
+============  ======================  ===============================================  ===========
 
 The parameter names agree with the study schema (:data:`stochhom.study.schema.DISTRIBUTIONS`);
 ``lognormal`` has :math:`\log x \sim N(\log m, \sigma^2)`; ``beta`` has density
