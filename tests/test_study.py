@@ -358,3 +358,16 @@ def test_saving_over_a_sweep_store_is_refused(tmp_path) -> None:
     assert sh.io.open_dataset(tmp_path / "keep.zarr").attrs["kind"] == "stochhom sweep"
     sh.io.save_dataset(ens, tmp_path / "other.zarr")
     sh.io.save_dataset(ens, tmp_path / "other.zarr")  # any other dataset is replaced
+
+
+def test_sobol_point_count_that_is_not_a_power_of_two_warns_once(tmp_path) -> None:
+    import warnings
+
+    params = {"volume_fraction": {"distribution": "uniform", "low": 0.2, "high": 0.4},
+              "contrast": {"distribution": "loguniform", "low": 2.0, "high": 50.0}}
+    with pytest.warns(UserWarning, match=r"\[sweep\].points = 12: Sobol points are balanced only for powers of 2"):
+        st = _study(tmp_path, sweep={"design": "sobol", "points": 12, "parameters": params})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(st.points_table()) == 12  # no second (scipy) warning when the design is drawn
+        _study(tmp_path, sweep={"design": "sobol", "points": 16, "parameters": params})  # a power of 2: silent

@@ -50,6 +50,7 @@ import inspect
 import itertools
 import json
 import sys
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,8 +179,10 @@ class Study:
         d = len(names)
         if self.design == "lhs":
             u = qmc.LatinHypercube(d=d, seed=self.seed).random(self.points)
-        else:
-            u = qmc.Sobol(d=d, scramble=True, seed=self.seed).random(self.points)
+        else:  # the balance warning for other counts is issued once, at load time
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                u = qmc.Sobol(d=d, scramble=True, seed=self.seed).random(self.points)
         rows = []
         for row in u:
             rows.append({n: _ppf(self.parameters[n], float(x)) for n, x in zip(names, row)})
@@ -304,6 +307,10 @@ def study_from_dict(data: Mapping[str, Any], base: Path | None = None, name: str
         if "points" not in sweep:
             raise _err("[sweep].points", f"a {design} design needs the number of points")
         points = _number(sweep["points"], "[sweep].points", int, positive=True)
+        if design == "sobol" and points & (points - 1):
+            warnings.warn(f"[sweep].points = {points}: Sobol points are balanced only for powers of 2 "
+                          f"(e.g. {1 << max(0, points.bit_length() - 1)} or {1 << points.bit_length()}); "
+                          "the design is less uniform", UserWarning, stacklevel=3)
     elif "points" in sweep:
         raise _err("[sweep].points", "only for 'lhs' and 'sobol' designs; a grid has one point per combination")
     parameters = _parse_parameters(sweep["parameters"], design, "[sweep.parameters]") if "parameters" in sweep else {}
