@@ -74,3 +74,28 @@ def spheres_3d() -> np.ndarray:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+def kill_once_stored(cmd: list[str], store, env: dict, timeout: float = 120.0) -> int:
+    """Start ``cmd`` (a CLI sweep or run) in its own session, SIGKILL it with its workers as soon
+    as the zarr ``store`` holds a finished sample, and return how many samples were finished."""
+    import signal
+    import subprocess
+    import time
+
+    from stochhom.study.sweep import _done_flags
+
+    proc = subprocess.Popen(cmd, start_new_session=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline, done = time.time() + timeout, 0
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        try:
+            done = int(_done_flags(store).sum())
+        except Exception:  # the store is not created yet
+            continue
+        if done > 0:
+            break
+    assert proc.poll() is None, f"the command finished before it could be killed: {proc.stderr.read()!r}"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    return done

@@ -168,10 +168,10 @@ def test_killed_run_resumes_without_redoing_samples(tmp_path) -> None:
     """`stochhom run` killed with SIGKILL during its sweep: running it again resumes the sweep
     (the samples already stored are not recomputed) and finishes every stage."""
     import os
-    import signal
     import subprocess
     import sys
-    import time
+
+    from conftest import kill_once_stored
 
     from stochhom.study.sweep import _done_flags
 
@@ -187,20 +187,8 @@ def test_killed_run_resumes_without_redoing_samples(tmp_path) -> None:
     )
     cmd = [sys.executable, "-m", "stochhom.cli", "run", str(study), "--workers", "2", "--quiet"]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.Popen(cmd, start_new_session=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     store = tmp_path / "killed_results" / "samples.zarr"
-    deadline, done = time.time() + 120, 0
-    while time.time() < deadline and proc.poll() is None:
-        time.sleep(0.2)
-        try:
-            done = int(_done_flags(store).sum())
-        except Exception:  # the store is not created yet
-            continue
-        if done > 0:
-            break
-    assert proc.poll() is None, f"the run finished before it could be killed: {proc.stderr.read()!r}"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
+    done = kill_once_stored(cmd, store, env)
     assert 0 < done < 96
     again = subprocess.run([*cmd[:-1]], env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import xarray as xr
+from conftest import kill_once_stored
 
 import stochhom as sh
 from stochhom.errors import InputError
 from stochhom.study import load_study, run_sweep, study_from_dict
-from stochhom.study.sweep import SweepStoreError, _done_flags
+from stochhom.study.sweep import SweepStoreError
 
 BASE = {
     "study": {"output": "out.zarr", "seed": 3},
@@ -265,22 +264,8 @@ def test_sweep_killed_with_sigkill_resumes_bit_for_bit(tmp_path) -> None:
     cmd = [sys.executable, "-m", "stochhom.cli", "sweep", str(path), "--workers", "2", "--quiet",
            "--flush-seconds", "0.1"]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.Popen(cmd, start_new_session=True, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    done = kill_once_stored(cmd, tmp_path / "killed.zarr", env)
     store = tmp_path / "killed.zarr"
-    deadline = time.time() + 120
-    done = 0
-    while time.time() < deadline and proc.poll() is None:
-        time.sleep(0.2)
-        try:
-            done = int(_done_flags(store).sum())
-        except Exception:  # the store is not created yet
-            continue
-        if done > 0:
-            break
-    assert proc.poll() is None, f"the sweep finished before it could be killed: {proc.stderr.read()!r}"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
     assert 0 < done < 96
     subprocess.run(cmd, check=True, env=env, capture_output=True, timeout=300)
     resumed = xr.open_zarr(store, consolidated=False).load()
