@@ -170,13 +170,17 @@ def build_parser() -> argparse.ArgumentParser:
         "  stochhom run studies/quickstart.toml           # writes studies/quickstart_results/report.html\n"
         "  stochhom run studies/quickstart.toml --workers 2\n"
         "  stochhom run study.toml --restart             # delete the results directory first\n"
-        "  stochhom run study.toml --pdf                 # also report.pdf",
+        "  stochhom run study.toml --pdf                 # also report.pdf\n"
+        "  stochhom run study.toml --redo surrogates     # refit the surrogates (and what follows)",
     )
     r.add_argument("study", help="study TOML file")
     r.add_argument("--workers", type=int, default=None, help="worker processes of the sweep (default: one per core)")
     r.add_argument("--scheduler", default=None, help="Dask scheduler address, or 'local', for the sweep")
     r.add_argument("--restart", action="store_true", help="delete the results directory and start over")
     r.add_argument("--pdf", action="store_true", help="also write report.pdf")
+    r.add_argument("--redo", action="append", default=[], metavar="STAGE",
+                   help="run STAGE and every stage after it that depends on it again, even if up to date "
+                   "(repeatable; one of gallery, rve, surrogates, propagation, validation, report)")
     r.add_argument("--quiet", action="store_true", help="no progress bar and no stage lines")
     r.set_defaults(func=_cmd_run)
 
@@ -202,7 +206,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise StochhomError(f"--workers must be a positive integer, got {args.workers}")
     out = run_study(study, workers=args.workers, scheduler=args.scheduler, restart=args.restart,
-                    progress=not args.quiet, log=(lambda m: None) if args.quiet else None, pdf=args.pdf)
+                    progress=not args.quiet, log=(lambda m: None) if args.quiet else None, pdf=args.pdf,
+                    redo=args.redo)
     print(f"report: {out / 'report.html'}")
     return 0
 

@@ -221,6 +221,7 @@ def test_summary_json_equals_the_inputs(results: tuple[Path, dict], props: xr.Da
         z = np.abs(t["y"] - t["mean"]) / t["std"]
         assert m["coverage_0.95"] == pytest.approx(np.mean(z <= stats.norm.ppf(0.975)), rel=1e-12)
         assert m["n"] == len(t) and m["folds"] == 3
+        assert m["calibration"] == "calibrated"  # drawn from the stated law
     # grouped-CV table: mean over the folds of the test split
     val = pd.read_csv(root / "validation.csv")
     ref = val[(val["split"] == "test") & (val["metric"] == "rmse") & (val["model"] == "gpr")]["value"].mean()
@@ -229,6 +230,27 @@ def test_summary_json_equals_the_inputs(results: tuple[Path, dict], props: xr.Da
     assert len(s["failures"]) == 1 and s["failures"][0]["sample"] == FAILED
     assert s["failures"][0]["status"] == EVIL_STATUS
     assert s["failures"][0]["parameters"]["volume_fraction"] == POINTS[FAILED // REPLICATES][0]
+
+
+def test_calibration_verdict_names_over_and_under_confidence() -> None:
+    """400 out-of-fold predictions from N(mean, 1): stated sd 1 is calibrated, sd 1/2
+    over-confident at every level and sd 2 under-confident at every level but 99 % (coverage
+    of the 50 % interval 0.19 and 0.92, tens of binomial standard errors from 0.5; at 99 %
+    the band of 400 points reaches 100 %). Student-t(3) scatter of unit variance under a
+    Gaussian law of the right variance covers 0.67 of the 50 % interval (7 standard errors
+    above), the light-tails pattern that the report's note describes."""
+    from stochhom.report.html import _calibration_verdict
+
+    rng = np.random.default_rng(3)
+    mean = rng.normal(size=400)
+    y = mean + rng.normal(size=400)
+    frame = lambda yy, sd: pd.DataFrame({"y": yy, "mean": mean, "std": np.full(400, sd)})  # noqa: E731
+    assert _calibration_verdict(frame(y, 1.0)) == "calibrated"
+    assert _calibration_verdict(frame(y, 0.5)) == "over-confident at 50 %, 80 %, 90 %, 95 %, 99 %"
+    assert _calibration_verdict(frame(y, 2.0)) == "under-confident at 50 %, 80 %, 90 %, 95 %"
+    t3 = mean + rng.standard_t(3, 4000)[:400] / np.sqrt(3.0)
+    verdict = _calibration_verdict(frame(t3, 1.0))
+    assert "under-confident at 50 %" in verdict, verdict
 
 
 def test_missing_inputs_say_which_stage_to_run(results: tuple[Path, dict], tmp_path: Path) -> None:

@@ -80,6 +80,16 @@ def test_a_second_run_is_cached_and_a_change_redoes_only_what_it_affects(tiny_ru
     run_study(changed, workers=1, progress=False, log=messages.append)
     ran = {m.split()[1].rstrip(":") for m in messages if m.endswith("running")}
     assert ran == {"sweep", "propagation", "report"}  # not the surrogates, validation or gallery
+    messages.clear()
+    run_study(changed, workers=1, progress=False, log=messages.append, redo=["surrogates"])
+    ran = {m.split()[1].rstrip(":") for m in messages if m.endswith("running")}
+    assert ran == {"sweep", "surrogates", "propagation", "validation", "report"}  # not the gallery
+    messages.clear()
+    run_study(changed, workers=1, progress=False, log=messages.append, redo="report")
+    assert {m.split()[1].rstrip(":") for m in messages if m.endswith("running")} == {"sweep", "report"}
+    for bad, match in (("sweep", "the sweep is redone with --restart"), ("surrogate", "cannot redo stage")):
+        with pytest.raises(InputError, match=match):
+            run_study(changed, workers=1, progress=False, log=messages.append, redo=[bad])
 
 
 def test_results_dir_and_pipeline_errors(tmp_path) -> None:

@@ -60,7 +60,7 @@ from ..io import open_dataset
 from ..microstructure.descriptors import describe
 from ..statistics.ensemble import sample_parameters
 from ..statistics.summary import IDENTIFIERS, summarize
-from ..validation.metrics import probabilistic_metrics
+from ..validation.metrics import calibration_check, probabilistic_metrics
 from . import figures as F
 
 __all__ = ["write_report", "SECTIONS", "STAGE_OF", "RUN_COMMAND"]
@@ -468,6 +468,30 @@ def _grouped(table: pd.DataFrame) -> Iterable[tuple[str, str, pd.DataFrame]]:
         yield str(model), str(target), t
 
 
+#: Family-wise level of the report's calibration check (a calibrated model fails it 1 time in 100).
+_CALIBRATION_ALPHA = 0.01
+
+
+def _calibration_verdict(t: pd.DataFrame) -> str:
+    """``calibrated``, or the levels at which the out-of-fold intervals are over- or
+    under-confident, by :func:`~stochhom.validation.calibration_check`."""
+    try:
+        chk = calibration_check(t["y"].to_numpy(float), t["mean"].to_numpy(float), t["std"].to_numpy(float),
+                                alpha=_CALIBRATION_ALPHA)
+    except StochhomError as exc:
+        return f"not checked: {exc}"
+    if chk.passed:
+        return "calibrated"
+    cov = np.asarray(chk.coverage).reshape(len(chk.levels), -1)[:, 0]
+    low = [f"{100 * p:g} %" for p, c, lo in zip(chk.levels, cov, chk.lower) if c < lo]
+    high = [f"{100 * p:g} %" for p, c, hi in zip(chk.levels, cov, chk.upper) if c > hi]
+    parts = ([f"over-confident at {', '.join(low)}"] if low else []) + (
+        [f"under-confident at {', '.join(high)}"] if high else [])
+    if not parts:
+        parts = [f"PIT not uniform (KS p = {float(np.atleast_1d(chk.ks_pvalue)[0]):.2g}): biased or mis-shaped"]
+    return "; ".join(parts)
+
+
 def _surrogates(rep: _Report) -> None:
     path = rep.file("cv_predictions.csv")
     if path is None:
@@ -483,8 +507,10 @@ def _surrogates(rep: _Report) -> None:
             rep.add("surrogates", f'<p class="error">{_esc(model)} / {_esc(target)}: {_esc(exc)}</p>')
             continue
         m = {k: float(np.asarray(v).mean()) for k, v in m.items()}
-        metrics.setdefault(model, {})[target] = {"n": len(t), "folds": int(t["fold"].nunique()), **m}
-        rows.append((model, target, len(t), int(t["fold"].nunique()), *(m.get(k) for k in _METRICS)))
+        verdict = _calibration_verdict(t)
+        metrics.setdefault(model, {})[target] = {"n": len(t), "folds": int(t["fold"].nunique()), **m,
+                                                 "calibration": verdict}
+        rows.append((model, target, len(t), int(t["fold"].nunique()), *(m.get(k) for k in _METRICS), verdict))
         rep.figure("surrogates", F.parity_figure(pred, model, target),
                    f"Parity of the out-of-fold predictions of {model} for {target} (95 % intervals)")
         rep.figure("surrogates", F.calibration_figure(pred, model, target),
@@ -498,7 +524,12 @@ def _surrogates(rep: _Report) -> None:
                 + _table(("target__model", "training samples", "seconds (CV and final fit)"), mrows, 1))
     rep.add("surrogates", "<h3>Grouped cross-validation metrics</h3><p>Out-of-fold predictions of grouped K-fold "
             "cross-validation (whole specimens held out), pooled over the folds.</p>"
-            + _table(("model", "target", "n", "folds", *_METRICS), rows, 2))
+            + _table(("model", "target", "n", "folds", *_METRICS, "calibration check"), rows, 2)
+            + f"<p>Calibration check: the coverage of the central 50, 80, 90, 95 and 99 % intervals against "
+            f"its exact binomial band, and a Kolmogorov–Smirnov test of the PIT values, at a family-wise "
+            f"level of {_CALIBRATION_ALPHA:g} (Bonferroni). <em>Over-confident</em> means intervals that cover "
+            f"less than they claim; a predictive law with lighter tails than the scatter passes at 50 % and "
+            f"fails at 95–99 %.</p>")
     rep.summary["surrogates"] = metrics
 
 

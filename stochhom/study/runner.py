@@ -31,7 +31,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -343,6 +343,7 @@ def run_study(
     progress: bool = True,
     log: Callable[[str], None] | None = None,
     pdf: bool = False,
+    redo: Sequence[str] = (),
 ) -> Path:
     """Run (or resume) the whole pipeline of a study and return its results directory.
 
@@ -358,12 +359,26 @@ def run_study(
         Receives one line per stage (default: stderr).
     pdf : bool
         Also write ``report.pdf``.
+    redo : sequence of str
+        Stages to run again even though they are up to date (after an upgrade of stochhom,
+        say), with every stage downstream of them. ``"sweep"`` is not allowed: the samples
+        are redone with ``restart=True``.
+
+    Raises
+    ------
+    InputError
+        An unknown stage in ``redo``, or a results directory that cannot be created.
     """
     import shutil
 
     from .sweep import open_store, run_sweep
 
     say = log or (lambda m: print(m, file=sys.stderr))
+    redo = [redo] if isinstance(redo, str) else list(redo)
+    bad = [r for r in redo if r not in STAGES[1:]]
+    if bad:
+        hint = " (the sweep is redone with --restart)" if "sweep" in bad else ""
+        raise InputError(f"cannot redo stage {bad[0]!r}{hint}; the stages are {', '.join(STAGES[1:])}")
     cfg = pipeline_config(study)
     out = results_dir(study)
     if restart and out.exists():
@@ -385,6 +400,7 @@ def run_study(
                "propagation": ["propagation.json"], "validation": ["validation.csv"],
                "report": ["report.html", "summary.json"]}
     props = None
+    ran: set[str] = set()  # stages run in this call: their downstream stages run too
     for stage in STAGES:
         if stage != "sweep":
             section = cfg.section(stage) if stage not in ("report",) else {"pdf": pdf}
@@ -392,10 +408,16 @@ def run_study(
                              "upstream": [record.get(u, {}).get("hash") for u in upstream[stage]]}
         h = _hash(inputs[stage])
         done = record.get(stage, {})
-        if stage != "sweep" and done.get("hash") == h and all((out / f).exists() for f in outputs[stage]):
+        fresh = done.get("hash") == h and all((out / f).exists() for f in outputs[stage])
+        # validation refits the surrogate models: it is redone with them, not only with the sweep
+        after = upstream.get(stage, []) + (["surrogates"] if stage == "validation" else [])
+        forced = stage in redo or any(u in ran for u in after)
+        if stage != "sweep" and fresh and not forced:
             say(f"stage {stage}: up to date")
             continue
         say(f"stage {stage}: running")
+        if stage != "sweep":
+            ran.add(stage)
         t0 = time.perf_counter()
         if stage == "sweep":
             swept = dataclasses.replace(study, output=out / "samples.zarr")

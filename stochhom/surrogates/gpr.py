@@ -59,7 +59,12 @@ Noise models (``noise=``):
   iteration of Kersting et al. (2007): fit a homoscedastic GP; estimate the noise at each
   training point from :math:`e_i = (y_i - \mu_i)^2 + v_i`; fit the noise GP to
   :math:`\log e_i - c(\rho_i)`; refit the main GP with :math:`\sigma^2(x_i) = e^{g(x_i)}`;
-  repeat, and keep the iterate of highest marginal likelihood. :math:`e_i` is unbiased for
+  repeat, and keep the iterate of highest marginal likelihood. The log-regression gives
+  the shape of :math:`g`; its level is then set by moment matching (Duan's smearing
+  estimator), :math:`g \leftarrow g + \log \overline{e_i e^{-g_i}}`, because
+  :math:`c(\rho)` below holds for Gaussian scatter only: with heavy-tailed scatter
+  :math:`E \log e` is lower (by 0.58 for Laplace scatter), and the level from the logs alone
+  under-stated the variance by 20-33 % in the tests. :math:`e_i` is unbiased for
   :math:`\sigma_i^2`, and :math:`e_i = \sigma_i^2(\rho_i \chi^2_1 + 1 - \rho_i)` with
   :math:`\rho_i = \sigma_i^2 [(K + \Sigma)^{-1}]_{ii}`, so the bias of the log is removed
   exactly by :math:`c(\rho) = E \log(\rho \chi^2_1 + 1 - \rho)` (:math:`c(1) = \psi(1/2) +
@@ -80,6 +85,9 @@ MIT Press, ch. 2 and 5 (Algorithm 2.1; eq. 5.8-5.9).
 
 Kersting, K., Plagemann, C., Pfaff, P. and Burgard, W. (2007). Most likely heteroscedastic
 Gaussian process regression. *Proc. ICML*, 393-400.
+
+Duan, N. (1983). Smearing estimate: a nonparametric retransformation method. *J. Am. Stat.
+Assoc.* 78, 605-610.
 """
 
 from __future__ import annotations
@@ -625,6 +633,12 @@ def _fit_heteroscedastic(x: torch.Tensor, y: np.ndarray, *, kernel: str, noise_i
         z = np.clip(z, _LOG_NOISE_RANGE[0] - 5.0, _LOG_NOISE_RANGE[1] + 5.0)
         noise_fit, z_scaler = _fit_noise_gp(x, z, noise_fit, **noise_kw)
         g = np.clip(z_scaler.inverse(_latent_moments(noise_fit, x, want_var=False)[0]), *_LOG_NOISE_RANGE)
+        # The level by moment matching (Duan's smearing estimator): E e_i = sigma_i^2 whatever
+        # the shape of the scatter, whereas c(rho) holds for Gaussian scatter only; with heavy
+        # tails E log e is lower and exp(g) alone would under-state the noise variance.
+        level = math.log(float(np.mean(e * np.exp(-g))))
+        z_scaler = Standardizer(z_scaler.mean + level, z_scaler.scale)
+        g = np.clip(g + level, *_LOG_NOISE_RANGE)
         current = _fit_latent(x, y, kernel=kernel, noise=np.exp(g), **{**kw, "warm": current.gp})
         current.noise_gp, current.z_scaler = noise_fit, z_scaler
         change = float(np.sqrt(np.mean((g - prev_log_noise) ** 2)))
