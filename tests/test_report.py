@@ -280,6 +280,28 @@ def test_missing_inputs_say_which_stage_to_run(results: tuple[Path, dict], tmp_p
         write_report(bare)
 
 
+def test_validation_table_leaves_out_the_ood_fold_and_flags_uninformative_leakage(
+        results: tuple[Path, dict], tmp_path: Path) -> None:
+    """The OOD fold has train rows too (its model is trained inside the box): they must not
+    enter the grouped-CV means. A leakage table whose groups are single samples is flagged."""
+    root, _ = results
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy)
+    val = pd.read_csv(copy / "validation.csv")
+    ood = [("gpr", TARGET, 3, "train", 5, 0.0, "rmse", 0, 1e6), ("gpr", TARGET, 3, "ood_1", 4, 0.2, "rmse", 0, 2.0)]
+    val = pd.concat([val, pd.DataFrame(ood, columns=val.columns)], ignore_index=True)
+    val.to_csv(copy / "validation.csv", index=False)
+    leak = pd.read_csv(copy / "leakage.csv").assign(groups="specimen", n_groups=40, n_samples=40)
+    leak.to_csv(copy / "leakage.csv", index=False)
+    text = write_report(copy).read_text()
+    s = _strict_json(copy / "summary.json")
+    row = next(r for r in s["validation"] if (r["model"], r["split"], r["metric"]) == ("gpr", "train", "rmse"))
+    ref = val[(val["split"] == "train") & (val["metric"] == "rmse") & (val["model"] == "gpr") & (val["fold"] < 3)]
+    assert row["count"] == 3 and row["mean"] == pytest.approx(ref["value"].mean(), rel=1e-12)
+    assert "the comparison measures nothing" in text
+    assert "the comparison measures nothing" not in (root / "report.html").read_text()
+
+
 def test_pdf_on_request(results: tuple[Path, dict], tmp_path: Path) -> None:
     root, _ = results
     out = write_report(root, out=tmp_path / "elsewhere", pdf=True)

@@ -64,6 +64,13 @@ def test_every_stage_writes_its_outputs(tiny_run) -> None:
     table = pd.read_csv(out / "validation.csv")
     assert {"train", "test"} <= set(table["split"]) and any(s.startswith("ood_") for s in set(table["split"]))
     assert not (out / "rve.json").exists()  # size is not swept
+    # 16 points of 2 replicates: the folds hold out whole points, and the leakage table says so
+    assert json.loads((out / "surrogates.json").read_text())["cv_groups"] == "point"
+    leak = pd.read_csv(out / "leakage.csv")
+    assert (leak["groups"] == "point").all() and (leak["n_groups"] == 16).all() and (leak["n_samples"] == 32).all()
+    fitted = json.loads((out / "surrogates.json").read_text())["models"]
+    gpr, pce = fitted["conductivity_eigenvalues_1__gpr"], fitted["conductivity_eigenvalues_1__pce"]
+    assert gpr["loo"] > 0 and 0 <= gpr["loo_coverage_0.95"] <= 1 and pce["loo"] > 0 and pce["degree"] >= 0
     assert any("stage surrogates: done" in m for m in messages)
 
 
@@ -127,6 +134,39 @@ def test_rve_stage_runs_when_size_is_swept(tmp_path) -> None:
     r = rve["phase_fraction_1"]
     assert r["volumes"] == [64.0, 144.0, 256.0] and r["counts"] == [12, 12, 12]
     assert np.isfinite(r["alpha"]) and r["rve_volume"] > 0
+    # a property of two isotropic phases gets Kanit's point variance p(1-p)(k1 - k0)^2 at the
+    # mean measured fraction, hence an integral range
+    from stochhom.study import open_store
+
+    props = open_store(out / "samples.zarr").load()
+    p = props["phase_fraction"].values[:, 1].mean()  # every sample: size is the only parameter
+    k = rve["conductivity_eigenvalues_0"]
+    assert k["point_variance"] == pytest.approx(p * (1 - p) * 81.0, rel=1e-12)
+    assert k["integral_range"] is not None and k["integral_range"] > 0 and k["dof"] == 1
+    # the SVE size is a numerical choice: nothing is propagated over it, and the report says so
+    assert json.loads((out / "propagation.json").read_text()) == {}
+    assert "Nothing to propagate" in (out / "report.html").read_text()
+    assert json.loads((out / "surrogates.json").read_text())["cv_groups"] == "specimen"  # 3 points only
+
+
+def test_propagation_holds_the_sve_size_at_its_largest_value() -> None:
+    """The wrapper that the propagation stage puts around a surrogate of (size, material
+    parameters) evaluates it at the largest size, and keeps the optional methods."""
+    from stochhom.study.runner import _AtSize
+    from stochhom.surrogates import GPR, PCE
+
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.choice([8.0, 16.0, 32.0], 60), rng.uniform(0, 1, 60)])
+    y = np.sin(3 * X[:, 1]) + 0.01 * X[:, 0]
+    for model in (PCE(degree=2).fit(X, y), GPR(n_restarts=0, random_state=0).fit(X, y)):
+        at = _AtSize(model, 0, 32.0)
+        theta = rng.uniform(0, 1, (7, 1))
+        full = np.column_stack([np.full(7, 32.0), theta])
+        np.testing.assert_allclose(at.predict(theta), model.predict(full), rtol=1e-12)
+        assert at.n_features_in_ == 1
+        assert hasattr(at, "sample_functions") == hasattr(model, "sample_functions")
+        if hasattr(model, "noise_variance"):
+            np.testing.assert_allclose(at.noise_variance(theta), model.noise_variance(full), rtol=1e-12)
 
 
 @pytest.mark.slow

@@ -222,6 +222,44 @@ def test_heteroscedastic_noise_level_is_right_for_heavy_tailed_scatter():
     assert ratio.max() / ratio.min() < 2.5, (ratio.min(), ratio.max())
 
 
+# --- leave-one-out -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("noise", ["homoscedastic", "heteroscedastic"])
+def test_loo_predict_equals_conditioning_on_the_other_points(noise):
+    """Eq. 5.12 of Rasmussen & Williams against the Gaussian conditional of each point on
+    the n - 1 others, with the fitted kernel matrix A = K + Sigma (to round-off)."""
+    from stochhom.surrogates.gpr import _train_kernel
+
+    X, y = noisy_2d(40, 0.1, seed=2)
+    y = np.stack([y, 3.0 * y + 1.0], axis=1)  # two outputs: the scaling of each is undone
+    gp = GPR(noise=noise, n_restarts=0, random_state=0).fit(X, y)
+    mean, std = gp.loo_predict()
+    assert mean.shape == std.shape == y.shape
+    for j, m in enumerate(gp.models_):
+        a = _train_kernel(m.gp, m.x).numpy().copy()
+        a[np.diag_indices_from(a)] += m.noise + m.jitter
+        r = m.y - m.gp.constant()
+        for i in range(len(r)):
+            o = np.delete(np.arange(len(r)), i)
+            w = np.linalg.solve(a[np.ix_(o, o)], a[o, i])
+            mu = m.gp.constant() + w @ r[o]
+            var = a[i, i] - w @ a[o, i]
+            sy, my = gp.y_scaler_.scale[j], gp.y_scaler_.mean[j]
+            assert mean[i, j] == pytest.approx(mu * sy + my, rel=1e-8, abs=1e-10)
+            assert std[i, j] == pytest.approx(math.sqrt(var) * sy, rel=1e-8)
+
+
+def test_loo_predictions_are_calibrated():
+    """300 points with noise sd 0.1: the LOO z-scores have unit spread and the 95 % LOO
+    intervals cover 0.95 +- 0.025 (two binomial standard errors)."""
+    X, y = noisy_2d(300, 0.1, seed=7)
+    mean, std = GPR(n_restarts=1, random_state=0).fit(X, y).loo_predict()
+    z = (y - mean) / std
+    assert abs(np.mean(np.abs(z) < 1.96) - 0.95) < 0.025
+    assert 0.9 < z.std() < 1.1
+
+
 # --- fixed noise (ensemble means) --------------------------------------------------------
 
 

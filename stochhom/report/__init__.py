@@ -22,6 +22,8 @@ from .figures import (
     sample_bounds,
     sobol_figure,
     swept_parameters,
+    target_label,
+    target_unit,
 )
 from .html import SECTIONS, STAGE_OF, write_report
 
@@ -44,4 +46,6 @@ __all__ = [
     "calibration_figure",
     "leakage_figure",
     "degradation_figure",
+    "target_label",
+    "target_unit",
 ]

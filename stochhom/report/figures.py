@@ -13,25 +13,35 @@ global state, no display), drawn inside ``matplotlib.rc_context(STYLE)``:
   RVE-size study, with the fitted exponent and integral range;
 * :func:`propagation_figure`: densities of propagated outputs, one per surrogate;
 * :func:`sobol_figure`: first-order and total Sobol indices with their intervals;
-* :func:`parity_figure`, :func:`calibration_figure`, :func:`leakage_figure`,
-  :func:`degradation_figure`: the figures of :mod:`stochhom.validation.plots` in the
-  report's style, from the tables of a results directory.
+* :func:`parity_figure`, :func:`calibration_figure`: the figures of
+  :mod:`stochhom.validation.plots` in the report's style, from the tables of a results
+  directory (the calibration figure adds the levels and acceptance bands of
+  :func:`~stochhom.validation.calibration_check`);
+* :func:`leakage_figure`: naive against grouped K-fold, one panel per metric;
+* :func:`degradation_figure`: the out-of-distribution metrics against the distance to
+  the training box, one panel per metric.
 
 Lengths are in the unit of the voxel size, moduli and conductivities in the unit of
-the phase laws: the axes say so.
+the phase laws ("phase units", which stochhom does not know): the axes say so.
+Targets are named by :func:`target_label` with the unit of :func:`target_unit`
+(``[–]`` for ln targets: the ln of a property relative to a unit phase input).
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import re
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import matplotlib as mpl
+import matplotlib.ticker as mticker
 import numpy as np
 import pandas as pd
 import xarray as xr
+from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 from scipy import stats
 
@@ -45,11 +55,14 @@ from ..statistics.phases import PhaseSpec, resolve_phases
 from ..statistics.summary import IDENTIFIERS, default_by, summarize
 from ..tensors import isotropic_projection
 from ..validation import plots
+from ..validation.metrics import calibration_check
 
 __all__ = [
     "STYLE",
     "PARAMETER_LABELS",
     "axis_label",
+    "target_label",
+    "target_unit",
     "plain",
     "gallery_figure",
     "s2_theory",
@@ -99,7 +112,7 @@ PARAMETER_LABELS: dict[str, str] = {
     "radius_std": "radius standard deviation [length]",
     "contrast": "phase contrast [–]",
     "size": "SVE edge length [voxels]",
-    "volume": "SVE volume [length^d]",
+    "volume": "SVE volume V [voxel volume units]",
     "aspect_ratio": "aspect ratio [–]",
     "nu": "Matérn smoothness ν [–]",
 }
@@ -146,15 +159,123 @@ def plain(text: Any) -> str:
     return str(text).replace("$", r"\$")
 
 
-def axis_label(name: str, dim: int | None = None) -> str:
-    """Axis label with units of a parameter or property name (the name itself if unknown)."""
+def axis_label(name: str, dim: int | None = None, voxel_size: float | None = None) -> str:
+    """Axis label with units of a parameter or property name (the name itself if unknown).
+
+    ``volume`` (the SVE volume, in the unit of the voxel size to the power ``dim``) is
+    labelled with :func:`_volume_unit` from ``dim`` and ``voxel_size`` when they are given.
+    """
     if dim is not None and (name, dim) in _PROPERTY_LABELS:
         return _PROPERTY_LABELS[(name, dim)]
+    if name == "volume":
+        return f"SVE volume V [{_volume_unit(dim, voxel_size)}]"
     return PARAMETER_LABELS.get(name, plain(name).replace("_", " "))
+
+
+def _parameter_name(name: str) -> str:
+    """A parameter's name for a legend or tick label: :data:`PARAMETER_LABELS` without the unit."""
+    return re.sub(r"\s*\[[^\]]*\]$", "", axis_label(name))
+
+
+_SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+_SUBSCRIPT = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+
+
+def _volume_unit(dim: int | None, voxel_size: float | None = None) -> str:
+    """Unit of an SVE volume: ``voxels²``/``voxels³`` when the voxel size is 1, else
+    ``length²``/``length³`` (the unit of the voxel size); ``voxel volume units`` when the
+    dimension is unknown."""
+    if dim not in (1, 2, 3):
+        return "voxel volume units"
+    power = "" if dim == 1 else str(dim).translate(_SUPERSCRIPT)
+    return f"voxels{power}" if voxel_size is not None and float(voxel_size) == 1.0 else f"length{power}"
+
+
+def target_label(name: str) -> str:
+    """A readable name of a surrogate or RVE target (without its unit, see :func:`target_unit`).
+
+    ===================================  ==========================================
+    target                               label
+    ===================================  ==========================================
+    ``log_X``                            ``ln`` and the label of ``X``
+    ``conductivity_eigenvalues_0``       ``conductivity eigenvalue 0 (smallest)``
+    ``conductivity_eigenvalues_k``       ``conductivity eigenvalue k (ascending)``
+    ``conductivity_i_j``                 ``conductivity k_ij`` (subscript digits)
+    ``stiffness_i_j``                    ``stiffness C_ij (Mandel)``
+    ``bulk_modulus``, ``shear_modulus``  ``bulk modulus K``, ``shear modulus G``
+    ``mean_conductivity``                ``mean conductivity tr k / d``
+    ``phase_fraction_1``                 ``phase fraction φ₁``
+    anything else                        the name with spaces for underscores
+    ===================================  ==========================================
+
+    Examples
+    --------
+    >>> target_label("log_conductivity_eigenvalues_0")
+    'ln conductivity eigenvalue 0 (smallest)'
+    >>> target_label("conductivity_0_1")
+    'conductivity k₀₁'
+    """
+    n = str(name)
+    if n.startswith("log_") and len(n) > 4:
+        return "ln " + target_label(n[4:])
+    if m := re.fullmatch(r"conductivity_eigenvalues_(\d+)", n):
+        k = int(m.group(1))
+        return f"conductivity eigenvalue {k} ({'smallest' if k == 0 else 'ascending'})"
+    if m := re.fullmatch(r"conductivity_(\d)_(\d)", n):
+        return "conductivity k" + (m.group(1) + m.group(2)).translate(_SUBSCRIPT)
+    if m := re.fullmatch(r"stiffness_(\d)_(\d)", n):
+        return "stiffness C" + (m.group(1) + m.group(2)).translate(_SUBSCRIPT) + " (Mandel)"
+    if m := re.fullmatch(r"phase_fraction_(\d+)", n):
+        return "phase fraction φ" + m.group(1).translate(_SUBSCRIPT)
+    fixed = {"bulk_modulus": "bulk modulus K", "shear_modulus": "shear modulus G",
+             "mean_conductivity": "mean conductivity tr k / d", "phase_fraction": "phase fraction φ",
+             "anisotropy_index": "anisotropy index"}
+    return fixed.get(n, plain(n).replace("_", " "))
+
+
+def target_unit(name: str) -> str:
+    """Unit of a target, without brackets: ``–`` for ln targets (the ln of a property
+    relative to a unit phase input), phase fractions and the anisotropy index; else
+    ``phase units`` (effective properties carry the units of the phase laws, which stochhom
+    does not know)."""
+    n = str(name)
+    if n.startswith("log_") or n.startswith("phase_fraction") or n == "anisotropy_index":
+        return "–"
+    return "phase units"
 
 
 def _fmt(v: Any) -> str:
     return f"{v:.3g}" if isinstance(v, (float, np.floating)) else plain(v)
+
+
+def _tick_text(v: float, _pos: Any = None) -> str:
+    """A log-axis tick label: plain below 10⁵ and above 10⁻³, else ``a×10ⁿ`` (no mathtext)."""
+    if not np.isfinite(v) or v == 0:
+        return "0"
+    if 1e-3 <= abs(v) < 1e5:
+        return f"{v:g}"
+    mant, exp = f"{v:.0e}".split("e")
+    power = "10" + str(int(exp)).translate(_SUPERSCRIPT)
+    return power if mant == "1" else f"{mant}×{power}"
+
+
+def _log_ticks(ax: Any, axis: str) -> None:
+    """Readable ticks on a log axis: labelled majors only (no colliding minor labels).
+
+    Below half a decade every 1…9 × 10ⁿ is a labelled major, up to 2.5 decades
+    1, 2 and 5 × 10ⁿ, beyond that the decades.
+    """
+    which = ax.xaxis if axis == "x" else ax.yaxis
+    lo, hi = ax.get_xlim() if axis == "x" else ax.get_ylim()
+    if not (lo > 0 and hi > 0):
+        return
+    span = abs(np.log10(hi / lo))
+    if span < 0.5:
+        which.set_major_locator(mticker.LogLocator(base=10, subs=tuple(range(1, 10))))
+    elif span < 2.5:
+        which.set_major_locator(mticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    which.set_major_formatter(mticker.FuncFormatter(_tick_text))
+    which.set_minor_formatter(mticker.NullFormatter())
 
 
 # --------------------------------------------------------------------------- microstructure
@@ -192,27 +313,44 @@ def gallery_figure(ensemble: xr.Dataset, max_samples: int = 6) -> Figure:
     phase = ens["phase"].transpose("sample", ...)
     n = min(int(max_samples), phase.sizes["sample"])
     dim = phase.ndim - 1
-    top = int(phase.max())
+    top = max(int(phase.max()), 1)
     fig, axes = _grid(n, ncols=3, panel=(3.0, 3.0))
     h = float(ens.attrs.get("voxel_size", 1.0))
+    # one colour per phase label: a discrete map with boundaries halfway between the labels
+    base = mpl.colormaps["tab10"].colors if top < 10 else mpl.colormaps["viridis"].resampled(top + 1).colors
+    cmap = ListedColormap(list(base[: top + 1]), name="phase labels")
+    norm = BoundaryNorm(np.arange(-0.5, top + 1.0), cmap.N)
+    params = [_parameters(ens, k) for k in range(n)]
+    shared = {p: v for p, v in params[0].items()
+              if all(p in q and json.dumps(q[p], default=str) == json.dumps(v, default=str) for q in params)}
     im = None
     for k, ax in enumerate(axes):
         img = phase.isel(sample=k).values
         if dim == 3:
             img = img[:, :, img.shape[2] // 2]
         nx, ny = img.shape
-        im = ax.imshow(img.T, origin="lower", extent=(0, nx * h, 0, ny * h), cmap="viridis",
-                       vmin=-0.5, vmax=top + 0.5, interpolation="nearest")
+        im = ax.imshow(img.T, origin="lower", extent=(0, nx * h, 0, ny * h), cmap=cmap, norm=norm,
+                       interpolation="nearest")
         ax.grid(False)
-        params = _parameters(ens, k)
-        swept = {p: v for p, v in params.items() if p in ens.coords and np.unique(ens[p].values).size > 1}
-        title = f"sample {ens['sample'].values[k]}" + "".join(f", {plain(p)} = {_fmt(v)}" for p, v in swept.items())
+        for axis in (ax.xaxis, ax.yaxis):  # few, short tick labels on small panels
+            axis.set_major_locator(mticker.MaxNLocator(nbins=4, steps=[1, 2, 5, 10]))
+        varying = {p: v for p, v in params[k].items() if p not in shared}
+        title = f"sample {ens['sample'].values[k]}" + "".join(f", {plain(p)} = {_fmt(v)}" for p, v in varying.items())
         ax.set_title(title + (" (middle z slice)" if dim == 3 else ""))
         ax.set_xlabel("x [length]")
         ax.set_ylabel("y [length]")
+    generator = str(ens.attrs.get("generator", "") or "")
+    head = f"{plain(generator)} generator" if generator else "parameters"
+    text = ", ".join(f"{_parameter_name(p)} = {_fmt(v)}" for p, v in shared.items())
+    if text:
+        line = f"{head}{', every sample shown' if n > 1 else ''}: {text}"
+        fig.suptitle(textwrap.fill(line, width=int(fig.get_figwidth() * 100 / 7.5)), fontsize=9)
+    elif generator:
+        fig.suptitle(head, fontsize=9)
     if im is not None:
         bar = fig.colorbar(im, ax=axes, shrink=0.8, ticks=range(top + 1))
         bar.set_label("phase label")
+        bar.minorticks_off()
     return fig
 
 
@@ -300,7 +438,10 @@ def s2_figure(ensemble: xr.Dataset, phase: int = 1) -> Figure:
     r = s2["r"].values
     fine = np.linspace(0.0, r.max(), 200)
     any_theory = False
-    for (key, members), color in zip(groups.items(), mpl.rcParams["axes.prop_cycle"].by_key()["color"] * 10):
+    nominal = set()
+    labels = ens["phase"].transpose("sample", ...).values == phase
+    for g, ((key, members), color) in enumerate(zip(groups.items(),
+                                                    mpl.rcParams["axes.prop_cycle"].by_key()["color"] * 10)):
         params = json.loads(key)
         varying = {p: v for p, v in params.items() if p in ens.coords and np.unique(ens[p].values).size > 1}
         tag = ", ".join(f"{plain(p)} = {_fmt(v)}" for p, v in varying.items())
@@ -309,9 +450,15 @@ def s2_figure(ensemble: xr.Dataset, phase: int = 1) -> Figure:
         theory = s2_theory(generator, params, fine, dim, phase)
         if theory is not None:
             any_theory = True
-            ax.plot(fine, theory, "--", color=color, label="theory" + (f", {tag}" if tag else ""))
-    phi = float((ens["phase"].values == phase).mean())
-    ax.axhline(phi**2, color="k", lw=0.8, ls=":", label="φ² (long-range limit)")
+            ax.plot(fine, theory, "--", color=color, label="theory at the nominal φ" + (f", {tag}" if tag else ""))
+            nominal.add(float(params["volume_fraction"]))
+        # the long-range limit of the measured S₂ is the square of the measured fraction φ̂
+        phi_hat = float(labels[members].mean())
+        ax.axhline(phi_hat**2, color=color if len(groups) > 1 else "k", lw=0.8, ls=":",
+                   label="measured φ̂² (long-range limit)" if g == 0 else "_nolegend_")
+    if len(nominal) == 1 and len(groups) == 1:
+        phi = nominal.pop()
+        ax.axhline(phi**2, color="0.5", lw=0.8, ls="-.", label="nominal φ² (limit of the theory)")
     ax.set_xlabel("distance r [length]")
     ax.set_ylabel(f"two-point probability S₂(r) of phase {phase} [–]")
     if not any_theory:
@@ -348,9 +495,15 @@ def property_columns(props: xr.Dataset) -> dict[str, np.ndarray]:
 
 
 def swept_parameters(props: xr.Dataset) -> list[str]:
-    """Per-sample parameters that take more than one value (``point`` only if there are none)."""
+    """Per-sample parameters that take more than one value (``point`` only if there are none).
+
+    ``volume`` is left out when ``size`` is swept: the SVE volume is a function of its
+    edge length, and the two panels would show the same thing.
+    """
     keys = [k for k in default_by(props) if k != "point"
             and np.unique(props[k].values).size > 1 and props[k].dtype.kind in "biuf"]
+    if "size" in keys and "volume" in keys:
+        keys.remove("volume")
     return keys or (["point"] if "point" in props.coords else [])
 
 
@@ -431,51 +584,104 @@ def properties_figure(
     black), and, when ``phases`` is given, each sample's Voigt/Reuss (grey) and
     Hashin–Shtrikman (green) bounds (:func:`sample_bounds`). The bound markers carry the
     ``gid`` ``"<bound>:<property>"`` (e.g. ``"hs_upper:bulk_modulus"``).
+
+    When the bounds cannot be computed (no ``phase_fraction``, e.g. a many-phase study,
+    or phases that do not resolve), the figure is drawn without them and its title says
+    why. On a logarithmic property axis the limits follow the samples and bounds; an
+    interval that reaches beyond them is cut at the axis and marked with a caret (▼ or ▲).
+
+    Raises
+    ------
+    InputError
+        When no converged sample has a finite value of a property (nothing to plot).
     """
     cols = property_columns(props)
     params = list(parameters) if parameters is not None else swept_parameters(props)
     if not params:
         params = ["sample"]
     conv = props["converged"].values.astype(bool) if "converged" in props else np.ones(props.sizes["sample"], bool)
-    bounds = sample_bounds(props, phases) if phases is not None else None
+    for name, values in cols.items():
+        if not np.any(conv & np.isfinite(values)):
+            raise InputError(f"no converged sample with a finite {name}")
+    bounds, note = None, ""
+    if phases is not None:
+        try:
+            bounds = sample_bounds(props, phases)
+        except StochhomError as exc:
+            note = f"bounds not drawn: {exc}"
+        else:
+            if not any(np.isfinite(b).any() for per in bounds.values() for b in per.values()):
+                bounds, note = None, "bounds not drawn: no sample's phases could be resolved with its parameters"
     if summary is None:
         summary = summarize(props.assign({c: ("sample", v) for c, v in cols.items()}),
                             variables=list(cols), confidence=confidence, rng=0)
     dim = _dim(props)
+    h = props.attrs.get("voxel_size")
     fig = Figure(figsize=(4.0 * len(params), 3.4 * len(cols)), layout="constrained")
     axes = fig.subplots(len(cols), len(params), squeeze=False)
     for i, (name, values) in enumerate(cols.items()):
         for j, p in enumerate(params):
             ax = axes[i, j]
             x = props[p].values.astype(float)
-            ax.plot(x[conv], values[conv], "o", alpha=0.6, ms=4, label="samples", zorder=2)
+            ok = conv & np.isfinite(values)
+            ax.plot(x[ok], values[ok], "o", alpha=0.6, ms=4, label="samples", zorder=2)
+            shown = [values[ok]]
             if bounds is not None:
                 b = bounds[name]
                 for key, style, marker in (("hs_lower", _HS, "_"), ("hs_upper", _HS, "_"),
                                            ("reuss", _VR, "_"), ("voigt", _VR, "_")):
-                    ok = np.isfinite(b[key])
-                    if ok.any():
+                    fin = np.isfinite(b[key])
+                    if fin.any():
                         label = style["label"] if key in ("hs_lower", "reuss") else "_nolegend_"
-                        ax.plot(x[ok], b[key][ok], marker, color=style["color"], ms=10, mew=1.0, alpha=0.7,
+                        ax.plot(x[fin], b[key][fin], marker, color=style["color"], ms=10, mew=1.0, alpha=0.7,
                                 label=label, gid=f"{key}:{name}", zorder=1)
-            if p in summary.coords and name in summary["variable"].values:
-                s = summary.sel(variable=name)
-                xm = s[p].values.astype(float)
-                mean, lo, hi = s["mean"].values, s["ci_low"].values, s["ci_high"].values
-                err = np.vstack([np.clip(mean - lo, 0, None), np.clip(hi - mean, 0, None)])
-                err = np.where(np.isfinite(err), err, 0.0)
-                ax.errorbar(xm, mean, yerr=err, fmt="s", color="k", ms=4, capsize=3, zorder=3,
-                            label=f"mean ± {confidence:.0%} CI per point", gid=f"mean:{name}")
-            ax.set_xlabel(axis_label(p))
+                        shown.append(b[key][fin])
+            ax.set_xlabel(axis_label(p, dim, h))
             ax.set_ylabel(axis_label(name, dim))
             _log_if_wide(ax, x, "x")
-            if _log_if_wide(ax, values[conv], "y"):  # limits from the data, not from CIs reaching below 0
-                shown = np.concatenate([values[conv], *([] if bounds is None else bounds[name].values())])
-                shown = shown[np.isfinite(shown) & (shown > 0)]
-                ax.set_ylim(shown.min() / 1.5, shown.max() * 1.5)
+            log_y = _log_if_wide(ax, values[ok], "y")
+            if log_y:  # limits from the samples and bounds, not from intervals reaching below 0
+                v = np.concatenate(shown)
+                v = v[np.isfinite(v) & (v > 0)]
+                ax.set_ylim(v.min() / 1.5, v.max() * 1.5)
+            if p in summary.coords and name in summary["variable"].values:
+                s = summary.sel(variable=name)
+                _mean_with_intervals(ax, s[p].values.astype(float), s["mean"].values, s["ci_low"].values,
+                                     s["ci_high"].values, clip=log_y, gid=f"mean:{name}",
+                                     label=f"mean ± {confidence:.0%} CI per point")
+            for axis, scale in (("x", ax.get_xscale()), ("y", ax.get_yscale())):
+                if scale == "log":
+                    _log_ticks(ax, axis)
             if i == 0 and j == 0:
                 ax.legend(loc="best")
+    if note:
+        fig.suptitle(plain(note), fontsize=8, color="0.3")
     return fig
+
+
+def _mean_with_intervals(ax: Any, x: np.ndarray, mean: np.ndarray, lo: np.ndarray, hi: np.ndarray, *,
+                         clip: bool, gid: str, label: str) -> None:
+    """Means with their intervals; with ``clip`` (a log axis with fixed limits) the ends beyond
+    the limits are cut at the axis and marked with a caret, so that nothing is hidden silently."""
+    mean, lo, hi = (np.asarray(a, dtype=float) for a in (mean, lo, hi))
+    below = above = np.zeros(mean.shape, bool)
+    if clip:
+        bottom, top = ax.get_ylim()
+        below = np.isfinite(lo) & (lo < bottom)  # includes ends ≤ 0, which a log axis cannot show
+        above = np.isfinite(hi) & (hi > top)
+        lo, hi = np.where(below, bottom, lo), np.where(above, top, hi)
+    err = np.vstack([np.clip(mean - lo, 0, None), np.clip(hi - mean, 0, None)])
+    err = np.where(np.isfinite(err), err, 0.0)
+    ax.errorbar(x, mean, yerr=err, fmt="s", color="k", ms=4, capsize=3, zorder=3, label=label, gid=gid)
+    if below.any() or above.any():
+        bottom, top = ax.get_ylim()
+        label = "interval cut at the axis"
+        for mask, y, marker in ((below, bottom, "v"), (above, top, "^")):
+            if mask.any():
+                ax.plot(x[mask], np.full(mask.sum(), y), marker, color="k", ms=6, clip_on=False, zorder=4,
+                        label=label, gid=f"cut:{gid}")
+                label = "_nolegend_"
+        ax.set_ylim(bottom, top)
 
 
 def _log_if_wide(ax: Any, values: np.ndarray, axis: str) -> bool:
@@ -501,35 +707,60 @@ def _ci_text(value: Any, ci: Any) -> str:
 
 
 @styled
-def rve_figure(rve: Mapping[str, Mapping[str, Any]]) -> Figure:
+def rve_figure(rve: Mapping[str, Mapping[str, Any]], *, dim: int | None = None,
+               voxel_size: float | None = None) -> Figure:
     r"""Variance of the apparent property against the SVE volume, log-log, per target.
 
     Points: the sample variances :math:`D_Z^2(V)` (with their counts); line: the fit
-    :math:`K V^{-\alpha}`; the legend gives :math:`\alpha` and the integral range
-    :math:`A` with their intervals (``rve.json`` entries, see
+    :math:`K V^{-\alpha}`; the legend, below each panel, gives :math:`\alpha` and the
+    integral range :math:`A` with their intervals (``rve.json`` entries, see
     :class:`~stochhom.statistics.rve.VarianceScaling`).
+
+    The variance of a property is in (phase units)², which stochhom does not know; that of
+    a phase fraction or an ln target is dimensionless. The volume axis is in voxels² or
+    voxels³ when ``voxel_size`` is 1, else in (unit of the voxel size)² or ³; without
+    ``dim`` it says "voxel volume units".
+
+    Parameters
+    ----------
+    rve : mapping
+        ``rve.json``: ``{target: {"volumes", "variances", "counts", "alpha", ...}}``.
+    dim : {2, 3}, optional
+        Dimension of the SVEs (``attrs["dim"]`` of the apparent properties).
+    voxel_size : float, optional
+        Edge of a voxel (``attrs["voxel_size"]``).
     """
     if not rve:
         raise InputError("no RVE results to plot")
-    fig, axes = _grid(len(rve), ncols=3, panel=(4.0, 3.4))
+    fig, axes = _grid(len(rve), ncols=3, panel=(4.0, 4.2))
+    v_unit = _volume_unit(dim, voxel_size)
     for ax, (target, fit) in zip(axes, rve.items()):
         v = np.asarray(fit["volumes"], dtype=float)
         var = np.asarray(fit["variances"], dtype=float)
-        ax.loglog(v, var, "o", label="sample variance")
-        for vi, di, c in zip(v, var, fit.get("counts", [])):
-            ax.annotate(f"n={int(c)}", (vi, di), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        counts = [int(c) for c in fit.get("counts", []) or []]
+        same = len(set(counts)) == 1
+        ax.loglog(v, var, "o", label="sample variance" + (f" (n = {counts[0]} per volume)" if same else ""))
+        if counts and not same:  # the counts differ: one label per point, below it
+            for vi, di, c in zip(v, var, counts):
+                ax.annotate(f"n={c}", (vi, di), textcoords="offset points", xytext=(0, -10), ha="center",
+                            va="top", fontsize=7)
         vv = np.geomspace(v.min(), v.max(), 50)
         alpha, amplitude = float(fit["alpha"]), float(fit["amplitude"])
         ax.loglog(vv, amplitude * vv ** (-alpha), "-",
                   label=f"fit K V^(−α), α = {_ci_text(alpha, fit.get('alpha_ci'))}", gid=f"fit:{target}")
         a_text = _ci_text(fit.get("integral_range"), fit.get("integral_range_ci"))
-        ax.plot([], [], " ", label=f"integral range A = {a_text}")
+        ax.plot([], [], " ", label=f"integral range A = {a_text}" + (" (unit of V)" if a_text != "n/a" else ""))
         if "chi2" in fit and fit["chi2"] is not None:
-            ax.plot([], [], " ", label=f"χ² = {float(fit['chi2']):.3g}")
-        ax.set_title(plain(target))
-        ax.set_xlabel("SVE volume V [length^d]")
-        ax.set_ylabel(f"variance D²(V) of {plain(target)}")
-        ax.legend(loc="upper right")  # the variance decreases: the upper-right corner is free
+            ax.plot([], [], " ", label=f"χ² = {float(fit['chi2']):.3g} ({len(v)} volumes)")
+        unit = target_unit(target)
+        var_unit = "–" if unit == "–" else f"({unit})²"
+        ax.set_title(target_label(target))
+        ax.set_xlabel(f"SVE volume V [{v_unit}]")
+        ax.set_ylabel(f"variance D²(V) [{var_unit}]")
+        ax.margins(x=0.08, y=0.15)
+        _log_ticks(ax, "x")
+        _log_ticks(ax, "y")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncols=1, borderaxespad=0.0)
     return fig
 
 
@@ -538,7 +769,10 @@ def rve_figure(rve: Mapping[str, Mapping[str, Any]]) -> Figure:
 
 @styled
 def propagation_figure(samples: Mapping[str, Any], target: str, unit: str = "") -> Figure:
-    """Density of a propagated output, one histogram and kernel density estimate per model."""
+    """Density of a propagated output, one histogram and kernel density estimate per model.
+
+    ``unit`` defaults to :func:`target_unit` of ``target``.
+    """
     if not samples:
         raise InputError(f"no propagated samples of {target!r} to plot")
     fig = Figure(figsize=(5.0, 3.6), layout="constrained")
@@ -555,40 +789,95 @@ def propagation_figure(samples: Mapping[str, Any], target: str, unit: str = "") 
             grid = np.linspace(lo - 0.1 * (hi - lo), hi + 0.1 * (hi - lo), 256)
             ax.plot(grid, stats.gaussian_kde(y)(grid), color=color, label=f"{plain(model)} (KDE)")
         ax.axvline(y.mean(), color=color, ls="--", lw=1, label=f"{plain(model)} mean = {y.mean():.4g}")
-    u = f" [{plain(unit)}]" if unit else ""
-    ax.set_xlabel(f"{plain(target)}{u}")
-    ax.set_ylabel(f"probability density [1/{plain(unit)}]" if unit else "probability density [1 / unit of x]")
+    u = plain(unit) if unit else target_unit(target)
+    ax.set_xlabel(f"{target_label(target)} [{u}]")
+    ax.set_ylabel("probability density [–]" if u == "–" else f"probability density [1/{u}]")
     ax.legend()
     return fig
 
 
+def _edge_marks(ax: Any, x: float, value: float, lo: float, hi: float, limits: tuple[float, float]) -> bool:
+    """Carets at the axis limits where a bar or its interval ends beyond them, and the
+    numbers written along the bar; True when anything was beyond."""
+    ends = np.array([value, lo, hi], dtype=float)
+    beyond = np.isfinite(ends) & ((ends < limits[0]) | (ends > limits[1]))
+    if not beyond.any():
+        return False
+    if np.any(ends[beyond] > limits[1]):
+        ax.plot([x], [limits[1]], "^", color="k", ms=6, clip_on=False, zorder=5)
+    if np.any(ends[beyond] < limits[0]):
+        ax.plot([x], [limits[0]], "v", color="k", ms=6, clip_on=False, zorder=5)
+    text = f"estimate {value:.3g}"
+    if np.isfinite(lo) and np.isfinite(hi):
+        text += f", interval [{lo:.3g}, {hi:.3g}]"
+    ax.text(x, 0.5 * (limits[0] + limits[1]), text, rotation=90, ha="center", va="center", fontsize=6.5,
+            zorder=6, bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "0.6", "alpha": 0.9})
+    return True
+
+
+#: The y-range of the Sobol figure: indices lie in [0, 1]; estimates and interval ends beyond
+#: this range are cut at the axis and printed.
+SOBOL_LIMITS = (-0.1, 1.1)
+
+
 @styled
 def sobol_figure(indices: Mapping[str, Mapping[str, Any]], target: str) -> Figure:
-    """First-order and total Sobol indices per input, with intervals, one bar group per model."""
+    """First-order and total Sobol indices per input, with intervals, one bar group per model.
+
+    The y-axis is fixed to :data:`SOBOL_LIMITS`; estimates and interval ends beyond it
+    (e.g. the ill-posed first-order estimate of a single-input model) are cut at the axis,
+    marked with a caret and printed. The legend sits above the axes.
+
+    Raises
+    ------
+    InputError
+        When there are no indices, or the models name different inputs (their bars
+        could not share a group).
+    """
     if not indices:
         raise InputError(f"no Sobol indices of {target!r} to plot")
-    names = list(next(iter(indices.values()))["names"])
-    fig = Figure(figsize=(max(4.5, 1.4 * len(names) * len(indices)), 3.6), layout="constrained")
+    names_of = {str(model): [str(n) for n in ind["names"]] for model, ind in indices.items()}
+    names = next(iter(names_of.values()))
+    if any(n != names for n in names_of.values()):
+        raise InputError(f"the Sobol indices of {target!r} name different inputs per model: "
+                         + "; ".join(f"{m}: {n}" for m, n in names_of.items()))
+    fig = Figure(figsize=(max(4.8, 1.5 * len(names) * len(indices)), 4.0), layout="constrained")
     ax = fig.add_subplot()
     x = np.arange(len(names))
     bars = 2 * len(indices)
     width = 0.8 / bars
     colors = mpl.rcParams["axes.prop_cycle"].by_key()["color"]
+    lim = SOBOL_LIMITS
+    cut = 0
     for m, ((model, ind), color) in enumerate(zip(indices.items(), colors * 10)):
         for s, (kind, hatch) in enumerate((("first", ""), ("total", "//"))):
             v = np.asarray(ind[kind], dtype=float).reshape(-1)
-            err = None
+            if v.size != len(names):
+                raise InputError(f"{model}: {v.size} {kind}-order indices for {len(names)} inputs")
+            offset = (2 * m + s - (bars - 1) / 2) * width
+            shown = np.clip(v, *lim)
+            ax.bar(x + offset, shown, width, color=color, alpha=0.5 if s else 0.9, hatch=hatch,
+                   edgecolor=color, label=f"{plain(model)}: {'first order' if s == 0 else 'total'}")
+            lo = hi = np.full(v.shape, np.nan)
             if ind.get(f"{kind}_ci") is not None:
                 lo, hi = (np.asarray(c, dtype=float).reshape(-1) for c in ind[f"{kind}_ci"])
-                err = np.vstack([np.clip(v - lo, 0, None), np.clip(hi - v, 0, None)])
-            offset = (2 * m + s - (bars - 1) / 2) * width
-            ax.bar(x + offset, v, width, yerr=err, capsize=2, color=color, alpha=0.5 if s else 0.9, hatch=hatch,
-                   edgecolor=color, label=f"{plain(model)}: {'first order' if s == 0 else 'total'}")
-    ax.set_xticks(x, [plain(n) for n in names])
+                err = np.vstack([np.clip(shown - np.clip(lo, *lim), 0, None),
+                                 np.clip(np.clip(hi, *lim) - shown, 0, None)])
+                ax.errorbar(x + offset, shown, yerr=np.where(np.isfinite(err), err, 0.0), fmt="none",
+                            ecolor="k", elinewidth=1.0, capsize=2)
+            for xi, vi, li, hi_ in zip(x + offset, v, lo, hi):
+                cut += _edge_marks(ax, xi, vi, li, hi_, lim)
+    ax.set_xticks(x, [_parameter_name(n) for n in names])
     ax.set_xlabel("input parameter")
-    ax.set_ylabel(f"Sobol index of {plain(target)} [–]")
+    ax.set_ylabel("Sobol index [–]")
+    ax.set_title(f"Sobol indices of {target_label(target)}")
+    ax.set_ylim(*lim)
     ax.axhline(0.0, color="k", lw=0.8)
-    ax.legend()
+    handles, labels = ax.get_legend_handles_labels()
+    if cut:
+        handles.append(ax.plot([], [], "k^", ms=6)[0])
+        labels.append("beyond the axis (numbers on the bar)")
+    fig.legend(handles, labels, loc="outside upper center", ncols=min(len(labels), 3 if len(names) > 1 else 2))
     return fig
 
 
@@ -600,31 +889,227 @@ def _title(fig: Figure, text: str) -> Figure:
     return fig
 
 
+def _select(table: pd.DataFrame, model: str, target: str) -> pd.DataFrame:
+    t = table[(table["model"].astype(str) == str(model)) & (table["target"].astype(str) == str(target))]
+    if t.empty:
+        raise InputError(f"no rows for model {model!r} and target {target!r}")
+    t = t.reset_index(drop=True)
+    return t.assign(output=t["output"].astype(str)) if "output" in t else t.assign(output="0")
+
+
 @styled
 def parity_figure(predictions: pd.DataFrame, model: str, target: str, unit: str = "") -> Figure:
-    """Out-of-fold predictions against observations (:func:`~stochhom.validation.plots.parity_plot`)."""
-    t = predictions[(predictions["model"] == model) & (predictions["target"] == target)]
-    return _title(plots.parity_plot(t["y"], t["mean"], t["std"], label=plain(target), unit=plain(unit)),
-                  f"{plain(model)}: grouped-CV predictions")
+    """Out-of-fold predictions against observations (:func:`~stochhom.validation.plots.parity_plot`).
+
+    The axes name the target by :func:`target_label`; ``unit`` defaults to :func:`target_unit`.
+    """
+    t = _select(predictions, model, target)
+    u = plain(unit) if unit else target_unit(target)
+    fig = plots.parity_plot(t["y"], t["mean"], t["std"], label=target_label(target), unit=u)
+    fig.set_size_inches(5.0, 4.6)
+    fig.axes[0].set_ylabel(f"predicted {target_label(target)} [{u}]\n(bars: 95 % interval)")
+    return _title(fig, f"{plain(model)}: grouped-CV predictions")
+
+
+def _coverage_level(metric: str) -> float | None:
+    m = re.fullmatch(r"coverage_([0-9.]+)", str(metric))
+    return float(m.group(1)) if m else None
 
 
 @styled
-def calibration_figure(predictions: pd.DataFrame, model: str, target: str) -> Figure:
-    """Coverage of central intervals (:func:`~stochhom.validation.plots.calibration_plot`)."""
-    t = predictions[(predictions["model"] == model) & (predictions["target"] == target)]
-    return _title(plots.calibration_plot(t["y"], t["mean"], t["std"]),
-                  f"{plain(model)}: calibration of {plain(target)}")
+def calibration_figure(predictions: pd.DataFrame, model: str, target: str,
+                       check_alpha: float | None = 0.01) -> Figure:
+    """Coverage of central intervals (:func:`~stochhom.validation.plots.calibration_plot`).
+
+    The grey band is the pointwise binomial 95 % band of each level alone. With
+    ``check_alpha`` (default 0.01, the report's verdict), the levels of
+    :func:`~stochhom.validation.calibration_check` are added: the acceptance band of each
+    level (black bars, Bonferroni over the levels and the KS test at the family-wise level
+    ``check_alpha``) and its observed coverage (green inside, red outside); the title gives
+    the verdict. ``None`` leaves them out.
+    """
+    t = _select(predictions, model, target)
+    y, mean, std = (t[c].to_numpy(float) for c in ("y", "mean", "std"))
+    fig = plots.calibration_plot(y, mean, std)
+    fig.set_size_inches(5.0, 4.4)
+    ax = fig.axes[0]
+    for artist in (*ax.collections, *ax.lines):
+        if artist.get_label() == "binomial 95 % band":
+            artist.set_label("pointwise binomial 95 % band")
+        elif artist.get_label() == "observed":
+            artist.set_label("observed (19 levels)")
+    title = f"{plain(model)}: calibration of {target_label(target)}"
+    if check_alpha is not None:
+        try:
+            chk = calibration_check(y, mean, std, alpha=check_alpha)
+        except StochhomError as exc:
+            title += f"\ncheck not run: {plain(exc)}"
+        else:
+            lv = np.asarray(chk.levels, dtype=float)
+            cov = np.asarray(chk.coverage, dtype=float).reshape(len(lv), -1)[:, 0]
+            lower = np.asarray(chk.lower, dtype=float).reshape(-1)
+            upper = np.asarray(chk.upper, dtype=float).reshape(-1)
+            ok = np.asarray(chk.level_passed).reshape(len(lv), -1)[:, 0]
+            ax.errorbar(lv, lv, yerr=[lv - lower, upper - lv], fmt="none", ecolor="k", elinewidth=1.2, capsize=4,
+                        zorder=4, label=f"acceptance band of the check (family-wise α = {check_alpha:g})")
+            for mask, color, text in ((ok, "tab:green", "inside its band"), (~ok, "tab:red", "outside its band")):
+                if mask.any():
+                    ax.plot(lv[mask], cov[mask], "D", color=color, ms=5, mec="k", mew=0.5, zorder=5,
+                            label=f"checked level, {text}")
+            ks = float(np.atleast_1d(chk.ks_pvalue)[0])
+            title += f"\ncheck {'passed' if chk.passed else 'failed'} (n = {chk.n}, KS p = {ks:.2g})"
+    ax.set_title(title)
+    ax.set_xlabel("nominal coverage of the central interval [–]")
+    ax.set_ylabel("observed coverage [–]")
+    ax.set_ylim(0, 1.02)
+    ax.legend(loc="upper left", fontsize=7)
+    return fig
+
+
+def _metric_axis(metric: str, target: str) -> str:
+    """y label of a validation metric, with its unit."""
+    unit = target_unit(target)
+    level = _coverage_level(metric)
+    if level is not None:
+        return f"coverage of the {level:.0%} interval [–]"
+    return {"rmse": f"RMSE [{unit}]", "mae": f"MAE [{unit}]", "crps": f"CRPS [{unit}]",
+            "max_error": f"max error [{unit}]", "nlpd": "NLPD [nats]", "r2": "R² [–]",
+            "miscalibration_area": "miscalibration area [–]"}.get(str(metric), f"{plain(metric)}")
+
+
+_METRIC_ORDER = ("rmse", "mae", "crps", "r2", "nlpd")
+
+
+def _metric_order(metrics: Sequence[str]) -> list[str]:
+    rank = {m: k for k, m in enumerate(_METRIC_ORDER)}
+    return sorted(dict.fromkeys(map(str, metrics)), key=lambda m: (rank.get(m, len(rank)), m))
 
 
 @styled
 def leakage_figure(leakage: pd.DataFrame, model: str, target: str) -> Figure:
-    """Naive against grouped K-fold (:func:`~stochhom.validation.plots.cv_comparison_plot`)."""
-    t = leakage[(leakage["model"] == model) & (leakage["target"] == target)].reset_index(drop=True)
-    return _title(plots.cv_comparison_plot(t), f"{plain(model)}: leakage, {plain(target)}")
+    """Naive against grouped K-fold (the table of
+    :func:`~stochhom.validation.leakage_demonstration`), one small panel per metric with its
+    own axis: RMSE in the target's unit, NLPD in nats (either may be negative for NLPD), and
+    coverage with its nominal level (dashed)."""
+    t = _select(leakage, model, target)
+    if not {"metric", "naive", "grouped"} <= set(t.columns):
+        raise InputError("expected the table returned by leakage_demonstration()")
+    metrics = _metric_order(t["metric"])
+    fig, axes = _grid(len(metrics), ncols=3, panel=(2.6, 2.9))
+    outputs = list(dict.fromkeys(t["output"]))
+    colors = mpl.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, metric in zip(axes, metrics):
+        sub = t[t["metric"].astype(str) == metric]
+        x = np.arange(len(outputs))
+        for k, (col, label) in enumerate((("naive", "naive K-fold"), ("grouped", "grouped K-fold"))):
+            vals = [float(sub.loc[sub["output"] == o, col].mean()) for o in outputs]
+            ax.bar(x + (k - 0.5) * 0.38, vals, 0.36, color=colors[k], label=label)
+        level = _coverage_level(metric)
+        if level is not None:
+            ax.axhline(level, color="k", ls="--", lw=1, label="nominal")
+            ax.set_ylim(0, 1.05)
+        else:
+            ax.axhline(0.0, color="k", lw=0.8)
+        ax.set_xticks(x, [f"output {o}" for o in outputs] if len(outputs) > 1 else [""])
+        ax.tick_params(axis="x", length=0)
+        ax.set_ylabel(_metric_axis(metric, target))
+        ax.set_title({"rmse": "RMSE (lower is better)", "nlpd": "NLPD (lower is better)"}.get(
+            metric, f"coverage, nominal {level:g}" if level is not None else plain(metric)))
+        ax.grid(axis="x", visible=False)
+    handles, labels = axes[0].get_legend_handles_labels()
+    for ax in axes[1:]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.legend(handles, labels, loc="outside lower center", ncols=len(labels))
+    fig.suptitle(f"{plain(model)}: leakage, {target_label(target)}")
+    return fig
+
+
+def _shell_counts(table: pd.DataFrame, validation: pd.DataFrame | None, model: str, target: str) -> dict[str, float]:
+    """Test points per split: the table's ``n`` column, else that of the OOD fold of ``validation``
+    (the ``validation.csv`` of :func:`~stochhom.validation.evaluate`)."""
+    if "n" in table:
+        return {str(s): float(n) for s, n in table.groupby("split")["n"].mean().items()}
+    if validation is None or not {"model", "target", "fold", "split", "n"} <= set(validation.columns):
+        return {}
+    v = validation[(validation["model"].astype(str) == str(model)) & (validation["target"].astype(str) == str(target))]
+    folds = set(v.loc[v["split"].astype(str).str.startswith("ood_"), "fold"])
+    v = v[v["fold"].isin(folds)]
+    return {str(s): float(n) for s, n in v.groupby("split")["n"].mean().items()}
 
 
 @styled
-def degradation_figure(table: pd.DataFrame, model: str, target: str) -> Figure:
-    """OOD degradation ratio against distance (:func:`~stochhom.validation.plots.degradation_plot`)."""
-    t = table[(table["model"] == model) & (table["target"] == target)].reset_index(drop=True)
-    return _title(plots.degradation_plot(t), f"{plain(model)}: OOD degradation, {plain(target)}")
+def degradation_figure(table: pd.DataFrame, model: str, target: str,
+                       validation: pd.DataFrame | None = None) -> Figure:
+    r"""Out-of-distribution metrics against the distance to the training box, one panel per metric.
+
+    From the table of :func:`~stochhom.validation.degradation` (``degradation.csv``):
+
+    * coverage: the coverage itself (a ratio of coverages is not a degradation), with the
+      nominal level dashed;
+    * NLPD: the predictive density ratio :math:`\exp(\Delta\mathrm{NLPD})`,
+      :math:`\Delta\mathrm{NLPD} = \mathrm{NLPD}_{ood} - \mathrm{NLPD}_{id}`: how many times
+      less likely the OOD observations are under the predictive law (1: no degradation);
+    * RMSE and other metrics: the ratio OOD / in-distribution (1: no degradation).
+
+    The in-distribution reference (distance 0) is drawn as a square. The number of test
+    points of each set is printed next to it when the table has an ``n`` column or
+    ``validation`` (the ``validation.csv`` table of the same run) is given.
+    """
+    t = _select(table, model, target)
+    if not {"distance", "metric", "ratio", "value", "split"} <= set(t.columns):
+        raise InputError("expected the table returned by degradation()")
+    counts = _shell_counts(t, validation, model, target)
+    metrics = _metric_order(t["metric"])
+    fig, axes = _grid(len(metrics), ncols=3, panel=(3.2, 3.4))
+    outputs = list(dict.fromkeys(t["output"]))
+    colors = mpl.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, metric in zip(axes, metrics):
+        level = _coverage_level(metric)
+        for o, color in zip(outputs, colors * 10):
+            sub = t[(t["metric"].astype(str) == metric) & (t["output"] == o)]
+            sub = sub.sort_values("distance")
+            y = sub["value"] if level is not None else sub["ratio"]
+            ax.plot(sub["distance"], y, "-", color=color, lw=1.0, label=f"output {o}" if len(outputs) > 1 else None)
+            ref = (sub["split"].astype(str) == "test").to_numpy()
+            ax.plot(sub["distance"][~ref], y[~ref], "o", color=color, label="OOD shells" if o == outputs[0] else None)
+            ax.plot(sub["distance"][ref], y[ref], "s", color=color, mfc="white",
+                    label="in-distribution test" if o == outputs[0] else None)
+            if counts and o == outputs[0]:
+                for d, yi, split in zip(sub["distance"], y, sub["split"].astype(str)):
+                    if split in counts and np.isfinite(yi):
+                        ax.annotate(f"n={counts[split]:.0f}", (d, yi), textcoords="offset points", xytext=(0, 6),
+                                    ha="center", fontsize=6.5)
+        if level is not None:
+            ax.axhline(level, color="k", ls="--", lw=1, label=f"nominal {level:g}")
+            ax.set_ylim(0, 1.08)
+            ax.set_ylabel(_metric_axis(metric, target))
+            ax.set_title("coverage (not a ratio)")
+        elif metric == "nlpd":
+            ax.axhline(1.0, color="k", ls="--", lw=1, label="no degradation")
+            ax.set_ylabel("predictive density ratio exp(ΔNLPD) [–]")
+            ax.set_title("ΔNLPD = NLPD(OOD) − NLPD(ID)")
+        else:
+            ax.axhline(1.0, color="k", ls="--", lw=1, label="no degradation")
+            name = {"rmse": "RMSE", "mae": "MAE", "crps": "CRPS"}.get(metric, plain(metric))
+            ax.set_ylabel(f"{name} ratio OOD / in-distribution [–]")
+            ax.set_title(f"{name} ratio")
+        if level is None:
+            vals = (t.loc[t["metric"].astype(str) == metric, "ratio"]).to_numpy(float)
+            vals = vals[np.isfinite(vals) & (vals > 0)]
+            if vals.size and vals.max() / vals.min() >= 10:
+                ax.set_yscale("log")
+                _log_ticks(ax, "y")
+        ax.set_xlabel("distance to the training box [box widths]")
+        ax.margins(y=0.12)
+    handles, labels = [], []
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 5))
+    fig.suptitle(f"{plain(model)}: out-of-distribution degradation, {target_label(target)}")
+    return fig

@@ -402,23 +402,35 @@ def _properties(rep: _Report, meta: Mapping[str, Any], props: xr.Dataset) -> Non
             summary = None
     if summary is None:
         summary = summarize(data, variables=variables, rng=0)
-    fig = F.properties_figure(props, phases, summary=summary)
-    if phases is not None:
-        note = (f"Bounds of each sample at its measured phase fractions, phases from {source} resolved with the "
-                "sample's parameters: Voigt/Reuss (grey) and Hashin–Shtrikman (green; isotropic phases only).")
+    try:
+        fig = F.properties_figure(props, phases, summary=summary)
+    except InputError as exc:
+        s = rep.sections["properties"]
+        s.status, s.message = "not available", str(exc)
+        rep.add("properties", f'<p class="not-run">Not available: {_esc(exc)}. See the failed samples below.</p>')
+        return
+    labels = " ".join(lab for ax in fig.axes for lab in ax.get_legend_handles_labels()[1])
+    drawn = [name for name, key in (("Voigt/Reuss", "Voigt"), ("Hashin–Shtrikman", "Hashin")) if key in labels]
+    if drawn:
+        note = (f"Bounds of each sample at its measured phase fractions (phases from {source}, resolved with the "
+                f"sample's parameters): {' and '.join(drawn)}.")
+    elif phases is not None:
+        note = ("The bounds are not drawn: they need the phase fractions and resolvable phases (Hashin–Shtrikman: "
+                "isotropic phases).")
     else:
         note = "No phase table (phases.json) was found: the bounds are not drawn."
     rep.figure("properties", fig, "Apparent properties against the swept parameters. " + note)
 
     keys = [str(c) for c, da in summary.coords.items() if da.dims == ("point",) and c != "point"]
     shown = list(F.property_columns(props))
-    columns = [*keys, "samples", "failed", *(f"{v} mean [95 % CI]" for v in shown)]
+    columns = [*keys, "samples", "failed", "finite values", *(f"{v} mean [95 % CI]" for v in shown)]
     if "within_hs" in summary:
         columns.append("inside HS bounds")
     rows, points = [], []
     for p in range(summary.sizes["point"]):
         s = summary.isel(point=p)
-        row = [s[k].item() for k in keys] + [int(s["n_samples"]), int(s["n_failed"])]
+        counts = [int(s["count"].sel(variable=v).item()) for v in shown] if shown else [0]
+        row = [s[k].item() for k in keys] + [int(s["n_samples"]), int(s["n_failed"]), min(counts)]
         row += [_ci(s["mean"].sel(variable=v).item(), s["ci_low"].sel(variable=v).item(),
                     s["ci_high"].sel(variable=v).item()) for v in shown]
         if "within_hs" in summary:
@@ -437,7 +449,7 @@ def _properties(rep: _Report, meta: Mapping[str, Any], props: xr.Dataset) -> Non
     rep.summary["points"] = points
 
 
-def _rve(rep: _Report, size_swept: bool = True) -> None:
+def _rve(rep: _Report, size_swept: bool = True, props: xr.Dataset | None = None) -> None:
     path = rep.file("rve.json")
     if path is None and not size_swept:
         s = rep.sections["rve"]
@@ -453,19 +465,43 @@ def _rve(rep: _Report, size_swept: bool = True) -> None:
     if not rve:
         rep.add("rve", "<p>The RVE stage fitted no target (see the run log).</p>")
         return
-    rep.figure("rve", F.rve_figure(rve), "Variance of the apparent properties against the SVE volume (log-log), "
+    attrs = props.attrs if props is not None else {}
+    fig = F.rve_figure(rve, dim=attrs.get("dim"), voxel_size=attrs.get("voxel_size"))
+    rep.figure("rve", fig, "Variance of the apparent properties against the SVE volume (log-log), "
                "with the fitted power law and integral range")
-    rows = [(t, _ci(f.get("alpha"), *(f.get("alpha_ci") or (None, None))), f.get("amplitude"),
-             _ci(f.get("integral_range"), *(f.get("integral_range_ci") or (None, None))), f.get("chi2"),
-             len(f.get("volumes", [])), _ci(f.get("rve_volume"), *(f.get("rve_volume_ci") or (None, None))))
-            for t, f in rve.items()]
-    rep.add("rve", _table(("target", "α [CI]", "amplitude K", "integral range A [CI]", "χ²", "volumes",
-                           "RVE volume [CI]"), rows, 1))
+    rows = []
+    for t, f in rve.items():
+        d = f.get("dim")
+        v, vci = f.get("rve_volume"), f.get("rve_volume_ci") or (None, None)
+        edge = (_ci(*(x ** (1.0 / d) if _finite(x) and x > 0 else None for x in (v, *vci)))
+                if d in (2, 3) else "–")
+        dof = f.get("dof")
+        a_ci = f.get("integral_range_ci") or (None, None)
+        rows.append((t, _ci(f.get("alpha"), *(f.get("alpha_ci") or (None, None))), f.get("amplitude"),
+                     f.get("point_variance"), _ci(f.get("integral_range"), *a_ci),
+                     f"{_num(f.get('chi2'))} ({dof} dof)" if dof is not None else f.get("chi2"),
+                     len(f.get("volumes", [])), f.get("epsilon"), f.get("realizations"), _ci(v, *vci), edge))
+    rep.add("rve", "<p>Kanit et al. (2003): the variance of the apparent property over SVEs of volume V follows "
+            "D²(V) = K V<sup>−α</sup>, and K = D²<sub>Z</sub> A<sup>α</sup> gives the integral range A when the "
+            "point variance D²<sub>Z</sub> is known (p(1−p) for a phase fraction; p(1−p)(Z₁−Z₀)² for a property "
+            "of two isotropic phases; – otherwise, when only K is fitted). The RVE volume is the V at which n "
+            "realizations estimate the mean within a relative error ε (95 %). Volumes and edges in the study's "
+            "length unit (voxels when the voxel size is 1).</p>"
+            + _table(("target", "α [CI]", "amplitude K", "point variance D²_Z", "integral range A [CI]", "χ²",
+                      "volumes", "ε", "n", "RVE volume [CI]", "RVE edge [CI]"), rows, 1))
 
 
 def _grouped(table: pd.DataFrame) -> Iterable[tuple[str, str, pd.DataFrame]]:
     for (model, target), t in table.groupby(["model", "target"], sort=False):
         yield str(model), str(target), t
+
+
+def _cv_unit(rep: _Report) -> str:
+    """What the grouped folds hold out, from ``surrogates.json`` (``"point"`` or ``"specimen"``)."""
+    path = rep.file("surrogates.json")
+    unit = _read_json(path).get("cv_groups") if path is not None else None
+    return {"point": "whole parameter points (all replicates of a point together)",
+            "specimen": "whole specimens"}.get(unit, "whole specimens")
 
 
 #: Family-wise level of the report's calibration check (a calibrated model fails it 1 time in 100).
@@ -514,16 +550,23 @@ def _surrogates(rep: _Report) -> None:
         rep.figure("surrogates", F.parity_figure(pred, model, target),
                    f"Parity of the out-of-fold predictions of {model} for {target} (95 % intervals)")
         rep.figure("surrogates", F.calibration_figure(pred, model, target),
-                   f"Calibration of {model} for {target}: observed against nominal coverage")
+                   f"Calibration of {model} for {target}: observed against nominal coverage of the central "
+                   f"intervals, with the pointwise 95 % binomial band (the check in the table below is "
+                   f"family-wise, at the levels 50–99 %)")
     info = rep.file("surrogates.json")
     if info is not None:
         fitted = _read_json(info)
-        mrows = [(key, m.get("n_train"), m.get("seconds")) for key, m in (fitted.get("models") or {}).items()]
+        mrows = [(key, m.get("n_train"), m.get("degree"), m.get("loo"), m.get("loo_coverage_0.95"), m.get("seconds"))
+                 for key, m in (fitted.get("models") or {}).items()]
         rep.add("surrogates", "<h3>Fitted models</h3><p>Inputs: "
-                + _esc(", ".join(map(str, fitted.get("features", [])))) + ".</p>"
-                + _table(("target__model", "training samples", "seconds (CV and final fit)"), mrows, 1))
+                + _esc(", ".join(map(str, fitted.get("features", [])))) + ". The leave-one-out (LOO) error is "
+                "relative, mean (y<sub>i</sub> − μ<sub>−i</sub>)² / var y, in closed form for both models (the "
+                "PCE's is the corrected LOO error that chose its degree); with replicates at each point it is "
+                "optimistic, which the grouped cross-validation below is not.</p>"
+                + _table(("target__model", "training samples", "PCE degree", "relative LOO error",
+                          "LOO 95 % coverage (GPR)", "seconds (CV and final fit)"), mrows, 1))
     rep.add("surrogates", "<h3>Grouped cross-validation metrics</h3><p>Out-of-fold predictions of grouped K-fold "
-            "cross-validation (whole specimens held out), pooled over the folds.</p>"
+            f"cross-validation ({_esc(_cv_unit(rep))} held out), pooled over the folds.</p>"
             + _table(("model", "target", "n", "folds", *_METRICS, "calibration check"), rows, 2)
             + f"<p>Calibration check: the coverage of the central 50, 80, 90, 95 and 99 % intervals against "
             f"its exact binomial band, and a Kolmogorov–Smirnov test of the PIT values, at a family-wise "
@@ -540,6 +583,14 @@ def _propagation(rep: _Report) -> None:
         return
     prop = _read_json(path)
     rep.summary["propagation"] = prop
+    if not prop:
+        rep.add("propagation", "<p>Nothing to propagate: the only swept parameter is the SVE size, a numerical "
+                "choice rather than an uncertain input.</p>")
+        return
+    held = sorted({r.get("size") for models in prop.values() for r in models.values() if r.get("size") is not None})
+    if held:
+        rep.add("propagation", f"<p>The SVE size is held at {_esc(_num(held[-1]))} voxels (the largest swept): "
+                "the distribution is propagated over the material parameters only.</p>")
     spath = rep.file("propagation_samples.npz")
     if spath is not None:
         with np.load(spath, allow_pickle=False) as z:
@@ -564,7 +615,8 @@ def _propagation(rep: _Report) -> None:
                          *(_scalar(var.get(k)) for k in parts), _scalar(r.get("epistemic_share"))))
     rep.add("propagation", "<h3>Moments and variance split</h3><p>Variance of the output split into its "
             "sources: aleatoric (the scatter of the SVEs), epistemic (the surrogate's uncertainty) and input "
-            "(the parameters' distribution).</p>" + _table(
+            "(the parameters' distribution). A PCE's predictive error is not split from the scatter: its "
+            "share is shown as – and its variance as unsplit.</p>" + _table(
                 ("target", "model", "mean [CI]", "std [CI]", "quantiles", *(f"variance: {k}" for k in parts),
                  "epistemic share"), rows, 2))
 
@@ -575,9 +627,15 @@ def _propagation(rep: _Report) -> None:
     sob = _read_json(spath)
     rep.summary["sobol"] = sob
     srows = []
+    if any(ind.get("method") == "single input" for models in sob.values() for ind in models.values()):
+        rep.add("propagation", "<p>One uncertain input: its first-order and total Sobol indices are 1 by "
+                "definition, and nothing is estimated.</p>")
     for target, models in sob.items():
-        rep.figure("propagation", F.sobol_figure(models, target),
-                   f"First-order and total Sobol indices of {target}, with intervals")
+        try:
+            rep.figure("propagation", F.sobol_figure(models, target),
+                       f"First-order and total Sobol indices of {target}, with intervals")
+        except InputError as exc:  # e.g. results of an older run whose models name their inputs differently
+            rep.add("propagation", f'<p class="error">Sobol figure of {_esc(target)} not drawn: {_esc(exc)}</p>')
         for model, ind in models.items():
             for i, name in enumerate(ind["names"]):
                 first, total = (np.asarray(ind[k], dtype=float).reshape(-1) for k in ("first", "total"))
@@ -586,8 +644,10 @@ def _propagation(rep: _Report) -> None:
                 srows.append((target, model, name,
                               _ci(first[i], *(c[i] for c in fci)) if len(fci) == 2 else _num(first[i]),
                               _ci(total[i], *(c[i] for c in tci)) if len(tci) == 2 else _num(total[i])))
-    rep.add("propagation", "<h3>Sobol indices</h3>" + _table(("target", "model", "input", "first order [CI]",
-                                                              "total [CI]"), srows, 3))
+    rep.add("propagation", "<h3>Sobol indices</h3><p>Saltelli/Jansen estimates over GP posterior functions (a "
+            "row bootstrap gives the intervals), or the PCE's analytic indices. Estimates and interval ends outside "
+            "[0, 1] are sampling error of the estimator, not information: increase the samples.</p>"
+            + _table(("target", "model", "input", "first order [CI]", "total [CI]"), srows, 3))
 
 
 def _scalar(v: Any) -> Any:
@@ -612,13 +672,14 @@ def _validation(rep: _Report) -> None:
         rep.add("validation", _not_run("validation.csv"))
     else:
         val = _read_csv(path)
-        sub = val[val["split"].isin(["train", "test"]) & val["metric"].isin(_METRICS)]
+        ood_folds = set(val.loc[val["split"].astype(str).str.startswith("ood"), "fold"])
+        sub = val[val["split"].isin(["train", "test"]) & val["metric"].isin(_METRICS) & ~val["fold"].isin(ood_folds)]
         agg = (sub.groupby(["model", "target", "output", "split", "metric"], sort=False)["value"]
                .agg(["mean", "std", "count"]).reset_index())
         rows = [(r.model, r.target, r.output, r.split, r.metric, r.mean, r.std, r.count)
                 for r in agg.itertuples(index=False)]
-        rep.add("validation", "<p>Metrics per fold of grouped K-fold (whole specimens held out): mean and standard "
-                "deviation over the folds; the train rows show the over-fit.</p>"
+        rep.add("validation", f"<p>Metrics per fold of grouped K-fold ({_esc(_cv_unit(rep))} held out): mean and "
+                "standard deviation over the folds; the train rows show the over-fit.</p>"
                 + _table(("model", "target", "output", "split", "metric", "mean", "std", "folds"), rows, 5))
         rep.summary["validation"] = _records(agg)
     rep.add("validation", "<h3>Leakage demonstration</h3>")
@@ -627,10 +688,17 @@ def _validation(rep: _Report) -> None:
         rep.add("validation", _not_run("leakage.csv"))
     else:
         leak = _read_csv(path)
-        rep.add("validation", "<p>Naive K-fold (samples of one specimen on both sides) against grouped K-fold: the "
-                "optimism is grouped − naive; the ratio grouped / naive (exp of the difference for NLPD).</p>"
-                + _table(("model", "target", "metric", "output", "naive", "grouped", "optimism", "ratio"),
-                         leak[list(_COLUMNS["leakage.csv"])].itertuples(index=False), 4))
+        unit = _cv_unit(rep)
+        rep.add("validation", f"<p>Naive K-fold (samples assigned to folds one by one) against grouped K-fold "
+                f"({_esc(unit)} held out): the optimism is grouped − naive; the ratio grouped / naive (exp of the "
+                "difference for NLPD). A naive split puts related samples (replicates of one parameter point, "
+                "windows of one specimen) on both sides and scores the model on what it has seen.</p>")
+        if {"n_groups", "n_samples"} <= set(leak.columns) and (leak["n_groups"] >= leak["n_samples"]).all():
+            rep.add("validation", '<p class="not-run">Each sample is its own group here, so naive and grouped '
+                    "folds differ only in their random assignment: the comparison measures nothing. Sweep more "
+                    "points with replicates, or windows of specimens, to see the leakage.</p>")
+        rep.add("validation", _table(("model", "target", "metric", "output", "naive", "grouped", "optimism",
+                                      "ratio"), leak[list(_COLUMNS["leakage.csv"])].itertuples(index=False), 4))
         for model, target, _ in _grouped(leak):
             rep.figure("validation", F.leakage_figure(leak, model, target),
                        f"Naive against grouped cross-validation, {model} for {target}")
@@ -642,17 +710,23 @@ def _validation(rep: _Report) -> None:
                                                           "box)"))
     else:
         deg = _read_csv(path)
+        vpath = rep.file("validation.csv")
+        val = _read_csv(vpath) if vpath is not None else None
         for model, target, _ in _grouped(deg):
-            rep.figure("validation", F.degradation_figure(deg, model, target),
-                       f"OOD metric over in-distribution metric against the distance to the training box, "
-                       f"{model} for {target}")
+            rep.figure("validation", F.degradation_figure(deg, model, target, validation=val),
+                       f"Out-of-distribution behaviour of {model} for {target} against the normalized distance to "
+                       f"the training box: RMSE as a ratio to its in-distribution value, the predictive density "
+                       f"ratio exp(ΔNLPD), and the 95 % coverage itself (nominal dashed)")
         rep.add("validation", _table(_COLUMNS["degradation.csv"],
                                      deg[list(_COLUMNS["degradation.csv"])].itertuples(index=False), 5))
         rep.summary["degradation"] = _records(deg)
 
 
 def _failures(rep: _Report, props: xr.Dataset) -> None:
-    failed = np.flatnonzero(~_converged(props))
+    conv = _converged(props)
+    cols = F.property_columns(props)
+    finite = np.all([np.isfinite(np.asarray(v, dtype=float)) for v in cols.values()], axis=0) if cols else conv
+    failed = np.flatnonzero(~conv | ~finite)
     out = []
     for k in failed:
         params = {p: v for p, v in sample_parameters(props, int(k)).items() if p not in IDENTIFIERS}
@@ -660,16 +734,19 @@ def _failures(rep: _Report, props: xr.Dataset) -> None:
         its = props["iterations"].values[k] if "iterations" in props else np.array([-1])
         out.append({"sample": props["sample"].values[k].item(),
                     "seed": props["seed"].values[k].item() if "seed" in props.coords else None,
-                    "parameters": params, "status": str(props["status"].values[k]) if "status" in props else "",
+                    "parameters": params,
+                    "status": (str(props["status"].values[k]) if "status" in props else "") if not conv[k]
+                    else "converged, but a property is not finite (NaN or inf)",
                     "max_residual": float(np.nanmax(res)) if np.isfinite(res).any() else None,
                     "max_iterations": int(np.max(its))})
     rep.summary["failures"] = _jsonable(out)
     if not out:
-        rep.add("failures", "<p>None: every sample converged.</p>")
+        rep.add("failures", "<p>None: every sample converged, with finite properties.</p>")
         return
     rows = [(f["sample"], f["seed"], json.dumps(_jsonable(f["parameters"]), sort_keys=True), f["status"],
              f["max_residual"], f["max_iterations"]) for f in out]
-    rep.add("failures", f"<p>{len(out)} failed samples (excluded from the statistics).</p>"
+    rep.add("failures", f"<p>{len(out)} failed samples (excluded from the statistics): not converged, or a "
+            "non-finite property.</p>"
             + _table(("sample", "seed", "parameters", "status", "max residual", "max iterations"), rows, 4))
 
 
@@ -789,7 +866,7 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, pdf: bo
         _run(rep, "microstructure", lambda: _microstructure(rep))
         _run(rep, "properties", lambda: _properties(rep, meta, props))
         swept = (meta.get("study") or {}).get("parameters") or {}
-        _run(rep, "rve", lambda: _rve(rep, size_swept="size" in swept or not swept))
+        _run(rep, "rve", lambda: _rve(rep, size_swept="size" in swept or not swept, props=props))
         _run(rep, "surrogates", lambda: _surrogates(rep))
         _run(rep, "propagation", lambda: _propagation(rep))
         _run(rep, "validation", lambda: _validation(rep))

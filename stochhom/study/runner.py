@@ -133,6 +133,40 @@ def _stage_gallery(study: Study, out: Path, cfg: PipelineConfig) -> None:
     save_dataset(ens, path)
 
 
+def _point_variance(study: Study, sel: Any, target: str) -> float | None:
+    r"""Kanit's point variance :math:`D_Z^2 = p(1-p)(Z_1 - Z_0)^2` of a two-phase property
+    (the variance of the property field itself), so that the integral range of a property
+    can be read from its variance scaling; ``None`` where it is not defined (more than two
+    phases, anisotropic phases, or a target that is not a phase property)."""
+    from ..materials import Conductivity, IsotropicElastic
+    from ..statistics import resolve_phases
+
+    if target.startswith("phase_fraction") or "phase_fraction" not in sel or sel.sizes.get("phase") != 2:
+        return None
+    try:
+        params = {k: sel[k].values[0].item() for k, da in sel.coords.items() if da.dims == ("sample",)}
+        mats = resolve_phases(study.phases, params)
+        mats = [mats[k] for k in sorted(mats)] if isinstance(mats, dict) else list(mats)
+    except (InputError, KeyError, TypeError, ValueError):
+        return None
+    if len(mats) != 2:
+        return None
+    if all(isinstance(m, Conductivity) and np.ndim(m.k) == 0 for m in mats) and (
+            target.startswith("conductivity_eigenvalues_") or target in {f"conductivity_{i}_{i}" for i in range(3)}):
+        z = [float(m.k) for m in mats]
+    elif all(isinstance(m, IsotropicElastic) for m in mats) and target in ("bulk_modulus", "shear_modulus"):
+        if target == "shear_modulus":
+            z = [m.shear_modulus for m in mats]
+        else:
+            z = [m.bulk_modulus if study.dim == 3 else m.plane_strain_bulk_modulus for m in mats]
+    else:
+        return None
+    p = float(np.nanmean(sel["phase_fraction"].values[:, 1]))
+    if not 0.0 < p < 1.0:
+        return None
+    return p * (1.0 - p) * (z[1] - z[0]) ** 2
+
+
 def _stage_rve(study: Study, out: Path, cfg: PipelineConfig, props: Any, say: Callable[[str], None]) -> None:
     from ..statistics.rve import variance_scaling
 
@@ -146,9 +180,11 @@ def _stage_rve(study: Study, out: Path, cfg: PipelineConfig, props: Any, say: Ca
     n_sizes = int(np.unique(sel["volume"].values).size)
     result = {}
     for target in cfg.rve_targets or [*_default_targets(study), "phase_fraction_1"]:
+        d2 = _point_variance(study, sel, target)
         try:
             fit = variance_scaling(sel, target, alpha=None if n_sizes >= 3 else 1.0, rng=study.seed,
-                                   min_samples=min(10, int(sel.sizes["sample"] // max(n_sizes, 1))))
+                                   min_samples=min(10, int(sel.sizes["sample"] // max(n_sizes, 1))),
+                                   point_variance=d2)
         except InputError as exc:
             say(f"  rve: {target} skipped: {exc}")
             continue
@@ -158,7 +194,10 @@ def _stage_rve(study: Study, out: Path, cfg: PipelineConfig, props: Any, say: Ca
             "alpha": fit.alpha, "alpha_ci": list(fit.alpha_ci), "amplitude": fit.amplitude,
             "integral_range": None if not np.isfinite(fit.integral_range) else fit.integral_range,
             "integral_range_ci": None if not np.isfinite(fit.integral_range) else list(fit.integral_range_ci),
-            "chi2": fit.chi2, "epsilon": cfg.rve_epsilon, "realizations": cfg.rve_realizations,
+            "chi2": fit.chi2, "dof": len(fit.volumes) - (2 if n_sizes >= 3 else 1),
+            "point_variance": d2 if d2 is not None else (fit.point_variance if target.startswith("phase_fraction")
+                                                        else None),
+            "epsilon": cfg.rve_epsilon, "realizations": cfg.rve_realizations, "dim": study.dim,
             "rve_volume": size.value, "rve_volume_ci": [size.low, size.high],
             "fixed_point": {p: sel[p].values[0].item() for p in others},
         }
@@ -178,18 +217,36 @@ def _models(cfg: PipelineConfig, seed: int) -> dict[str, Any]:
     return out
 
 
-def _data(study: Study, props: Any, cfg: PipelineConfig) -> tuple[list[str], dict[str, Any]]:
+def cv_groups(props: Any, n_splits: int) -> str:
+    """The unit that grouped cross-validation holds out: ``"point"`` or ``"specimen"``.
+
+    A surrogate is asked about new parameter values, and the replicates of one parameter
+    point are nearly the same input with different microstructures: left on both sides of
+    a split they let the model answer from its training set (the optimism that the leakage
+    demonstration measures). So the folds hold out whole parameter points (each holds its
+    specimens, and a specimen's windows), when there are at least ``max(2 n_splits, 10)`` of
+    them (so that every training fold still spans the parameter space); otherwise (e.g. a
+    sweep of the SVE size alone, three sizes) whole specimens.
+    """
+    if "point" in props.coords and np.unique(props["point"].values).size >= max(2 * n_splits, 10):
+        return "point"
+    return "specimen"
+
+
+def _data(study: Study, props: Any, cfg: PipelineConfig) -> tuple[list[str], dict[str, Any], str]:
     from ..surrogates.data import training_data
 
     features = _features(study, props)
     if not features:
         raise InputError("no numeric swept parameter varies: the surrogate stages need at least one")
     targets = cfg.targets or _default_targets(study)
+    unit = cv_groups(props, cfg.n_splits)
+    grouped = props.assign_coords(specimen=("sample", props["point"].values)) if unit == "point" else props
     data = {}
     for t in targets:
-        td = training_data(props, t, features, log_targets=cfg.log_targets)
+        td = training_data(grouped, t, features, log_targets=cfg.log_targets)
         data[td.target_names[0]] = td
-    return features, data
+    return features, data, unit
 
 
 def _quiet_extrapolation(func: Callable[..., None]) -> Callable[..., None]:
@@ -216,10 +273,10 @@ def _stage_surrogates(study: Study, out: Path, cfg: PipelineConfig, props: Any, 
 
     from ..validation import grouped_kfold
 
-    features, data = _data(study, props, cfg)
+    features, data, unit = _data(study, props, cfg)
     folder = out / "surrogates"
     folder.mkdir(exist_ok=True)
-    rows, info = [], {"features": features, "targets": list(data), "models": {}}
+    rows, info = [], {"features": features, "targets": list(data), "models": {}, "cv_groups": unit}
     for target, td in data.items():
         n_groups = np.unique(td.groups).size
         k = min(cfg.n_splits, n_groups)
@@ -232,10 +289,16 @@ def _stage_surrogates(study: Study, out: Path, cfg: PipelineConfig, props: Any, 
             final = clone(model).fit(td.X, td.y)
             final.save(folder / f"{target}__{name}")
             entry = {"seconds": time.perf_counter() - t0, "n_train": int(td.X.shape[0])}
-            if hasattr(final, "loo_error_"):  # the PCE's analytic leave-one-out error (relative)
+            # relative leave-one-out error mean (y_i - mu_-i)^2 / var y, analytic for both models
+            if hasattr(final, "loo_error_"):
                 entry["loo"] = float(np.atleast_1d(final.loo_error_)[0])
+                entry["degree"] = int(final.degree_)
+            elif hasattr(final, "loo_predict"):
+                loo_mean, loo_std = final.loo_predict()
+                entry["loo"] = float(np.mean((td.y - loo_mean) ** 2) / np.var(td.y))
+                entry["loo_coverage_0.95"] = float(np.mean(np.abs(td.y - loo_mean) <= 1.959964 * loo_std))
             info["models"][f"{target}__{name}"] = entry
-            say(f"  {name} for {target}: {td.X.shape[0]} samples, {k}-fold grouped CV")
+            say(f"  {name} for {target}: {td.X.shape[0]} samples, {k}-fold CV holding out whole {unit}s")
     pd.DataFrame(rows, columns=["model", "target", "fold", "y", "mean", "std"]).to_csv(out / "cv_predictions.csv",
                                                                                       index=False)
     _write_json(out / "surrogates.json", info)
@@ -247,31 +310,74 @@ def _load_model(folder: Path) -> Any:
     return GPR.load(folder) if folder.name.endswith("__gpr") else PCE.load(folder)
 
 
+class _AtSize:
+    """A surrogate seen with the SVE size held at one value (the largest swept): the SVE size is
+    a numerical choice, not an uncertain input, so the propagation and the Sobol indices run
+    over the other parameters only. Keeps the model's optional methods (``hasattr`` decides
+    how :func:`~stochhom.surrogates.propagate` treats a model)."""
+
+    def __init__(self, model: Any, index: int, value: float) -> None:
+        self.model, self.index, self.value = model, index, float(value)
+        self.n_features_in_ = int(model.n_features_in_) - 1
+        for method in ("sample_functions", "noise_variance"):
+            if hasattr(model, method):
+                setattr(self, method, self._wrap(getattr(model, method)))
+
+    def _full(self, X: Any) -> np.ndarray:
+        return np.insert(np.asarray(X, dtype=float), self.index, self.value, axis=1)
+
+    def _wrap(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        return lambda X, *args, **kwargs: func(self._full(X), *args, **kwargs)
+
+    def predict(self, X: Any, return_std: bool = False) -> Any:
+        return self.model.predict(self._full(X), return_std=return_std)
+
+
 @_quiet_extrapolation
 def _stage_propagation(study: Study, out: Path, cfg: PipelineConfig, props: Any) -> None:
     from ..surrogates import input_distribution, propagate, sobol_indices
 
     info = json.loads((out / "surrogates.json").read_text())
-    features = info["features"]
+    features = list(info["features"])
+    size_at = None
+    if "size" in features and "size" not in cfg.inputs:
+        size_at = (features.index("size"), float(np.max(props["size"].values)))
+        features.remove("size")
+    prop: dict[str, Any] = {}
+    sob: dict[str, Any] = {}
+    samples: dict[str, np.ndarray] = {}
+    if not features:  # only the SVE size is swept: nothing uncertain to propagate
+        _write_json(out / "propagation.json", prop)
+        _write_json(out / "sobol.json", sob)
+        np.savez_compressed(out / "propagation_samples.npz")
+        return
     dist = input_distribution(_input_spec(study, props, features, cfg), names=features)
-    prop, sob, samples = {}, {}, {}
     for key in info["models"]:
         target, name = key.split("__")
         model = _load_model(out / "surrogates" / key)
+        if size_at is not None:
+            model = _AtSize(model, *size_at)
         res = propagate(model, dist, cfg.n_samples, n_functions=cfg.n_functions, rng=study.seed)
         prop.setdefault(target, {})[name] = {
             "mean": res.mean, "mean_ci": list(res.mean_ci), "std": res.std, "std_ci": list(res.std_ci),
             "quantiles": {str(q): v for q, v in res.quantiles.items()},
             "variance": {k: res.variance[k] for k in ("total", "aleatoric", "epistemic", "unsplit", "input")},
-            "epistemic_share": res.epistemic_share,
+            "epistemic_share": res.epistemic_share if name != "pce" else None,
+            "inputs": features, **({"size": size_at[1]} if size_at is not None else {}),
         }
         flat = res.samples.reshape(-1)
         samples[key] = flat[np.random.default_rng(study.seed).permutation(flat.size)[:20000]]
-        if name == "pce" and not cfg.inputs:
+        if len(features) == 1:  # S_1 = S_T = 1 by definition: nothing to estimate
+            one = [1.0]
+            sob.setdefault(target, {})[name] = {"names": features, "first": one, "total": one,
+                                                "first_ci": [one, one], "total_ci": [one, one],
+                                                "method": "single input"}
+            continue
+        if name == "pce" and not cfg.inputs and size_at is None:
             s = sobol_indices(model)
         else:
             s = sobol_indices(model, dist, n_samples=256, n_functions=min(cfg.n_functions, 32), rng=study.seed)
-        sob.setdefault(target, {})[name] = {"names": s.names, "first": s.first, "total": s.total,
+        sob.setdefault(target, {})[name] = {"names": features, "first": s.first, "total": s.total,
                                             "first_ci": [s.first_ci[0], s.first_ci[1]],
                                             "total_ci": [s.total_ci[0], s.total_ci[1]], "method": s.method}
     _write_json(out / "propagation.json", prop)
@@ -285,7 +391,7 @@ def _stage_validation(study: Study, out: Path, cfg: PipelineConfig, props: Any) 
 
     from ..validation import degradation, evaluate, grouped_kfold, leakage_demonstration, ood_folds
 
-    _, data = _data(study, props, cfg)
+    _, data, unit = _data(study, props, cfg)
     tables, leaks, degs = [], [], []
     for target, td in data.items():
         k = min(cfg.n_splits, np.unique(td.groups).size)
@@ -312,6 +418,9 @@ def _stage_validation(study: Study, out: Path, cfg: PipelineConfig, props: Any) 
             demo = leakage_demonstration(model, td.X, td.y, td.groups, n_splits=k, rng=study.seed)
             demo.insert(0, "target", target)
             demo.insert(0, "model", name)
+            demo["groups"] = unit
+            demo["n_groups"] = int(np.unique(td.groups).size)
+            demo["n_samples"] = int(td.X.shape[0])
             leaks.append(demo)
     pd.concat(tables).to_csv(out / "validation.csv", index=False)
     pd.concat(leaks).to_csv(out / "leakage.csv", index=False)

@@ -997,6 +997,36 @@ class GPR(SurrogateBase):
         }
 
     @_fitted_threads
+    def loo_predict(self) -> tuple[np.ndarray, np.ndarray]:
+        r"""Leave-one-out predictive mean and standard deviation of every training target.
+
+        In closed form (Rasmussen and Williams 2006, eq. 5.12), with :math:`A = K + \Sigma`
+        and the hyperparameters (and the learned noise) held at their fitted values:
+
+        .. math:: \mu_{-i} = y_i - \frac{[A^{-1}(y - m)]_i}{[A^{-1}]_{ii}}, \qquad
+                  \sigma^2_{-i} = \frac{1}{[A^{-1}]_{ii}},
+
+        the prediction of :math:`y_i` (a new observation, noise included) by the GP
+        conditioned on the other points. The cost is one :math:`O(n^3)` inverse per output.
+        Replicates at one input make it optimistic, like any ungrouped LOO: use grouped
+        cross-validation (:func:`~stochhom.validation.evaluate`) to judge a surrogate.
+
+        Returns
+        -------
+        mean, std : numpy.ndarray
+            With the shape of the training ``y``, in output units.
+        """
+        check_is_fitted(self, "models_")
+        means, stds = [], []
+        for m in self.models_:
+            d = np.diag(_inverse_from_cholesky(m.chol))
+            means.append(m.y - m.alpha / d)
+            stds.append(1.0 / np.sqrt(d))
+        mean = self.y_scaler_.inverse(np.stack(means, axis=1))
+        std = np.stack(stds, axis=1) * self.y_scaler_.scale
+        return self._shape_output(mean), self._shape_output(std)
+
+    @_fitted_threads
     def noise_variance(self, X: Any) -> np.ndarray:
         """Aleatoric (noise) variance :math:`\\sigma^2(x)` at ``X`` in output units squared,
         ``(n,)`` or ``(n, q)``; see the class notes for ``noise="fixed"``."""

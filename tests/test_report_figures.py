@@ -1,0 +1,256 @@
+"""Tests of the report figures' labels, legends and honesty (stochhom.report.figures).
+
+Oracles: the inputs built by hand here (what the figure must show, or why it must refuse),
+:func:`stochhom.validation.calibration_check` (the calibration figure must mark exactly its
+levels, bands and verdict) and the columns of a degradation table (coverage is drawn as
+itself, not as a ratio).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from matplotlib.colors import BoundaryNorm
+from matplotlib.ticker import NullFormatter
+
+import stochhom as sh
+from stochhom.errors import InputError
+from stochhom.report import figures as F
+from stochhom.validation import calibration_check
+
+PHASES = [sh.Conductivity(1.0), sh.Conductivity(10.0)]
+
+
+def _props(contrast: list[float], replicates: int = 3, rng: int = 0, with_fractions: bool = True) -> xr.Dataset:
+    """A synthetic conductivity apparent-properties dataset (sample, i, j), one point per contrast."""
+    gen = np.random.default_rng(rng)
+    c = np.repeat(np.asarray(contrast, float), replicates)
+    n = c.size
+    k = np.zeros((n, 2, 2))
+    k[:, 0, 0] = k[:, 1, 1] = np.sqrt(c) * np.exp(0.1 * gen.standard_normal(n))
+    data = {"conductivity": (("sample", "i", "j"), k), "converged": ("sample", np.ones(n, np.int8))}
+    if with_fractions:
+        data["phase_fraction"] = (("sample", "phase"), np.tile([0.6, 0.4], (n, 1)))
+    coords = {"sample": np.arange(n), "contrast": ("sample", c),
+              "point": ("sample", np.repeat(np.arange(len(contrast)), replicates))}
+    return xr.Dataset(data, coords=coords, attrs={"dim": 2, "physics": "conductivity", "voxel_size": 1.0})
+
+
+# --------------------------------------------------------------------------- labels
+
+
+@pytest.mark.parametrize(("name", "label", "unit"), [
+    ("log_conductivity_eigenvalues_0", "ln conductivity eigenvalue 0 (smallest)", "–"),
+    ("conductivity_eigenvalues_2", "conductivity eigenvalue 2 (ascending)", "phase units"),
+    ("bulk_modulus", "bulk modulus K", "phase units"),
+    ("log_shear_modulus", "ln shear modulus G", "–"),
+    ("conductivity_0_1", "conductivity k₀₁", "phase units"),
+    ("phase_fraction_1", "phase fraction φ₁", "–"),
+    ("some_other_target", "some other target", "phase units"),
+])
+def test_target_labels_and_units(name: str, label: str, unit: str) -> None:
+    assert F.target_label(name) == label
+    assert F.target_unit(name) == unit
+
+
+# --------------------------------------------------------------------------- properties
+
+
+def test_properties_without_phase_fractions_are_drawn_without_bounds_and_say_so() -> None:
+    props = _props([2.0, 50.0], with_fractions=False)
+    fig = F.properties_figure(props, PHASES)
+    assert "bounds not drawn" in fig.get_suptitle()
+    assert not [line for ax in fig.axes for line in ax.lines if (line.get_gid() or "").startswith("hs_")]
+    assert [line for ax in fig.axes for line in ax.lines if line.get_label() == "samples"]
+
+
+def test_properties_with_no_finite_sample_raise() -> None:
+    props = _props([2.0, 50.0])
+    props["conductivity"][:] = np.nan
+    with pytest.raises(InputError, match="no converged sample with a finite mean_conductivity"):
+        F.properties_figure(props, PHASES)
+    props = _props([2.0, 50.0])
+    props["converged"][:] = 0
+    with pytest.raises(InputError, match="no converged sample"):
+        F.properties_figure(props)
+
+
+def test_volume_is_not_swept_alongside_size() -> None:
+    props = _props([2.0, 50.0]).drop_vars("contrast")
+    size = np.repeat([16.0, 32.0], 3)
+    props = props.assign_coords(size=("sample", size)).assign(volume=("sample", size**2))
+    assert F.swept_parameters(props) == ["size"]
+    assert "volume" in F.swept_parameters(props.drop_vars("size"))
+    assert F.axis_label("volume", 2, 1.0) == "SVE volume V [voxels²]"
+    assert F.axis_label("volume", 3, 0.5) == "SVE volume V [length³]"
+
+
+def test_log_axes_have_no_minor_tick_labels_and_cut_intervals_are_marked() -> None:
+    props = _props([2.0, 400.0], replicates=2, rng=3)
+    # a point whose samples scatter widely: its Student-t interval reaches below zero
+    props["conductivity"][0, 0, 0] = props["conductivity"][0, 1, 1] = 0.05
+    fig = F.properties_figure(props, PHASES)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    assert isinstance(ax.xaxis.get_minor_formatter(), NullFormatter)
+    assert isinstance(ax.yaxis.get_minor_formatter(), NullFormatter)
+    cut = [line for line in ax.lines if (line.get_gid() or "").startswith("cut:")]
+    assert cut and cut[0].get_label() == "interval cut at the axis"
+    assert np.all(cut[0].get_ydata() == ax.get_ylim()[0])
+
+
+def test_linear_axes_show_whole_intervals() -> None:
+    props = _props([2.0, 3.0], replicates=2, rng=1)
+    fig = F.properties_figure(props)
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "linear"
+    assert not [line for line in ax.lines if (line.get_gid() or "").startswith("cut:")]
+    s = sh.statistics.summarize(props.assign(mean_conductivity=("sample", F.property_columns(props)
+                                                                ["mean_conductivity"])),
+                                variables=["mean_conductivity"], rng=0)
+    lo, hi = float(s["ci_low"].min()), float(s["ci_high"].max())
+    bottom, top = ax.get_ylim()
+    assert bottom <= lo and hi <= top
+
+
+# --------------------------------------------------------------------------- RVE
+
+
+def _rve(counts: list[int]) -> dict:
+    v = np.array([256.0, 576.0, 1024.0, 2304.0])
+    return {t: {"volumes": v.tolist(), "variances": (scale / v).tolist(), "counts": counts, "alpha": 1.0,
+                "alpha_ci": [0.8, 1.2], "amplitude": scale, "integral_range": 20.0,
+                "integral_range_ci": [10.0, 30.0], "chi2": 1.0}
+            for t, scale in (("conductivity_0_0", 100.0), ("phase_fraction_1", 5.0))}
+
+
+def test_rve_axes_have_units_and_the_legend_is_below_the_axes() -> None:
+    fig = F.rve_figure(_rve([40] * 4), dim=2, voxel_size=1.0)
+    prop, frac = fig.axes
+    assert prop.get_xlabel() == "SVE volume V [voxels²]"
+    assert prop.get_ylabel() == "variance D²(V) [(phase units)²]"
+    assert frac.get_ylabel() == "variance D²(V) [–]"
+    assert prop.get_title() == "conductivity k₀₀"
+    legend = prop.get_legend()
+    assert legend.get_bbox_to_anchor().transformed(prop.transAxes.inverted()).y1 < 0.0
+    assert any("n = 40 per volume" in t.get_text() for t in legend.get_texts())
+    assert not prop.texts  # equal counts: said once in the legend, no annotation on the points
+    for axis in (prop.xaxis, prop.yaxis):
+        assert isinstance(axis.get_minor_formatter(), NullFormatter)
+    fig = F.rve_figure(_rve([40, 30, 20, 10]), dim=3, voxel_size=0.5)
+    assert fig.axes[0].get_xlabel() == "SVE volume V [length³]"
+    assert [t.get_text() for t in fig.axes[0].texts] == ["n=40", "n=30", "n=20", "n=10"]
+    assert F.rve_figure(_rve([40] * 4)).axes[0].get_xlabel() == "SVE volume V [voxel volume units]"
+
+
+# --------------------------------------------------------------------------- microstructure
+
+
+def test_gallery_names_the_shared_parameters_and_uses_one_colour_per_label() -> None:
+    ens = sh.generate("gaussian", (16, 16), n=3, rng=0, volume_fraction=0.4, correlation_length=2.0)
+    fig = F.gallery_figure(ens)
+    title = fig.get_suptitle()
+    assert "volume fraction φ = 0.4" in title and "correlation length ℓ = 2" in title
+    image = fig.axes[0].images[0]
+    assert isinstance(image.norm, BoundaryNorm) and image.cmap.N == 2
+    bar = fig.axes[-1]
+    assert list(bar.get_yticks()) == [0, 1]
+
+
+def test_s2_long_range_line_is_the_measured_fraction() -> None:
+    ens = sh.generate("boolean", (24, 24), n=2, rng=1, volume_fraction=0.3, radius=2.0)
+    fig = F.s2_figure(ens)
+    lines = {line.get_label(): line for line in fig.axes[0].lines}
+    phi_hat = float((ens["phase"].values == 1).mean())
+    assert lines["measured φ̂² (long-range limit)"].get_ydata()[0] == pytest.approx(phi_hat**2)
+    assert lines["nominal φ² (limit of the theory)"].get_ydata()[0] == pytest.approx(0.09)
+
+
+# --------------------------------------------------------------------------- Sobol
+
+
+def test_sobol_checks_the_names_clips_the_axis_and_prints_what_is_cut() -> None:
+    ok = {"gpr": {"names": ["volume_fraction", "contrast"], "first": [0.6, 0.3], "total": [0.7, 0.4],
+                  "first_ci": [[0.5, -3e6], [0.7, 0.5]], "total_ci": [[0.6, 0.3], [0.8, 0.5]]},
+          "pce": {"names": ["volume_fraction", "contrast"], "first": [0.62, 0.31], "total": [0.68, 0.38]}}
+    fig = F.sobol_figure(ok, "log_conductivity_0_0")
+    ax = fig.axes[0]
+    assert ax.get_ylim() == pytest.approx(F.SOBOL_LIMITS)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["volume fraction φ", "phase contrast"]
+    assert any("-3e+06" in t.get_text() for t in ax.texts)
+    assert ax.get_ylabel() == "Sobol index [–]" and "ln conductivity k₀₀" in ax.get_title()
+    assert fig.legends and not ax.get_legend()  # the legend sits above the axes, outside them
+    bad = {**ok, "pce": {**ok["pce"], "names": ["x0", "x1"]}}
+    with pytest.raises(InputError, match="different inputs"):
+        F.sobol_figure(bad, "log_conductivity_0_0")
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _predictions(n: int = 200, scale: float = 1.0) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    mean = rng.normal(size=n)
+    y = mean + rng.normal(size=n)
+    return pd.DataFrame({"model": "gpr", "target": "log_conductivity_eigenvalues_0", "fold": np.arange(n) % 5,
+                         "y": y, "mean": mean, "std": np.full(n, scale)})
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.4])
+def test_calibration_figure_marks_the_levels_and_verdict_of_the_check(scale: float) -> None:
+    pred = _predictions(scale=scale)
+    fig = F.calibration_figure(pred, "gpr", "log_conductivity_eigenvalues_0")
+    ax = fig.axes[0]
+    chk = calibration_check(pred["y"], pred["mean"], pred["std"], alpha=0.01)
+    assert ("check passed" if chk.passed else "check failed") in ax.get_title()
+    marked = np.sort(np.concatenate([line.get_xdata() for line in ax.lines
+                                     if line.get_label().startswith("checked level")]))
+    np.testing.assert_allclose(marked, chk.levels)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "pointwise binomial 95 % band" in labels
+    assert any(lab.startswith("acceptance band of the check") for lab in labels)
+    assert len(F.calibration_figure(pred, "gpr", "log_conductivity_eigenvalues_0", check_alpha=None)
+               .axes[0].get_legend().get_texts()) == 3
+
+
+def test_parity_axes_name_the_target_with_its_unit() -> None:
+    fig = F.parity_figure(_predictions(), "gpr", "log_conductivity_eigenvalues_0")
+    assert fig.axes[0].get_xlabel() == "observed ln conductivity eigenvalue 0 (smallest) [–]"
+    assert fig.axes[0].get_ylabel().startswith("predicted ln conductivity eigenvalue 0 (smallest) [–]")
+
+
+def test_leakage_has_one_panel_per_metric_with_its_own_axis() -> None:
+    leak = pd.DataFrame({"model": "gpr", "target": "conductivity_0_0", "metric": ["coverage_0.95", "nlpd", "rmse"],
+                         "output": 0, "naive": [0.93, -0.4, 0.2], "grouped": [0.85, 0.3, 0.3],
+                         "optimism": [-0.08, 0.7, 0.1], "ratio": [0.91, 2.0, 1.5]})
+    fig = F.leakage_figure(leak, "gpr", "conductivity_0_0")
+    panels = [ax for ax in fig.axes if ax.patches]
+    assert [ax.get_ylabel() for ax in panels] == ["RMSE [phase units]", "NLPD [nats]",
+                                                  "coverage of the 95% interval [–]"]
+    assert [line.get_ydata()[0] for line in panels[2].lines] == [0.95]
+    assert min(p.get_height() for p in panels[1].patches) == pytest.approx(-0.4)
+
+
+def test_degradation_draws_coverage_itself_and_counts_per_shell() -> None:
+    rows = []
+    for split, d, cov, nlpd, rmse in (("test", 0.0, 0.95, 1.0, 0.4), ("ood_1", 0.2, 0.7, 2.0, 1.6),
+                                      ("ood_2", 0.6, 0.9, 1.5, 1.0)):
+        rows += [("gpr", "t", split, "coverage_0.95", "0", d, cov, 0.95, cov / 0.95),
+                 ("gpr", "t", split, "nlpd", "0", d, nlpd, 1.0, np.exp(nlpd - 1.0)),
+                 ("gpr", "t", split, "rmse", "0", d, rmse, 0.4, rmse / 0.4)]
+    deg = pd.DataFrame(rows, columns=["model", "target", "split", "metric", "output", "distance", "value",
+                                      "reference_value", "ratio"])
+    val = pd.DataFrame({"model": "gpr", "target": "t", "fold": [0, 0, 1, 1, 1], "n": [9, 99, 4, 14, 6],
+                        "split": ["train", "test", "test", "ood_1", "ood_2"], "distance": 0.0,
+                        "metric": "rmse", "output": 0, "value": 0.0})
+    fig = F.degradation_figure(deg, "gpr", "t", validation=val)
+    rmse, nlpd, cov = fig.axes
+    assert cov.get_ylabel() == "coverage of the 95% interval [–]"
+    ys = np.concatenate([line.get_ydata() for line in cov.lines if line.get_marker() in ("o", "s")])
+    np.testing.assert_allclose(np.sort(ys), [0.7, 0.9, 0.95])
+    assert any(np.allclose(line.get_ydata(), 0.95) and line.get_linestyle() == "--" for line in cov.lines)
+    assert nlpd.get_ylabel() == "predictive density ratio exp(ΔNLPD) [–]"
+    assert rmse.get_ylabel() == "RMSE ratio OOD / in-distribution [–]"
+    assert sorted(t.get_text() for t in cov.texts) == ["n=14", "n=4", "n=6"]  # the OOD fold's test set: 4
