@@ -571,8 +571,8 @@ def _surrogates(rep: _Report) -> None:
             + f"<p>Calibration check: the coverage of the central 50, 80, 90, 95 and 99 % intervals against "
             f"its exact binomial band, and a Kolmogorov–Smirnov test of the PIT values, at a family-wise "
             f"level of {_CALIBRATION_ALPHA:g} (Bonferroni). <em>Over-confident</em> means intervals that cover "
-            f"less than they claim; a predictive law with lighter tails than the scatter passes at 50 % and "
-            f"fails at 95–99 %.</p>")
+            "less than they claim. A Gaussian predictive law for a scatter with heavier tails covers too much "
+            "at 50 % (under-confident) and too little at 95–99 % (over-confident).</p>")
     rep.summary["surrogates"] = metrics
 
 
