@@ -42,7 +42,7 @@ from ..errors import InputError
 from .pipeline import PipelineConfig, pipeline_config
 from .schema import Study
 
-__all__ = ["STAGES", "results_dir", "run_study"]
+__all__ = ["STAGES", "cv_groups", "results_dir", "run_study"]
 
 #: The stages of :func:`run_study`, in order.
 STAGES = ("sweep", "gallery", "rve", "surrogates", "propagation", "validation", "report")
@@ -140,6 +140,7 @@ def _point_variance(study: Study, sel: Any, target: str) -> float | None:
     phases, anisotropic phases, or a target that is not a phase property)."""
     from ..materials import Conductivity, IsotropicElastic
     from ..statistics import resolve_phases
+    from ..statistics.rve import point_variance
 
     if target.startswith("phase_fraction") or "phase_fraction" not in sel or sel.sizes.get("phase") != 2:
         return None
@@ -162,9 +163,7 @@ def _point_variance(study: Study, sel: Any, target: str) -> float | None:
     else:
         return None
     p = float(np.nanmean(sel["phase_fraction"].values[:, 1]))
-    if not 0.0 < p < 1.0:
-        return None
-    return p * (1.0 - p) * (z[1] - z[0]) ** 2
+    return point_variance(p, z[1], z[0]) if 0.0 < p < 1.0 else None
 
 
 def _stage_rve(study: Study, out: Path, cfg: PipelineConfig, props: Any, say: Callable[[str], None]) -> None:
@@ -272,6 +271,7 @@ def _stage_surrogates(study: Study, out: Path, cfg: PipelineConfig, props: Any, 
     from sklearn.base import clone
 
     from ..validation import grouped_kfold
+    from ..validation.metrics import coverage
 
     features, data, unit = _data(study, props, cfg)
     folder = out / "surrogates"
@@ -296,7 +296,7 @@ def _stage_surrogates(study: Study, out: Path, cfg: PipelineConfig, props: Any, 
             elif hasattr(final, "loo_predict"):
                 loo_mean, loo_std = final.loo_predict()
                 entry["loo"] = float(np.mean((td.y - loo_mean) ** 2) / np.var(td.y))
-                entry["loo_coverage_0.95"] = float(np.mean(np.abs(td.y - loo_mean) <= 1.959964 * loo_std))
+                entry["loo_coverage_0.95"] = float(np.ravel(coverage(td.y, loo_mean, loo_std, [0.95]))[0])
             info["models"][f"{target}__{name}"] = entry
             say(f"  {name} for {target}: {td.X.shape[0]} samples, {k}-fold CV holding out whole {unit}s")
     pd.DataFrame(rows, columns=["model", "target", "fold", "y", "mean", "std"]).to_csv(out / "cv_predictions.csv",
