@@ -504,27 +504,39 @@ _MAX_POINTS_SHOWN = 40
 
 
 def _print_point_summary(props: Any) -> None:
-    """Per parameter point: the swept values, samples, failures, mean ± s.e.m. and a 95 % bootstrap CI."""
+    """Per parameter point: the swept values, samples, failures, mean ± s.e.m. and a 95 % CI.
+
+    The intervals are those of :func:`~stochhom.statistics.summarize`, so they stay inside
+    each quantity's range (a modulus or the anisotropy index is never below zero, a phase
+    fraction stays in [0, 1]); the method of each is named once, in a footnote, and each
+    interval carries the footnote's letter when several methods were used.
+    """
     from .statistics import summarize
+    from .statistics.summary import CI_METHODS
 
     if props.sizes.get("sample", 0) == 0:
         return
     table = summarize(props, n_boot=1000, rng=0)
     keys = sorted(k for k in json.loads(table.attrs["by"]) if k != "point" and np.unique(table[k].values).size > 1)
     n_points = table.sizes["point"]
-    print(f"summary per point ({n_points} point(s); mean ± s.e.m. [95 % CI: Student-t below 20 samples, "
-          "BCa bootstrap from 20] of the converged samples):")
-    for p in range(min(n_points, _MAX_POINTS_SHOWN)):
-        row = table.isel(point=p)
+    shown = table.isel(point=slice(0, _MAX_POINTS_SHOWN))
+    methods = list(dict.fromkeys(str(m) for m in shown["ci_method"].values.ravel()))
+    tags = {m: f" ({chr(ord('a') + i)})" if len(methods) > 1 else "" for i, m in enumerate(methods)}
+    print(f"summary per point ({n_points} point(s); mean ± s.e.m. [95 % CI of the mean, inside the quantity's "
+          "range] of the converged samples):")
+    for p in range(shown.sizes["point"]):
+        row = shown.isel(point=p)
         label = ", ".join(f"{k}={row[k].item():.6g}" if isinstance(row[k].item(), float) else f"{k}={row[k].item()}"
                           for k in keys) or "all samples"
         print(f"  {label}: n={int(row['n_samples'])}, failed={int(row['n_failed'])}")
         for v in table["variable"].values:
             r = row.sel(variable=v)
             print(f"    {v}: {r['mean'].item():.6g} ± {r['sem'].item():.2g} "
-                  f"[{r['ci_low'].item():.6g}, {r['ci_high'].item():.6g}]")
+                  f"[{r['ci_low'].item():.6g}, {r['ci_high'].item():.6g}]{tags[str(r['ci_method'].item())]}")
     if n_points > _MAX_POINTS_SHOWN:
         print(f"  ... {n_points - _MAX_POINTS_SHOWN} more point(s); stochhom.statistics.summarize gives them all")
+    for i, m in enumerate(methods):
+        print(("  95 % CI: " if i == 0 else " " * 11) + f"{tags[m].strip()} {m}: {CI_METHODS.get(m, m)}".strip())
 
 
 def _cmd_info(args: argparse.Namespace) -> int:

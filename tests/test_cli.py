@@ -338,6 +338,54 @@ def test_info_sweep_store(sweep_store, capsys) -> None:
     assert "contrast=100, volume_fraction=0.4: n=2, failed=0" in text, text
     block = text.split("contrast=100, volume_fraction=0.4: n=2, failed=0")[1]
     assert f"conductivity_eigenvalues_1: {mean:.6g} ±" in block.split("contrast=")[0]
+    # positive quantities with 2 replicates: intervals on the log scale, named once in a footnote
+    assert _printed_intervals(text)
+    assert "95 % CI: cox-log: modified Cox interval" in text
+
+
+def _printed_intervals(text: str) -> list[tuple[str, float, float, float, float]]:
+    """(quantity, mean, s.e.m., low, high) of every per-point interval printed by info,
+    each interval checked against the quantity's range."""
+    import re
+
+    from stochhom.statistics.summary import quantity_support
+
+    found = []
+    for name, *numbers in re.findall(r"^ {4}(\w+): (\S+) ± (\S+) \[(\S+), (\S+)\]", text, flags=re.M):
+        mean, sem, lo, hi = map(float, numbers)
+        support = quantity_support(name)
+        assert support[0] <= lo <= hi <= support[1], (name, lo, hi, support)
+        found.append((name, mean, sem, lo, hi))
+    return found
+
+
+def test_info_intervals_inside_the_quantity_range(tmp_path, capsys) -> None:
+    """2 replicates per point with a large scatter: the Student-t interval (t = 12.7 at n = 2)
+    would go below zero for the eigenvalues and the anisotropy index (>= 0 by definition);
+    info prints intervals inside each range, and names the methods once, as footnotes."""
+    import xarray as xr
+
+    rng = np.random.default_rng(0)
+    n = 8
+    eig = np.sort(np.exp(rng.normal(0.0, 1.2, (n, 2))), axis=1)
+    eig[0] = [1.0, 1.0]  # an isotropic sample: anisotropy index exactly 0, no log scale at point 0
+    ds = xr.Dataset({"conductivity": (("sample", "i", "j"), eig[:, :, None] * np.eye(2)),
+                     "conductivity_eigenvalues": (("sample", "k"), eig),
+                     "converged": (("sample",), np.ones(n, dtype=np.int8))},
+                    coords={"sample": np.arange(n), "contrast": ("sample", np.repeat([1.0, 2.0, 3.0, 4.0], 2))},
+                    attrs={"physics": "conductivity", "dim": 2})
+    path = tmp_path / "props.nc"
+    sh.io.save_dataset(ds, path)
+    assert main(["info", str(path)]) == 0
+    text = capsys.readouterr().out
+    shown = _printed_intervals(text)
+    assert len(shown) == 4 * 3  # 4 points x (2 eigenvalues + anisotropy index)
+    assert sum(mean - 12.706 * sem < 0 for _, mean, sem, _, _ in shown) >= 8
+    assert sum(lo == 0 for *_, lo, _ in shown) == 1  # point 0's anisotropy index: t cut at 0
+    assert text.count("95 % CI:") == 1
+    assert "\n  95 % CI: (a) cox-log: modified Cox interval" in text
+    assert "\n           (b) t∩support: Student-t" in text
+    assert text.count("] (a)") == 11 and text.count("] (b)") == 1
 
 
 def test_info_errors(tmp_path, capsys) -> None:

@@ -35,7 +35,9 @@ from stochhom.report import (
 )
 from stochhom.statistics import resolve_phases
 from stochhom.statistics.ensemble import sample_parameters
+from stochhom.surrogates.predictive import Normal
 from stochhom.tensors import isotropic_projection
+from stochhom.validation.metrics import pooled_metrics, score_predictions
 
 EVIL = "<script>alert(1)</script>"
 EVIL_STATUS = "failed: <b>diverged</b> & <img src=x onerror=alert(2)>"
@@ -90,47 +92,70 @@ def _write_inputs(root: Path, props: xr.Dataset) -> dict:
                                 "integral_range": None, "integral_range_ci": None, "chi2": 0.1}}
     (root / "rve.json").write_text(json.dumps(rve))
 
-    rows = []
+    frames = []
     for model in MODELS:
         for fold in range(3):
             y = rng.normal(2.0, 0.3, 5)
-            rows += [(model, TARGET, fold, a, a + rng.normal(0, 0.05), 0.05) for a in y]
-    cv = pd.DataFrame(rows, columns=["model", "target", "fold", "y", "mean", "std"])
+            for split, noise in (("test", 0.05), ("train", 0.02)):
+                sc = score_predictions(y, Normal(y + rng.normal(0, noise, 5), 0.05))
+                frames.append(sc.assign(model=model, target=TARGET, fold=fold, split=split, group=fold, row=0))
+    cv = pd.concat(frames, ignore_index=True)
     cv.to_csv(root / "cv_predictions.csv", index=False)
 
-    val = []
-    for model in MODELS:
-        for fold in range(3):
-            for split, scale in (("train", 0.5), ("test", 1.0)):
-                for metric in ("rmse", "nlpd", "coverage_0.95"):
-                    val.append((model, TARGET, fold, split, 5, 0.0, metric, 0, scale * rng.uniform(0.1, 1.0)))
-        for metric in ("rmse", "nlpd"):
-            val.append((model, TARGET, 3, "ood_1", 4, 0.2, metric, 0, rng.uniform(1.0, 2.0)))
-    pd.DataFrame(val, columns=["model", "target", "fold", "split", "n", "distance", "metric", "output",
-                               "value"]).to_csv(root / "validation.csv", index=False)
-    leak = pd.DataFrame([(m, TARGET, metric, 0, 0.1, 0.3, 0.2, 3.0) for m in MODELS for metric in ("rmse", "nlpd")],
-                        columns=["model", "target", "metric", "output", "naive", "grouped", "optimism", "ratio"])
+    leak = pd.DataFrame([(m, TARGET, metric, 0.1, 0.3, 0.2, 0.05, 0.35, 3.0, 15, 5) for m in MODELS
+                         for metric in ("rmse", "nlpd")],
+                        columns=["model", "target", "metric", "naive", "grouped", "optimism", "optimism_low",
+                                 "optimism_high", "ratio", "n", "n_groups"])
     leak.to_csv(root / "leakage.csv", index=False)
-    deg = pd.DataFrame([(m, TARGET, split, metric, 0, d, v, 0.5, v / 0.5) for m in MODELS
-                        for split, d, v in (("test", 0.0, 0.5), ("ood_1", 0.2, 0.9), ("ood_2", 0.6, 1.7))
-                        for metric in ("rmse", "coverage_0.95")],
-                       columns=["model", "target", "split", "metric", "output", "distance", "value",
-                                "reference_value", "ratio"])
-    deg.to_csv(root / "degradation.csv", index=False)
+    ood_rows = []
+    for m in MODELS:
+        for split, lo, hi, d, v in (("reference", 0.0, 0.0, 0.0, 0.5), ("shell_1", 0.0, 0.25, 0.2, 0.9),
+                                    ("shell_2", 0.25, np.inf, 0.6, 1.7)):
+            ood_rows.append({"model": m, "target": TARGET, "split": split, "distance_low": lo, "distance_high": hi,
+                             "distance_mean": d, "n_samples": 24, "n_groups": 8, "n_predictions": 24,
+                             "rmse": v, "rmse_low": 0.8 * v, "rmse_high": 1.2 * v, "rmse_ratio": v / 0.5,
+                             "rmse_ratio_low": 0.7 * v / 0.5, "rmse_ratio_high": 1.4 * v / 0.5,
+                             "coverage_0.95": 0.9, "coverage_0.95_low": 0.8, "coverage_0.95_high": 1.0,
+                             "coverage_0.95_ratio": 0.9 / 0.95, "coverage_0.95_ratio_low": 0.8,
+                             "coverage_0.95_ratio_high": 1.05})
+    pd.DataFrame(ood_rows).to_csv(root / "ood.csv", index=False)
+    ood_info = {f"{TARGET}__{m}": {"ok": True, "declined": ["shells (0, 0.1] hold 5 samples: merged"],
+                                   "box": [[0.3, 0.4], [5.0, 10.0]], "features": ["volume_fraction", "contrast"],
+                                   "edges": [0.0, 0.25], "min_samples": 20} for m in MODELS}
+    (root / "ood.json").write_text(json.dumps(ood_info))
 
+    spec = {"volume_fraction": {"distribution": "uniform", "low": 0.3, "high": 0.5},
+            "contrast": {"distribution": "loguniform", "low": 5.0, "high": 20.0}}
     prop = {TARGET: {m: {"mean": 2.0 + i, "mean_ci": [1.9 + i, 2.1 + i], "std": 0.3, "std_ci": [0.25, 0.35],
                          "quantiles": {"0.025": 1.4 + i, "0.5": 2.0 + i, "0.975": 2.6 + i},
-                         "variance": {"total": 0.09, "aleatoric": 0.02, "epistemic": 0.01, "input": 0.06},
-                         "epistemic_share": 0.01 / 0.09} for i, m in enumerate(MODELS)}}
+                         "variance": {"total": 0.09, "aleatoric": 0.02, "epistemic": 0.01, "unsplit": 0.0,
+                                      "input": 0.06},
+                         "epistemic_share": 0.01 / 0.09, "inputs": ["volume_fraction", "contrast"],
+                         "input_distribution": spec, "input_source": {"volume_fraction": "the grid",
+                                                                      "contrast": "[propagation.inputs]"},
+                         "n_inputs": 64, "n_functions": 8, "bounds": "Voigt–Reuss (Wiener) bounds",
+                         "samples_outside_bounds": 0, "n_samples": 512} for i, m in enumerate(MODELS)}}
     (root / "propagation.json").write_text(json.dumps(prop))
     np.savez(root / "propagation_samples.npz",
              **{f"{TARGET}__{m}": rng.normal(2.0 + i, 0.3, 500) for i, m in enumerate(MODELS)})
-    sobol = {TARGET: {m: {"names": ["volume_fraction", "contrast"], "first": [0.6, 0.3], "total": [0.65, 0.38],
-                          "first_ci": [[0.5, 0.2], [0.7, 0.4]], "total_ci": [[0.55, 0.3], [0.75, 0.45]]}
+    sobol = {TARGET: {m: {"names": ["volume_fraction", "contrast"], "first": [0.4, 0.2], "total": [0.45, 0.25],
+                          "first_ci": [[0.3, 0.1], [0.5, 0.3]], "total_ci": [[0.35, 0.2], [0.55, 0.3]],
+                          "method": "saltelli", "relative_to": "total",
+                          "shares": {"input": 0.0667 / 0.09 * 0.9, "aleatoric": 0.2, "epistemic": 0.1, "unsplit": 0.0}}
                       for m in MODELS}}
     (root / "sobol.json").write_text(json.dumps(sobol))
-    fitted = {"features": ["volume_fraction", "contrast"], "targets": [TARGET],
-              "models": {f"{TARGET}__{m}": {"seconds": 1.25, "n_train": 8} for m in MODELS}}
+    test = cv[cv["split"] == "test"]
+    fitted = {"features": ["volume_fraction", "contrast"], "targets": [TARGET], "cv_groups": "point",
+              "transforms": {TARGET: {"mode": "auto", "kind": "voigt_reuss", "description": "Voigt–Reuss bounds",
+                                      "checked": [{"kind": "hashin_shtrikman", "outside": 2, "n": 15},
+                                                  {"kind": "voigt_reuss", "outside": 0, "n": 15}]}},
+              "scatter": {TARGET: {"scatter_std": 0.05, "scatter_share": 0.5, "r2_ceiling": 0.5, "points": 5,
+                                   "scatter_dof": 10}},
+              "models": {f"{TARGET}__{m}": {"seconds": 1.25, "n_train": 8, "folds": 3,
+                                            "cv": pooled_metrics(test[test["model"] == m]),
+                                            "train": pooled_metrics(cv[(cv["model"] == m) & (cv["split"] == "train")]),
+                                            "calibration": "calibrated", "rmse_over_scatter": 1.1}
+                         for m in MODELS}}
     (root / "surrogates.json").write_text(json.dumps(fitted))
     return {"study": study, "rve": rve, "cv": cv, "leakage": leak, "propagation": prop, "sobol": sobol}
 
@@ -170,13 +195,13 @@ def test_report_has_every_section_in_order_with_embedded_png_figures(results: tu
     assert all(p >= 0 for p in positions) and positions == sorted(positions)
     assert [sid for sid, _ in SECTIONS] == ["provenance", "microstructure", "properties", "rve", "surrogates",
                                             "propagation", "validation", "failures"]
-    # gallery, S2, properties, RVE, parity + calibration x 2 models, density, Sobol, leakage x 2, degradation x 2
+    # gallery, S2, properties, RVE, parity + calibration x 2 models, density, Sobol, leakage x 2, OOD x 2
     assert text.count(PNG) >= 14
     for b64 in re.findall(r'data:image/png;base64,([A-Za-z0-9+/=]+)"', text):
         assert base64.b64decode(b64)[:8] == b"\x89PNG\r\n\x1a\n"
     assert not re.search(r'(src|href)="(?!data:|#)', text)  # self-contained
     assert "not run" not in text.lower()
-    assert "Fitted models" in text and f"{TARGET}__gpr" in text
+    assert "Fitted models" in text and "bulk modulus K" in text and f"{TARGET}__gpr" not in text
 
 
 def test_user_strings_are_escaped(results: tuple[Path, dict]) -> None:
@@ -193,7 +218,7 @@ def test_summary_json_equals_the_inputs(results: tuple[Path, dict], props: xr.Da
     root, written = results
     s = _strict_json(root / "summary.json")
     assert {"stochhom_version", "study", "counts", "versions", "timings", "solver", "points", "microstructure",
-            "rve", "surrogates", "propagation", "sobol", "validation", "leakage", "degradation", "failures",
+            "rve", "surrogates", "scatter", "propagation", "sobol", "leakage", "ood", "failures",
             "sections", "files"} <= set(s)
     assert s["study"]["name"] == EVIL and s["study"]["hash"] == "abc123" and s["study"]["seed"] == 7
     n = len(POINTS) * REPLICATES
@@ -212,45 +237,39 @@ def test_summary_json_equals_the_inputs(results: tuple[Path, dict], props: xr.Da
         assert entry["n_samples"] == sel.sum() and entry["n_failed"] == (sel & ~conv).sum()
         for name in ("bulk_modulus", "shear_modulus"):
             assert entry["mean"][name] == pytest.approx(props[name].values[sel & conv].mean(), rel=1e-12)
-    # surrogate metrics: RMSE and coverage of the pooled out-of-fold predictions
+            # a positive quantity: its interval never goes below zero
+            assert entry["ci_low"][name] is None or entry["ci_low"][name] >= 0
+    # surrogate metrics: RMSE and coverage of the pooled out-of-fold predictions, one value everywhere
     cv = written["cv"]
     for model in MODELS:
-        t = cv[cv["model"] == model]
+        t = cv[(cv["model"] == model) & (cv["split"] == "test")]
         m = s["surrogates"][model][TARGET]
         assert m["rmse"] == pytest.approx(np.sqrt(np.mean((t["y"] - t["mean"]) ** 2)), rel=1e-12)
         z = np.abs(t["y"] - t["mean"]) / t["std"]
         assert m["coverage_0.95"] == pytest.approx(np.mean(z <= stats.norm.ppf(0.975)), rel=1e-12)
         assert m["n"] == len(t) and m["folds"] == 3
-        assert m["calibration"] == "calibrated"  # drawn from the stated law
-    # grouped-CV table: mean over the folds of the test split
-    val = pd.read_csv(root / "validation.csv")
-    ref = val[(val["split"] == "test") & (val["metric"] == "rmse") & (val["model"] == "gpr")]["value"].mean()
-    row = next(r for r in s["validation"] if (r["model"], r["split"], r["metric"]) == ("gpr", "test", "rmse"))
-    assert row["mean"] == pytest.approx(ref, rel=1e-12) and row["count"] == 3
+        assert m["calibration"] == "calibrated"
+    text = (root / "report.html").read_text()
+    for model in MODELS:  # the table shows the summary's number
+        assert f'<td class="">{s["surrogates"][model][TARGET]["rmse"]:.4g}</td>' in text
+    assert s["ood"]["table"] and all(r["n_samples"] >= 20 for r in s["ood"]["table"])
     assert len(s["failures"]) == 1 and s["failures"][0]["sample"] == FAILED
     assert s["failures"][0]["status"] == EVIL_STATUS
     assert s["failures"][0]["parameters"]["volume_fraction"] == POINTS[FAILED // REPLICATES][0]
 
 
-def test_calibration_verdict_names_over_and_under_confidence() -> None:
-    """400 out-of-fold predictions from N(mean, 1): stated sd 1 is calibrated, sd 1/2
-    over-confident at every level and sd 2 under-confident at every level but 99 % (coverage
-    of the 50 % interval 0.19 and 0.92, tens of binomial standard errors from 0.5; at 99 %
-    the band of 400 points reaches 100 %). Student-t(3) scatter of unit variance under a
-    Gaussian law of the right variance covers 0.67 of the 50 % interval (7 standard errors
-    above), the light-tails pattern that the report's note describes."""
-    from stochhom.report.html import _calibration_verdict
-
-    rng = np.random.default_rng(3)
-    mean = rng.normal(size=400)
-    y = mean + rng.normal(size=400)
-    frame = lambda yy, sd: pd.DataFrame({"y": yy, "mean": mean, "std": np.full(400, sd)})  # noqa: E731
-    assert _calibration_verdict(frame(y, 1.0)) == "calibrated"
-    assert _calibration_verdict(frame(y, 0.5)) == "over-confident at 50 %, 80 %, 90 %, 95 %, 99 %"
-    assert _calibration_verdict(frame(y, 2.0)) == "under-confident at 50 %, 80 %, 90 %, 95 %"
-    t3 = mean + rng.standard_t(3, 4000)[:400] / np.sqrt(3.0)
-    verdict = _calibration_verdict(frame(t3, 1.0))
-    assert "under-confident at 50 %" in verdict, verdict
+def test_report_names_the_bounds_the_propagated_distribution_and_every_share(results: tuple[Path, dict]) -> None:
+    """The surrogate section names the bounds and how they were chosen; the propagation section
+    names the input distribution and the samples outside the bounds; the Sobol table lists the
+    SVE scatter and the surrogate as shares of their own; the OOD rows carry their counts."""
+    root, _ = results
+    text = (root / "report.html").read_text()
+    assert "Voigt–Reuss bounds" in text and "Hashin–Shtrikman: 2 of 15 training samples outside" in text
+    assert "loguniform on [5, 20]" in text and "0 of 512" in text
+    assert "SVE scatter (microstructure)" in text and "surrogate (epistemic)" in text
+    assert "interactions of the parameters" in text
+    assert "24 (8 groups)" in text and "merged" in text
+    assert "The SVE scatter dominates" in text  # scatter share 0.5 in the synthetic scatter record
 
 
 def test_missing_inputs_say_which_stage_to_run(results: tuple[Path, dict], tmp_path: Path) -> None:
@@ -280,26 +299,23 @@ def test_missing_inputs_say_which_stage_to_run(results: tuple[Path, dict], tmp_p
         write_report(bare)
 
 
-def test_validation_table_leaves_out_the_ood_fold_and_flags_uninformative_leakage(
-        results: tuple[Path, dict], tmp_path: Path) -> None:
-    """The OOD fold has train rows too (its model is trained inside the box): they must not
-    enter the grouped-CV means. A leakage table whose groups are single samples is flagged."""
+def test_uninformative_leakage_and_an_ood_refusal_are_said(results: tuple[Path, dict], tmp_path: Path) -> None:
+    """A leakage table whose groups are single samples is flagged; an OOD run that declined is
+    shown with its reason instead of a table."""
     root, _ = results
     copy = tmp_path / "copy"
     shutil.copytree(root, copy)
-    val = pd.read_csv(copy / "validation.csv")
-    ood = [("gpr", TARGET, 3, "train", 5, 0.0, "rmse", 0, 1e6), ("gpr", TARGET, 3, "ood_1", 4, 0.2, "rmse", 0, 2.0)]
-    val = pd.concat([val, pd.DataFrame(ood, columns=val.columns)], ignore_index=True)
-    val.to_csv(copy / "validation.csv", index=False)
-    leak = pd.read_csv(copy / "leakage.csv").assign(groups="specimen", n_groups=40, n_samples=40)
+    leak = pd.read_csv(copy / "leakage.csv").assign(n_groups=40, n=40)
     leak.to_csv(copy / "leakage.csv", index=False)
+    info = json.loads((copy / "ood.json").read_text())
+    key = next(iter(info))
+    info[key] = {**info[key], "ok": False, "declined": ["the training box holds 7 sample(s), fewer than "
+                                                        "min_samples=20: raise [validation].ood_fraction"]}
+    (copy / "ood.json").write_text(json.dumps(info))
     text = write_report(copy).read_text()
-    s = _strict_json(copy / "summary.json")
-    row = next(r for r in s["validation"] if (r["model"], r["split"], r["metric"]) == ("gpr", "train", "rmse"))
-    ref = val[(val["split"] == "train") & (val["metric"] == "rmse") & (val["model"] == "gpr") & (val["fold"] < 3)]
-    assert row["count"] == 3 and row["mean"] == pytest.approx(ref["value"].mean(), rel=1e-12)
     assert "the comparison measures nothing" in text
     assert "the comparison measures nothing" not in (root / "report.html").read_text()
+    assert "not evaluated" in text and "raise [validation].ood_fraction" in text
 
 
 def test_pdf_on_request(results: tuple[Path, dict], tmp_path: Path) -> None:

@@ -180,11 +180,29 @@ def test_sobol_checks_the_names_clips_the_axis_and_prints_what_is_cut() -> None:
     assert ax.get_ylim() == pytest.approx(F.SOBOL_LIMITS)
     assert [t.get_text() for t in ax.get_xticklabels()] == ["volume fraction φ", "phase contrast"]
     assert any("-3e+06" in t.get_text() for t in ax.texts)
-    assert ax.get_ylabel() == "Sobol index [–]" and "ln conductivity k₀₀" in ax.get_title()
-    assert fig.legends and not ax.get_legend()  # the legend sits above the axes, outside them
+    # indices without shares are those of the mean response, and the axis says so
+    assert ax.get_ylabel() == "Sobol index: share of Var E[Y | θ] [–]" and "ln conductivity k₀₀" in ax.get_title()
+    assert len(fig.axes) == 1
     bad = {**ok, "pce": {**ok["pce"], "names": ["x0", "x1"]}}
     with pytest.raises(InputError, match="different inputs"):
         F.sobol_figure(bad, "log_conductivity_0_0")
+
+
+def test_sobol_figure_of_the_whole_variance_stacks_every_share_to_one() -> None:
+    """With shares (indices relative to the whole variance) a second panel stacks the first-order
+    effects, the interactions, the SVE scatter and the surrogate: the bars add up to 1."""
+    shares = {"input": 0.7, "aleatoric": 0.25, "epistemic": 0.05, "unsplit": 0.0}
+    ind = {"gpr": {"names": ["volume_fraction", "contrast"], "first": [0.4, 0.2], "total": [0.45, 0.28],
+                   "first_ci": [[0.35, 0.15], [0.45, 0.25]], "total_ci": [[0.4, 0.2], [0.5, 0.33]],
+                   "shares": shares}}
+    fig = F.sobol_figure(ind, "conductivity_eigenvalues_0")
+    left, right = fig.axes[:2]
+    assert left.get_ylabel() == "Sobol index: share of the whole variance [–]"
+    heights = [p.get_height() for p in right.patches]
+    assert sum(heights) == pytest.approx(1.0, abs=1e-12)  # 0.4 + 0.2 + 0.1 interactions + 0.25 + 0.05
+    assert heights == pytest.approx([0.4, 0.2, 0.1, 0.25, 0.05])
+    labels = right.get_legend_handles_labels()[1]
+    assert "SVE scatter" in labels and "surrogate (epistemic)" in labels and "interactions" in labels
 
 
 # --------------------------------------------------------------------------- validation

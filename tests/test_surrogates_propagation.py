@@ -37,8 +37,9 @@ class Exact:
         self.n_features_in_ = 3
 
     def predict(self, x, return_std=False):
+        # the contract of predict: the total predictive std, the noise included
         m = self.f(np.asarray(x))
-        return (m, np.full(m.shape, self.offset_std)) if return_std else m
+        return (m, np.full(m.shape, math.hypot(self.offset_std, self.noise))) if return_std else m
 
     def noise_variance(self, x):
         return np.full(len(x), self.noise**2)

@@ -12,6 +12,7 @@ from .figures import (
     degradation_figure,
     gallery_figure,
     leakage_figure,
+    ood_figure,
     parity_figure,
     propagation_figure,
     properties_figure,
@@ -46,6 +47,7 @@ __all__ = [
     "calibration_figure",
     "leakage_figure",
     "degradation_figure",
+    "ood_figure",
     "target_label",
     "target_unit",
 ]

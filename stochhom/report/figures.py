@@ -12,14 +12,17 @@ global state, no display), drawn inside ``matplotlib.rc_context(STYLE)``:
 * :func:`rve_figure`: the variance scaling :math:`D_Z^2(V) = K V^{-\alpha}` of an
   RVE-size study, with the fitted exponent and integral range;
 * :func:`propagation_figure`: densities of propagated outputs, one per surrogate;
-* :func:`sobol_figure`: first-order and total Sobol indices with their intervals;
+* :func:`sobol_figure`: first-order and total Sobol indices with their intervals, and
+  the shares of every source of variance;
 * :func:`parity_figure`, :func:`calibration_figure`: the figures of
   :mod:`stochhom.validation.plots` in the report's style, from the tables of a results
   directory (the calibration figure adds the levels and acceptance bands of
   :func:`~stochhom.validation.calibration_check`);
 * :func:`leakage_figure`: naive against grouped K-fold, one panel per metric;
-* :func:`degradation_figure`: the out-of-distribution metrics against the distance to
-  the training box, one panel per metric.
+* :func:`degradation_figure`: the out-of-distribution metrics of
+  :func:`~stochhom.validation.degradation` against the distance to the training box;
+* :func:`ood_figure`: the same for :func:`~stochhom.validation.ood_evaluation`, with
+  bootstrap intervals and the sample count behind every point.
 
 Lengths are in the unit of the voxel size, moduli and conductivities in the unit of
 the phase laws ("phase units", which stochhom does not know): the axes say so.
@@ -78,6 +81,7 @@ __all__ = [
     "calibration_figure",
     "leakage_figure",
     "degradation_figure",
+    "ood_figure",
 ]
 
 #: The report's matplotlib style, applied with ``matplotlib.rc_context``.
@@ -768,10 +772,14 @@ def rve_figure(rve: Mapping[str, Mapping[str, Any]], *, dim: int | None = None,
 
 
 @styled
-def propagation_figure(samples: Mapping[str, Any], target: str, unit: str = "") -> Figure:
+def propagation_figure(samples: Mapping[str, Any], target: str, unit: str = "",
+                       means: Mapping[str, float] | None = None) -> Figure:
     """Density of a propagated output, one histogram and kernel density estimate per model.
 
-    ``unit`` defaults to :func:`target_unit` of ``target``.
+    ``unit`` defaults to :func:`target_unit` of ``target``. ``means`` (per model) are the
+    propagated means of the study's ``propagation.json``, marked and written in the legend, so
+    that the figure shows the same number as the tables (the samples drawn here are a
+    subsample); without them the mean of the samples is shown.
     """
     if not samples:
         raise InputError(f"no propagated samples of {target!r} to plot")
@@ -788,7 +796,8 @@ def propagation_figure(samples: Mapping[str, Any], target: str, unit: str = "") 
             lo, hi = np.percentile(y, [0.1, 99.9])
             grid = np.linspace(lo - 0.1 * (hi - lo), hi + 0.1 * (hi - lo), 256)
             ax.plot(grid, stats.gaussian_kde(y)(grid), color=color, label=f"{plain(model)} (KDE)")
-        ax.axvline(y.mean(), color=color, ls="--", lw=1, label=f"{plain(model)} mean = {y.mean():.4g}")
+        m = float(means[model]) if means is not None and model in means else float(y.mean())
+        ax.axvline(m, color=color, ls="--", lw=1, label=f"{plain(model)} mean = {m:.4g}")
     u = plain(unit) if unit else target_unit(target)
     ax.set_xlabel(f"{target_label(target)} [{u}]")
     ax.set_ylabel("probability density [–]" if u == "–" else f"probability density [1/{u}]")
@@ -820,13 +829,21 @@ def _edge_marks(ax: Any, x: float, value: float, lo: float, hi: float, limits: t
 SOBOL_LIMITS = (-0.1, 1.1)
 
 
+_SHARE_SOURCES = (("aleatoric", "SVE scatter", "#8c564b"), ("epistemic", "surrogate (epistemic)", "#7f7f7f"),
+                  ("unsplit", "scatter + surrogate (unsplit)", "#bcbd22"))
+
+
 @styled
 def sobol_figure(indices: Mapping[str, Mapping[str, Any]], target: str) -> Figure:
-    """First-order and total Sobol indices per input, with intervals, one bar group per model.
+    """Sobol indices per input with intervals, and the shares of every source of variance.
 
-    The y-axis is fixed to :data:`SOBOL_LIMITS`; estimates and interval ends beyond it
-    (e.g. the ill-posed first-order estimate of a single-input model) are cut at the axis,
-    marked with a caret and printed. The legend sits above the axes.
+    Left: first-order and total indices per input, one bar group per model, as shares of
+    the whole output variance when the indices carry ``shares`` (``relative_to="total"``,
+    as the study runner writes them), else of the mean response's variance. The y-axis is
+    fixed to :data:`SOBOL_LIMITS`; estimates and interval ends beyond it are cut at the axis,
+    marked with a caret and printed. Right (with ``shares``): one stacked bar per model, the
+    whole variance split into the first-order effect of each input, their interactions, the
+    SVE scatter and the surrogate's uncertainty, adding up to 1.
 
     Raises
     ------
@@ -841,8 +858,10 @@ def sobol_figure(indices: Mapping[str, Mapping[str, Any]], target: str) -> Figur
     if any(n != names for n in names_of.values()):
         raise InputError(f"the Sobol indices of {target!r} name different inputs per model: "
                          + "; ".join(f"{m}: {n}" for m, n in names_of.items()))
-    fig = Figure(figsize=(max(4.8, 1.5 * len(names) * len(indices)), 4.0), layout="constrained")
-    ax = fig.add_subplot()
+    whole = all(ind.get("shares") for ind in indices.values())
+    width_left = max(4.2, 1.3 * len(names) * len(indices))
+    fig = Figure(figsize=(width_left + (3.4 if whole else 0.0), 4.0), layout="constrained")
+    ax = fig.add_subplot(1, 2, 1) if whole else fig.add_subplot()
     x = np.arange(len(names))
     bars = 2 * len(indices)
     width = 0.8 / bars
@@ -850,14 +869,14 @@ def sobol_figure(indices: Mapping[str, Mapping[str, Any]], target: str) -> Figur
     lim = SOBOL_LIMITS
     cut = 0
     for m, ((model, ind), color) in enumerate(zip(indices.items(), colors * 10)):
-        for s, (kind, hatch) in enumerate((("first", ""), ("total", "//"))):
+        for k, (kind, hatch) in enumerate((("first", ""), ("total", "//"))):
             v = np.asarray(ind[kind], dtype=float).reshape(-1)
             if v.size != len(names):
                 raise InputError(f"{model}: {v.size} {kind}-order indices for {len(names)} inputs")
-            offset = (2 * m + s - (bars - 1) / 2) * width
+            offset = (2 * m + k - (bars - 1) / 2) * width
             shown = np.clip(v, *lim)
-            ax.bar(x + offset, shown, width, color=color, alpha=0.5 if s else 0.9, hatch=hatch,
-                   edgecolor=color, label=f"{plain(model)}: {'first order' if s == 0 else 'total'}")
+            ax.bar(x + offset, shown, width, color=color, alpha=0.5 if k else 0.9, hatch=hatch,
+                   edgecolor=color, label=f"{plain(model)}: {'first order' if k == 0 else 'total'}")
             lo = hi = np.full(v.shape, np.nan)
             if ind.get(f"{kind}_ci") is not None:
                 lo, hi = (np.asarray(c, dtype=float).reshape(-1) for c in ind[f"{kind}_ci"])
@@ -869,7 +888,8 @@ def sobol_figure(indices: Mapping[str, Mapping[str, Any]], target: str) -> Figur
                 cut += _edge_marks(ax, xi, vi, li, hi_, lim)
     ax.set_xticks(x, [_parameter_name(n) for n in names])
     ax.set_xlabel("input parameter")
-    ax.set_ylabel("Sobol index [–]")
+    ax.set_ylabel("Sobol index: share of the whole variance [–]" if whole
+                  else "Sobol index: share of Var E[Y | θ] [–]")
     ax.set_title(f"Sobol indices of {target_label(target)}")
     ax.set_ylim(*lim)
     ax.axhline(0.0, color="k", lw=0.8)
@@ -877,8 +897,41 @@ def sobol_figure(indices: Mapping[str, Mapping[str, Any]], target: str) -> Figur
     if cut:
         handles.append(ax.plot([], [], "k^", ms=6)[0])
         labels.append("beyond the axis (numbers on the bar)")
-    fig.legend(handles, labels, loc="outside upper center", ncols=min(len(labels), 3 if len(names) > 1 else 2))
+    ax.legend(handles, labels, loc="upper right", fontsize=7)
+    if whole:
+        _shares_panel(fig.add_subplot(1, 2, 2), indices, names, colors)
     return fig
+
+
+def _shares_panel(ax: Any, indices: Mapping[str, Mapping[str, Any]], names: list[str], colors: list[str]) -> None:
+    """One stacked bar per model: first-order effects, interactions, scatter, surrogate (adding up to 1)."""
+    models = list(indices)
+    input_colors = ["#9ecae1", "#fdae6b", "#a1d99b", "#bcbddc", "#fc9272", "#c7e9c0"]
+    for j, model in enumerate(models):
+        ind = indices[model]
+        shares = {k: float(np.asarray(v, dtype=float).reshape(-1)[0]) for k, v in ind["shares"].items()}
+        first = np.clip(np.asarray(ind["first"], dtype=float).reshape(-1), 0.0, None)
+        parts = [(f"{_parameter_name(n)} (first order)", f, input_colors[i % len(input_colors)], "")
+                 for i, (n, f) in enumerate(zip(names, first))]
+        parts.append(("interactions", max(shares.get("input", 0.0) - float(first.sum()), 0.0), "white", "xx"))
+        parts += [(label, shares.get(key, 0.0), color, "") for key, label, color in _SHARE_SOURCES]
+        bottom = 0.0
+        for label, value, color, hatch in parts:
+            if value <= 0:
+                continue
+            ax.bar(j, value, 0.6, bottom=bottom, color=color, hatch=hatch, edgecolor="0.3", lw=0.5,
+                   label=label if j == 0 else None)
+            if value >= 0.04:
+                ax.text(j, bottom + value / 2, f"{100 * value:.0f} %", ha="center", va="center", fontsize=7)
+            bottom += value
+    ax.set_xticks(range(len(models)), [plain(m) for m in models])
+    ax.set_ylim(0, 1.0)
+    ax.set_ylabel("share of the whole variance [–]")
+    ax.set_title("where the variance comes from")
+    ax.grid(axis="x", visible=False)
+    handles, labels = ax.get_legend_handles_labels()
+    seen = dict(zip(labels, handles))
+    ax.legend(list(seen.values()), list(seen.keys()), loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7)
 
 
 # --------------------------------------------------------------------------- validation (validation.plots, styled)
@@ -905,7 +958,8 @@ def parity_figure(predictions: pd.DataFrame, model: str, target: str, unit: str 
     """
     t = _select(predictions, model, target)
     u = plain(unit) if unit else target_unit(target)
-    fig = plots.parity_plot(t["y"], t["mean"], t["std"], label=target_label(target), unit=u)
+    ends = {"lower": t["lower"], "upper": t["upper"]} if {"lower", "upper"} <= set(t.columns) else {}
+    fig = plots.parity_plot(t["y"], t["mean"], t["std"], label=target_label(target), unit=u, **ends)
     fig.set_size_inches(5.0, 4.6)
     fig.axes[0].set_ylabel(f"predicted {target_label(target)} [{u}]\n(bars: 95 % interval)")
     return _title(fig, f"{plain(model)}: grouped-CV predictions")
@@ -929,7 +983,11 @@ def calibration_figure(predictions: pd.DataFrame, model: str, target: str,
     the verdict. ``None`` leaves them out.
     """
     t = _select(predictions, model, target)
-    y, mean, std = (t[c].to_numpy(float) for c in ("y", "mean", "std"))
+    if "z" in t:  # standardized (latent) residuals: calibration is invariant under the output map
+        y = t["z"].to_numpy(float)
+        mean, std = np.zeros_like(y), np.ones_like(y)
+    else:
+        y, mean, std = (t[c].to_numpy(float) for c in ("y", "mean", "std"))
     fig = plots.calibration_plot(y, mean, std)
     fig.set_size_inches(5.0, 4.4)
     ax = fig.axes[0]
@@ -1112,4 +1170,58 @@ def degradation_figure(table: pd.DataFrame, model: str, target: str,
                 labels.append(lab)
     fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 5))
     fig.suptitle(f"{plain(model)}: out-of-distribution degradation, {target_label(target)}")
+    return fig
+
+
+@styled
+def ood_figure(table: pd.DataFrame, model: str, target: str) -> Figure:
+    r"""Out-of-distribution metrics against the distance to the training box, with intervals.
+
+    From the table of :func:`~stochhom.validation.ood_evaluation` (``ood.csv``), one panel
+    per metric: RMSE as a ratio to its in-box (reference) value, NLPD as the predictive
+    density ratio :math:`\exp(\Delta\mathrm{NLPD})`, coverage as itself (nominal dashed), each
+    with its 95 % bootstrap interval over the groups and the number of samples behind it.
+    The reference (distance 0) is a square.
+    """
+    t = _select(table, model, target).sort_values("distance_mean")
+    panels = [m for m in ("rmse", "nlpd", "crps", "coverage_0.95") if m in t.columns]
+    fig, axes = _grid(len(panels), ncols=3, panel=(3.2, 3.3))
+    ref = (t["split"].astype(str) == "reference").to_numpy()
+    d = t["distance_mean"].to_numpy(float)
+    for ax, metric in zip(axes, panels):
+        level = _coverage_level(metric)
+        col = metric if level is not None else f"{metric}_ratio"
+        y = t[col].to_numpy(float)
+        lo = t.get(f"{col}_low", pd.Series(np.nan, index=t.index)).to_numpy(float)
+        hi = t.get(f"{col}_high", pd.Series(np.nan, index=t.index)).to_numpy(float)
+        if metric != "coverage_0.95" and level is None:
+            lo, hi = np.where(ref, 1.0, lo), np.where(ref, 1.0, hi)
+        err = np.vstack([np.clip(y - lo, 0, None), np.clip(hi - y, 0, None)])
+        ax.errorbar(d, y, yerr=np.where(np.isfinite(err), err, 0.0), fmt="-", color="C0", ecolor="0.3",
+                    capsize=3, lw=1.0)
+        ax.plot(d[~ref], y[~ref], "o", color="C0", label="OOD shells")
+        ax.plot(d[ref], y[ref], "s", color="C0", mfc="white", label="in the box (reference)")
+        for di, yi, n in zip(d, y, t["n_samples"]):
+            ax.annotate(f"n={int(n)}", (di, yi), textcoords="offset points", xytext=(4, 6), fontsize=6.5)
+        if level is not None:
+            ax.axhline(level, color="k", ls="--", lw=1, label=f"nominal {level:g}")
+            ax.set_ylim(0, 1.08)
+            ax.set_ylabel(_metric_axis(metric, target))
+            ax.set_title("coverage (not a ratio)")
+        else:
+            ax.axhline(1.0, color="k", ls="--", lw=1, label="no degradation")
+            name = {"rmse": "RMSE", "crps": "CRPS"}.get(metric)
+            ax.set_ylabel("predictive density ratio exp(ΔNLPD) [–]" if metric == "nlpd"
+                          else f"{name} ratio to the reference [–]")
+            ax.set_title("ΔNLPD = NLPD(shell) − NLPD(reference)" if metric == "nlpd" else f"{name} ratio")
+        ax.set_xlabel("distance to the training box [box widths]")
+        ax.margins(y=0.12)
+    handles, labels = [], []
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4))
+    fig.suptitle(f"{plain(model)}: out of distribution, {target_label(target)}")
     return fig

@@ -21,14 +21,13 @@ samples.zarr              sweep           provenance, properties, failures
 gallery.nc                gallery         microstructure
 phases.json               report          properties (the bounds)
 rve.json                  rve             rve
-cv_predictions.csv        surrogates      surrogates
-surrogates.json           surrogates      surrogates (the fitted models)
+cv_predictions.csv        surrogates      surrogates (figures)
+surrogates.json           surrogates      surrogates (bounds, pooled CV metrics, scatter)
 propagation.json          propagation     propagation
 propagation_samples.npz   propagation     propagation (densities)
-sobol.json                propagation     propagation (Sobol indices)
-validation.csv            validation      validation (grouped-CV table)
+sobol.json                propagation     propagation (Sobol indices and shares)
 leakage.csv               validation      validation (leakage demonstration)
-degradation.csv           validation      validation (OOD degradation)
+ood.json, ood.csv         validation      validation (out-of-distribution evaluation)
 ========================  ==============  ===============================================
 
 A section whose input is missing says so and names the stage to run first. Every
@@ -59,8 +58,7 @@ from ..errors import InputError, StochhomError
 from ..io import open_dataset
 from ..microstructure.descriptors import describe
 from ..statistics.ensemble import sample_parameters
-from ..statistics.summary import IDENTIFIERS, summarize
-from ..validation.metrics import calibration_check, probabilistic_metrics
+from ..statistics.summary import CI_METHODS, IDENTIFIERS, summarize
 from . import figures as F
 
 __all__ = ["write_report", "SECTIONS", "STAGE_OF", "RUN_COMMAND"]
@@ -89,24 +87,21 @@ STAGE_OF: dict[str, str] = {
     "propagation.json": "propagation",
     "propagation_samples.npz": "propagation",
     "sobol.json": "propagation",
-    "validation.csv": "validation",
     "leakage.csv": "validation",
-    "degradation.csv": "validation",
+    "ood.json": "validation",
+    "ood.csv": "validation",
 }
 
 #: The command that produces a results directory.
 RUN_COMMAND = "stochhom run STUDY.toml"
 
 _COLUMNS = {
-    "cv_predictions.csv": ("model", "target", "fold", "y", "mean", "std"),
-    "validation.csv": ("model", "target", "fold", "split", "n", "distance", "metric", "output", "value"),
-    "leakage.csv": ("model", "target", "metric", "output", "naive", "grouped", "optimism", "ratio"),
-    "degradation.csv": ("model", "target", "split", "metric", "output", "distance", "value", "reference_value",
-                        "ratio"),
+    "cv_predictions.csv": ("model", "target", "fold", "split", "y", "mean", "std", "lower", "upper", "z"),
+    "leakage.csv": ("model", "target", "metric", "naive", "grouped", "optimism", "optimism_low", "optimism_high",
+                    "ratio", "n", "n_groups"),
+    "ood.csv": ("model", "target", "split", "distance_low", "distance_high", "distance_mean", "n_samples",
+                "n_groups"),
 }
-
-#: Metrics shown in the surrogate and validation tables (when present).
-_METRICS = ("rmse", "r2", "nlpd", "crps", "coverage_0.95", "miscalibration_area")
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0 auto; max-width: 1100px;
@@ -432,7 +427,8 @@ def _properties(rep: _Report, meta: Mapping[str, Any], props: xr.Dataset) -> Non
         counts = [int(s["count"].sel(variable=v).item()) for v in shown] if shown else [0]
         row = [s[k].item() for k in keys] + [int(s["n_samples"]), int(s["n_failed"]), min(counts)]
         row += [_ci(s["mean"].sel(variable=v).item(), s["ci_low"].sel(variable=v).item(),
-                    s["ci_high"].sel(variable=v).item()) for v in shown]
+                    s["ci_high"].sel(variable=v).item()) + _mark(str(s["ci_method"].sel(variable=v).item()))
+                for v in shown]
         if "within_hs" in summary:
             row.append(s["within_hs"].item())
         rows.append(row)
@@ -443,10 +439,22 @@ def _properties(rep: _Report, meta: Mapping[str, Any], props: xr.Dataset) -> Non
         if "within_hs" in summary:
             entry["within_hs"] = s["within_hs"].item()
         points.append(entry)
+    used = list(dict.fromkeys(str(m) for v in shown for m in summary["ci_method"].sel(variable=v).values))
+    notes = "; ".join(f"{_MARKS.get(m, '')} {_esc(CI_METHODS.get(m, m))}" for m in used if m != "none")
     rep.add("properties", "<h3>Per-point statistics</h3>"
-            "<p>Means over the converged samples of each point, with 95 % confidence intervals "
-            "(Student-t below 20 samples, BCa bootstrap above).</p>" + _table(columns, rows, len(keys)))
+            "<p>Means over the converged samples of each point, with 95 % confidence intervals of the mean "
+            "that respect each quantity's range (a positive quantity's interval never goes below zero). How "
+            f"each interval was made: {notes}.</p>" + _table(columns, rows, len(keys)))
     rep.summary["points"] = points
+
+
+#: Marks of the interval methods in the per-point table (explained below it).
+_MARKS = {"cox-log": "ᶜ", "t": "ᵗ", "t∩support": "ᵗ*", "BCa": "ᵇ", "BCa∩support": "ᵇ*", "percentile": "ᵖ",
+          "percentile∩support": "ᵖ*", "basic": "ᵇᵃ", "basic∩support": "ᵇᵃ*", "degenerate": "⁰"}
+
+
+def _mark(method: str) -> str:
+    return _MARKS.get(method, "")
 
 
 def _rve(rep: _Report, size_swept: bool = True, props: xr.Dataset | None = None) -> None:
@@ -504,76 +512,134 @@ def _cv_unit(rep: _Report) -> str:
             "specimen": "whole specimens"}.get(unit, "whole specimens")
 
 
-#: Family-wise level of the report's calibration check (a calibrated model fails it 1 time in 100).
-_CALIBRATION_ALPHA = 0.01
+#: Share of the variance of a target over the design above which the SVE scatter is called dominant.
+SCATTER_WARNING = 0.2
 
 
-def _calibration_verdict(t: pd.DataFrame) -> str:
-    """``calibrated``, or the levels at which the out-of-fold intervals are over- or
-    under-confident, by :func:`~stochhom.validation.calibration_check`."""
-    try:
-        chk = calibration_check(t["y"].to_numpy(float), t["mean"].to_numpy(float), t["std"].to_numpy(float),
-                                alpha=_CALIBRATION_ALPHA)
-    except StochhomError as exc:
-        return f"not checked: {exc}"
-    if chk.passed:
-        return "calibrated"
-    cov = np.asarray(chk.coverage).reshape(len(chk.levels), -1)[:, 0]
-    low = [f"{100 * p:g} %" for p, c, lo in zip(chk.levels, cov, chk.lower) if c < lo]
-    high = [f"{100 * p:g} %" for p, c, hi in zip(chk.levels, cov, chk.upper) if c > hi]
-    parts = ([f"over-confident at {', '.join(low)}"] if low else []) + (
-        [f"under-confident at {', '.join(high)}"] if high else [])
-    if not parts:
-        parts = [f"PIT not uniform (KS p = {float(np.atleast_1d(chk.ks_pvalue)[0]):.2g}): biased or mis-shaped"]
-    return "; ".join(parts)
+def _pct(v: Any) -> str:
+    return f"{100 * float(v):.1f} %" if _finite(v) else "–"
+
+
+def _transform_note(target: str, rec: Mapping[str, Any], scatter: Mapping[str, Any]) -> str:
+    """One paragraph: which bounds constrain the predictions of a target, and how they were chosen."""
+    label = _esc(F.target_label(target))
+    checked = rec.get("checked") or []
+    kinds = {"hashin_shtrikman": "Hashin–Shtrikman", "voigt_reuss": "Voigt–Reuss", "phases": "phase extremes"}
+    tried = "; ".join(
+        f"{kinds.get(c['kind'], _esc(c['kind']))}: "
+        + (f"{c['outside']} of {c['n']} training samples outside" if "outside" in c
+           else f"skipped ({_esc(c['skipped'])})")
+        for c in checked)
+    if rec.get("description"):
+        how = ("the models regress ln y, and their predictive law is truncated to the bounds (a truncated "
+               "lognormal)" if rec.get("scale", "log") == "log" else
+               "the models regress y, and their predictive law is truncated to the bounds")
+        text = (f"<b>{label}</b>: every prediction, interval and propagated sample lies inside the "
+                f"{_esc(rec['description'])} (by construction: {how}).")
+        if rec.get("fraction_window"):
+            text += (f" The window ± {_num(rec['fraction_window'])} is the largest deviation of a measured phase "
+                     "fraction from its nominal value in this sweep.")
+    elif rec.get("transform") == "log":
+        text = (f"<b>{label}</b>: no rigorous bounds were used ({_esc(rec.get('reason', rec.get('mode', '')))}); "
+                "the models regress its logarithm, so predictions are positive.")
+    else:
+        text = (f"<b>{label}</b>: no bounds and no transform ({_esc(rec.get('reason', rec.get('mode', '')))}).")
+    if tried:
+        text += f" Bounds checked, tightest first: {tried}."
+    return f"<p>{text}</p>"
+
+
+def _scatter_warning(target: str, scatter: Mapping[str, Any]) -> str:
+    share = scatter.get("scatter_share")
+    if not _finite(share) or share < SCATTER_WARNING:
+        return ""
+    return (f'<p class="not-run"><b>The SVE scatter dominates {_esc(F.target_label(target))}.</b> The variance of '
+            f"the replicates of a point (pooled over {scatter.get('points')} points, {scatter.get('scatter_dof')} "
+            f"degrees of freedom) is {_pct(share)} of its variance over the design, so no surrogate of the mean "
+            f"response can reach R² above {_num(scatter.get('r2_ceiling'))}: these SVEs are far below a "
+            "representative volume element, and their apparent properties answer a question about SVEs of this "
+            "size. Use larger SVEs, or sweep <code>size</code> for the RVE section to say how large they must "
+            "be.</p>")
 
 
 def _surrogates(rep: _Report) -> None:
     path = rep.file("cv_predictions.csv")
-    if path is None:
-        rep.not_run("surrogates", "cv_predictions.csv")
+    info_path = rep.file("surrogates.json")
+    if path is None or info_path is None:
+        rep.not_run("surrogates", "cv_predictions.csv" if path is None else "surrogates.json")
         return
     pred = _read_csv(path)
+    info = _read_json(info_path)
+    transforms = info.get("transforms") or {}
+    scatters = info.get("scatter") or {}
+    for target in info.get("targets", []):
+        rep.add("surrogates", _transform_note(target, transforms.get(target, {}), scatters.get(target, {}))
+                + _scatter_warning(target, scatters.get(target, {})))
+    test = pred[pred["split"] == "test"] if "split" in pred else pred
     metrics: dict[str, dict[str, Any]] = {}
     rows = []
-    for model, target, t in _grouped(pred):
-        try:
-            m = probabilistic_metrics(t["y"].to_numpy(float), t["mean"].to_numpy(float), t["std"].to_numpy(float))
-        except StochhomError as exc:
-            rep.add("surrogates", f'<p class="error">{_esc(model)} / {_esc(target)}: {_esc(exc)}</p>')
-            continue
-        m = {k: float(np.asarray(v).mean()) for k, v in m.items()}
-        verdict = _calibration_verdict(t)
-        metrics.setdefault(model, {})[target] = {"n": len(t), "folds": int(t["fold"].nunique()), **m,
-                                                 "calibration": verdict}
-        rows.append((model, target, len(t), int(t["fold"].nunique()), *(m.get(k) for k in _METRICS), verdict))
-        rep.figure("surrogates", F.parity_figure(pred, model, target),
-                   f"Parity of the out-of-fold predictions of {model} for {target} (95 % intervals)")
-        rep.figure("surrogates", F.calibration_figure(pred, model, target),
-                   f"Calibration of {model} for {target}: observed against nominal coverage of the central "
-                   f"intervals, with the pointwise 95 % binomial band (the check in the table below is "
-                   f"family-wise, at the levels 50–99 %)")
-    info = rep.file("surrogates.json")
-    if info is not None:
-        fitted = _read_json(info)
-        mrows = [(key, m.get("n_train"), m.get("degree"), m.get("loo"), m.get("loo_coverage_0.95"), m.get("seconds"))
-                 for key, m in (fitted.get("models") or {}).items()]
-        rep.add("surrogates", "<h3>Fitted models</h3><p>Inputs: "
-                + _esc(", ".join(map(str, fitted.get("features", [])))) + ". The leave-one-out (LOO) error is "
-                "relative, mean (y<sub>i</sub> − μ<sub>−i</sub>)² / var y, in closed form for both models (the "
-                "PCE's is the corrected LOO error that chose its degree); with replicates at each point it is "
-                "optimistic, which the grouped cross-validation below is not.</p>"
-                + _table(("target__model", "training samples", "PCE degree", "relative LOO error",
-                          "LOO 95 % coverage (GPR)", "seconds (CV and final fit)"), mrows, 1))
-    rep.add("surrogates", "<h3>Grouped cross-validation metrics</h3><p>Out-of-fold predictions of grouped K-fold "
-            f"cross-validation ({_esc(_cv_unit(rep))} held out), pooled over the folds.</p>"
-            + _table(("model", "target", "n", "folds", *_METRICS, "calibration check"), rows, 2)
-            + f"<p>Calibration check: the coverage of the central 50, 80, 90, 95 and 99 % intervals against "
-            f"its exact binomial band, and a Kolmogorov–Smirnov test of the PIT values, at a family-wise "
-            f"level of {_CALIBRATION_ALPHA:g} (Bonferroni). <em>Over-confident</em> means intervals that cover "
-            "less than they claim. A Gaussian predictive law for a scatter with heavier tails covers too much "
-            "at 50 % (under-confident) and too little at 95–99 % (over-confident).</p>")
+    for key, m in (info.get("models") or {}).items():
+        target, model = key.split("__")
+        cv = m.get("cv") or {}
+        sc = scatters.get(target, {})
+        metrics.setdefault(model, {})[target] = {**cv, "folds": m.get("folds"), "calibration": m.get("calibration"),
+                                                 "rmse_over_scatter": m.get("rmse_over_scatter"),
+                                                 "scatter_std": sc.get("scatter_std"),
+                                                 "r2_ceiling": sc.get("r2_ceiling")}
+        rows.append((model, F.target_label(target), cv.get("n"), m.get("folds"), cv.get("rmse"), sc.get("scatter_std"),
+                     m.get("rmse_over_scatter"), cv.get("r2"), sc.get("r2_ceiling"), cv.get("nlpd"), cv.get("crps"),
+                     cv.get("coverage_0.95"), m.get("calibration")))
+        t = test[(test["model"] == model) & (test["target"] == target)]
+        if len(t):
+            rep.figure("surrogates", F.parity_figure(t, model, target),
+                       f"Parity of the out-of-fold predictions of {model} for {F.target_label(target)} (95 % "
+                       "intervals, mapped through the bounds: asymmetric)")
+            rep.figure("surrogates", F.calibration_figure(t, model, target),
+                       f"Calibration of {model} for {F.target_label(target)}: observed against nominal coverage of "
+                       "the central intervals, with the pointwise 95 % binomial band (the check in the table is "
+                       "family-wise, at the levels 50–99 %)")
+    unit = _esc(_cv_unit(rep))
+    rep.add("surrogates", "<h3>Grouped cross-validation</h3><p>Out-of-fold predictions of grouped K-fold "
+            f"cross-validation ({unit} held out), every metric pooled over all out-of-fold predictions (computed "
+            "once: the validation section and <code>summary.json</code> show the same values), on the physical "
+            "scale of the target. <em>SVE scatter</em> is the standard deviation of the replicates of a point "
+            "(pooled): the noise floor of the RMSE of any model of the mean response. <em>R² ceiling</em> is the "
+            "highest R² such a model can reach, 1 − scatter variance / variance over the design.</p>"
+            + _table(("model", "target", "n", "folds", "RMSE", "SVE scatter", "RMSE / scatter", "R²", "R² ceiling",
+                      "NLPD", "CRPS", "95 % coverage", "calibration check"), rows, 2)
+            + f"<p>RMSE / scatter near 1: the surrogate predicts to within the microstructural scatter (it cannot "
+            "do better); well above 1: it misses part of the mean response. Calibration check: the coverage of "
+            f"the central 50, 80, 90, 95 and 99 % intervals against its exact binomial band, and a Kolmogorov–"
+            f"Smirnov test of the PIT values, at a family-wise level of {_CALIBRATION_ALPHA:g} (Bonferroni). "
+            "<em>Calibrated</em> says the intervals are honest, not that the model is accurate: read it with the "
+            "RMSE against the scatter.</p>")
+    mrows = [(key.split("__")[1], F.target_label(key.split("__")[0]), m.get("n_train"), m.get("degree"),
+              (m.get("train") or {}).get("rmse"), (m.get("cv") or {}).get("rmse"), m.get("seconds"))
+             for key, m in (info.get("models") or {}).items()]
+    rep.add("surrogates", "<h3>Fitted models</h3><p>Inputs: " + _esc(", ".join(map(str, info.get("features", []))))
+            + ". The training RMSE (in-fold predictions, pooled) against the cross-validated one shows the "
+              "over-fit.</p>"
+            + _table(("model", "target", "training samples", "PCE degree", "training RMSE", "CV RMSE",
+                      "seconds (CV and final fit)"), mrows, 2))
     rep.summary["surrogates"] = metrics
+    rep.summary["scatter"] = scatters
+
+
+#: Family-wise level of the report's calibration check (a calibrated model fails it 1 time in 100).
+_CALIBRATION_ALPHA = 0.01
+
+
+def _dist_text(spec: Mapping[str, Any]) -> str:
+    """An input distribution in words, e.g. ``uniform on [0.2, 0.5]``."""
+    d = dict(spec)
+    kind = d.pop("distribution", "?")
+    if kind in ("uniform", "loguniform") and {"low", "high"} <= set(d):
+        return f"{kind} on [{_num(d['low'])}, {_num(d['high'])}]"
+    return f"{kind} (" + ", ".join(f"{k} = {_num(v)}" for k, v in d.items()) + ")"
+
+
+_SOURCES = (("input", "parameters (mean response)"), ("aleatoric", "SVE scatter (microstructure)"),
+            ("epistemic", "surrogate (epistemic)"), ("unsplit", "scatter and surrogate, unsplit"))
 
 
 def _propagation(rep: _Report) -> None:
@@ -587,10 +653,28 @@ def _propagation(rep: _Report) -> None:
         rep.add("propagation", "<p>Nothing to propagate: the only swept parameter is the SVE size, a numerical "
                 "choice rather than an uncertain input.</p>")
         return
+    first = next(iter(next(iter(prop.values())).values()))
+    spec = first.get("input_distribution") or {}
+    source = first.get("input_source") or {}
+    if spec:
+        rep.add("propagation", "<h3>What was propagated</h3><p>The parameters were drawn from this distribution "
+                f"({_num(first.get('n_inputs'))} scrambled Sobol points × {_num(first.get('n_functions'))} "
+                "surrogate functions); every propagated value is the apparent property of a new SVE at the drawn "
+                "parameters, so it carries the SVE scatter and the surrogate's uncertainty as well.</p>"
+                + _table(("input", "distribution", "from"),
+                         [(k, _dist_text(v), source.get(k, "")) for k, v in spec.items()], 3))
     held = sorted({r.get("size") for models in prop.values() for r in models.values() if r.get("size") is not None})
     if held:
         rep.add("propagation", f"<p>The SVE size is held at {_esc(_num(held[-1]))} voxels (the largest swept): "
                 "the distribution is propagated over the material parameters only.</p>")
+    brows = []
+    for target, models in prop.items():
+        for model, r in models.items():
+            out = r.get("samples_outside_bounds")
+            brows.append((F.target_label(target), model, r.get("bounds") or "none",
+                          "–" if out is None else f"{out} of {_num(r.get('n_samples'))}"))
+    rep.add("propagation", "<h3>Physical admissibility</h3>" + _table(
+        ("target", "model", "bounds of every propagated sample", "samples outside"), brows, 3))
     spath = rep.file("propagation_samples.npz")
     if spath is not None:
         with np.load(spath, allow_pickle=False) as z:
@@ -598,27 +682,41 @@ def _propagation(rep: _Report) -> None:
         for target, models in prop.items():
             found = {m: samples[f"{target}__{m}"] for m in models if f"{target}__{m}" in samples}
             if found:
-                rep.figure("propagation", F.propagation_figure(found, target),
-                           f"Propagated distribution of {target}, per surrogate")
-    else:
-        rep.add("propagation", "<p>No propagation_samples.npz: the densities are not drawn.</p>")
-    parts = [k for k in ("total", "aleatoric", "epistemic", "unsplit", "input")
-             if any(k in (r.get("variance") or {}) for models in prop.values() for r in models.values())]
-    rows = []
+                means = {m: _scalar(models[m].get("mean")) for m in found}
+                rep.figure("propagation", F.propagation_figure(found, target, means=means),
+                           f"Propagated distribution of {F.target_label(target)}, per surrogate (dashed: the mean)")
+    rows, vrows = [], []
     for target, models in prop.items():
         for model, r in models.items():
             var = r.get("variance", {}) or {}
-            q = r.get("quantiles", {}) or {}
-            qtext = ", ".join(f"{k}: {_num(_scalar(v))}" for k, v in q.items())
-            rows.append((target, model, _ci(_scalar(r.get("mean")), *map(_scalar, r.get("mean_ci") or (None, None))),
-                         _ci(_scalar(r.get("std")), *map(_scalar, r.get("std_ci") or (None, None))), qtext,
-                         *(_scalar(var.get(k)) for k in parts), _scalar(r.get("epistemic_share"))))
-    rep.add("propagation", "<h3>Moments and variance split</h3><p>Variance of the output split into its "
-            "sources: aleatoric (the scatter of the SVEs), epistemic (the surrogate's uncertainty) and input "
-            "(the parameters' distribution). A PCE's predictive error is not split from the scatter: its "
-            "share is shown as – and its variance as unsplit.</p>" + _table(
-                ("target", "model", "mean [CI]", "std [CI]", "quantiles", *(f"variance: {k}" for k in parts),
-                 "epistemic share"), rows, 2))
+            q = {float(k): _scalar(v) for k, v in (r.get("quantiles") or {}).items()}
+            rows.append((F.target_label(target), model,
+                         _ci(_scalar(r.get("mean")), *map(_scalar, r.get("mean_ci") or (None, None))),
+                         _ci(_scalar(r.get("std")), *map(_scalar, r.get("std_ci") or (None, None))),
+                         q.get(0.025), q.get(0.5), q.get(0.975)))
+            total = _scalar(var.get("total"))
+            vrows.append((F.target_label(target), model, total,
+                          *(_pct(_scalar(var.get(k)) / total) if _finite(total) and total > 0 and
+                            _finite(_scalar(var.get(k))) else "–" for k, _ in _SOURCES)))
+    rep.add("propagation", "<h3>Moments and quantiles</h3><p>On the physical scale of each target. The interval "
+            "of the mean and of the standard deviation is their spread over the surrogate's posterior (GPR) or "
+            "bootstrap (PCE) functions, widened by the Monte Carlo error.</p>" + _table(
+                ("target", "model", "mean [95 % CI]", "std [95 % CI]", "2.5 % quantile", "median",
+                 "97.5 % quantile"), rows, 2))
+    rep.add("propagation", "<h3>Where the variance comes from</h3><p>The law of total variance splits the output "
+            "variance into the parameters' share (the variance of the mean response E[Y | θ]), the SVE scatter "
+            "(microstructural, irreducible at this SVE size) and the surrogate's own uncertainty (what more "
+            "samples would remove); the shares add up to 100 %.</p>" + _table(
+                ("target", "model", "total variance", *(label for _, label in _SOURCES)), vrows, 2))
+    for target, models in prop.items():
+        alea = [_scalar(r["variance"].get("aleatoric")) / _scalar(r["variance"].get("total"))
+                for r in models.values() if _finite(_scalar((r.get("variance") or {}).get("total")))
+                and _scalar(r["variance"]["total"]) > 0]
+        if alea and max(alea) >= 0.3:
+            rep.add("propagation", f'<p class="not-run">The SVE scatter makes up {_pct(max(alea))} of the '
+                    f"propagated variance of {_esc(F.target_label(target))}: the spread of this distribution is "
+                    "largely the scatter of SVEs of this size, not of the material at larger scales. See the RVE "
+                    "section, or use larger SVEs.</p>")
 
     spath = rep.file("sobol.json")
     if spath is None:
@@ -627,27 +725,37 @@ def _propagation(rep: _Report) -> None:
     sob = _read_json(spath)
     rep.summary["sobol"] = sob
     srows = []
-    if any(ind.get("method") == "single input" for models in sob.values() for ind in models.values()):
-        rep.add("propagation", "<p>One uncertain input: its first-order and total Sobol indices are 1 by "
-                "definition, and nothing is estimated.</p>")
     for target, models in sob.items():
         try:
             rep.figure("propagation", F.sobol_figure(models, target),
-                       f"First-order and total Sobol indices of {target}, with intervals")
+                       f"Sobol indices of {F.target_label(target)} as shares of its whole propagated variance, and "
+                       "the shares of every source (the parameters' share split into first-order effects and "
+                       "interactions)")
         except InputError as exc:  # e.g. results of an older run whose models name their inputs differently
             rep.add("propagation", f'<p class="error">Sobol figure of {_esc(target)} not drawn: {_esc(exc)}</p>')
         for model, ind in models.items():
+            first, total = (np.asarray(ind[k], dtype=float).reshape(-1) for k in ("first", "total"))
+            fci = [np.asarray(c, dtype=float).reshape(-1) for c in ind.get("first_ci") or ()]
+            tci = [np.asarray(c, dtype=float).reshape(-1) for c in ind.get("total_ci") or ()]
             for i, name in enumerate(ind["names"]):
-                first, total = (np.asarray(ind[k], dtype=float).reshape(-1) for k in ("first", "total"))
-                fci = [np.asarray(c, dtype=float).reshape(-1) for c in ind.get("first_ci") or ()]
-                tci = [np.asarray(c, dtype=float).reshape(-1) for c in ind.get("total_ci") or ()]
-                srows.append((target, model, name,
+                srows.append((F.target_label(target), model, name,
                               _ci(first[i], *(c[i] for c in fci)) if len(fci) == 2 else _num(first[i]),
                               _ci(total[i], *(c[i] for c in tci)) if len(tci) == 2 else _num(total[i])))
-    rep.add("propagation", "<h3>Sobol indices</h3><p>Saltelli/Jansen estimates over GP posterior functions (a "
-            "row bootstrap gives the intervals), or the PCE's analytic indices. Estimates and interval ends outside "
-            "[0, 1] are sampling error of the estimator, not information: increase the samples.</p>"
-            + _table(("target", "model", "input", "first order [CI]", "total [CI]"), srows, 3))
+            shares = ind.get("shares") or {}
+            if shares:
+                inter = _scalar(shares.get("input", 0.0)) - float(np.sum(first))
+                srows.append((F.target_label(target), model, "interactions of the parameters", _num(inter), "–"))
+                for k, label in _SOURCES[1:]:
+                    if _finite(_scalar(shares.get(k))) and (k != "unsplit" or _scalar(shares.get(k)) > 0):
+                        srows.append((F.target_label(target), model, label, _num(_scalar(shares.get(k))), "–"))
+    rep.add("propagation", "<h3>Sobol indices</h3><p>Every index is a share of the <em>whole</em> propagated "
+            "variance of the target (not only of the mean response): the first-order index of a parameter is the "
+            "variance its variation alone explains, the total index adds its interactions; the SVE scatter and the "
+            "surrogate's uncertainty are listed as their own shares, so that the rows add up to 1 (first-order "
+            "indices + interactions + scatter + surrogate). Saltelli/Jansen estimates of the mean response, with "
+            "intervals over the surrogate's posterior or bootstrap functions and a bootstrap of the rows; interval "
+            "ends outside [0, 1] are sampling error of the estimator.</p>"
+            + _table(("target", "model", "input or source", "first order [CI]", "total [CI]"), srows, 3))
 
 
 def _scalar(v: Any) -> Any:
@@ -661,27 +769,35 @@ def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
     return [_jsonable(r) for r in table.to_dict(orient="records")]
 
 
+_METRIC_NAMES = {"rmse": "RMSE", "nlpd": "NLPD", "crps": "CRPS", "coverage_0.95": "95 % coverage"}
+
+
+def _leakage_text(leak: pd.DataFrame) -> str:
+    """What the leakage table shows, from its RMSE rows: optimism measured, or not."""
+    rm = leak[leak["metric"] == "rmse"]
+    parts = []
+    for r in rm.itertuples(index=False):
+        lo, hi = float(r.optimism_low), float(r.optimism_high)
+        what = f"{_esc(r.model)} / {_esc(F.target_label(r.target))}"
+        if lo > 0:
+            parts.append(f"{what}: naive CV under-states the RMSE by {_num(r.optimism)} ({_num(lo)} to {_num(hi)}): "
+                         "optimistic, as leakage predicts")
+        elif hi < 0:
+            parts.append(f"{what}: naive CV came out <em>worse</em> by {_num(-r.optimism)} here; no optimism is "
+                         "measured")
+        else:
+            parts.append(f"{what}: the difference ({_num(r.optimism)}, interval {_num(lo)} to {_num(hi)}) is within "
+                         "the sampling error: no optimism is measurable with these samples")
+    return "<ul>" + "".join(f"<li>{p}</li>" for p in parts) + "</ul>" if parts else ""
+
+
 def _validation(rep: _Report) -> None:
-    files = ("validation.csv", "leakage.csv", "degradation.csv")
+    files = ("leakage.csv", "ood.json")
     if all(rep.file(f) is None for f in files):
-        rep.not_run("validation", "validation.csv")
+        rep.not_run("validation", "leakage.csv")
         return
-    path = rep.file("validation.csv")
-    rep.add("validation", "<h3>Grouped cross-validation</h3>")
-    if path is None:
-        rep.add("validation", _not_run("validation.csv"))
-    else:
-        val = _read_csv(path)
-        ood_folds = set(val.loc[val["split"].astype(str).str.startswith("ood"), "fold"])
-        sub = val[val["split"].isin(["train", "test"]) & val["metric"].isin(_METRICS) & ~val["fold"].isin(ood_folds)]
-        agg = (sub.groupby(["model", "target", "output", "split", "metric"], sort=False)["value"]
-               .agg(["mean", "std", "count"]).reset_index())
-        rows = [(r.model, r.target, r.output, r.split, r.metric, r.mean, r.std, r.count)
-                for r in agg.itertuples(index=False)]
-        rep.add("validation", f"<p>Metrics per fold of grouped K-fold ({_esc(_cv_unit(rep))} held out): mean and "
-                "standard deviation over the folds; the train rows show the over-fit.</p>"
-                + _table(("model", "target", "output", "split", "metric", "mean", "std", "folds"), rows, 5))
-        rep.summary["validation"] = _records(agg)
+    rep.add("validation", '<h3>Grouped cross-validation</h3><p>See <a href="#surrogates">the surrogate section</a>: '
+            "its metrics are the grouped cross-validation of this study, computed once.</p>")
     rep.add("validation", "<h3>Leakage demonstration</h3>")
     path = rep.file("leakage.csv")
     if path is None:
@@ -690,36 +806,78 @@ def _validation(rep: _Report) -> None:
         leak = _read_csv(path)
         unit = _cv_unit(rep)
         rep.add("validation", f"<p>Naive K-fold (samples assigned to folds one by one) against grouped K-fold "
-                f"({_esc(unit)} held out): the optimism is grouped − naive; the ratio grouped / naive (exp of the "
-                "difference for NLPD). A naive split puts related samples (replicates of one parameter point, "
-                "windows of one specimen) on both sides and scores the model on what it has seen.</p>")
-        if {"n_groups", "n_samples"} <= set(leak.columns) and (leak["n_groups"] >= leak["n_samples"]).all():
+                f"({_esc(unit)} held out; the same numbers as the surrogate section), on the same samples. The "
+                "optimism is grouped − naive, with a 95 % bootstrap interval over the groups (paired: both predict "
+                "every sample once). A naive split puts related samples (replicates of one parameter point, windows "
+                "of one specimen) on both sides and can score the model on what it has seen.</p>"
+                + _leakage_text(leak))
+        if {"n_groups", "n"} <= set(leak.columns) and (leak["n_groups"] >= leak["n"]).all():
             rep.add("validation", '<p class="not-run">Each sample is its own group here, so naive and grouped '
                     "folds differ only in their random assignment: the comparison measures nothing. Sweep more "
                     "points with replicates, or windows of specimens, to see the leakage.</p>")
-        rep.add("validation", _table(("model", "target", "metric", "output", "naive", "grouped", "optimism",
-                                      "ratio"), leak[list(_COLUMNS["leakage.csv"])].itertuples(index=False), 4))
+        lrows = [(r.model, F.target_label(r.target), _METRIC_NAMES.get(r.metric, r.metric), r.naive, r.grouped,
+                  _ci(r.optimism, r.optimism_low, r.optimism_high), r.ratio, f"{r.n} ({r.n_groups} groups)")
+                 for r in leak.itertuples(index=False)]
+        rep.add("validation", _table(("model", "target", "metric", "naive", "grouped", "optimism [95 % CI]",
+                                      "ratio", "samples"), lrows, 3))
         for model, target, _ in _grouped(leak):
             rep.figure("validation", F.leakage_figure(leak, model, target),
-                       f"Naive against grouped cross-validation, {model} for {target}")
+                       f"Naive against grouped cross-validation, {model} for {F.target_label(target)}")
         rep.summary["leakage"] = _records(leak)
-    rep.add("validation", "<h3>Out-of-distribution degradation</h3>")
-    path = rep.file("degradation.csv")
-    if path is None:
-        rep.add("validation", _not_run("degradation.csv", " (it is written when samples lie outside the training "
-                                                          "box)"))
-    else:
-        deg = _read_csv(path)
-        vpath = rep.file("validation.csv")
-        val = _read_csv(vpath) if vpath is not None else None
-        for model, target, _ in _grouped(deg):
-            rep.figure("validation", F.degradation_figure(deg, model, target, validation=val),
-                       f"Out-of-distribution behaviour of {model} for {target} against the normalized distance to "
-                       f"the training box: RMSE as a ratio to its in-distribution value, the predictive density "
-                       f"ratio exp(ΔNLPD), and the 95 % coverage itself (nominal dashed)")
-        rep.add("validation", _table(_COLUMNS["degradation.csv"],
-                                     deg[list(_COLUMNS["degradation.csv"])].itertuples(index=False), 5))
-        rep.summary["degradation"] = _records(deg)
+    rep.add("validation", "<h3>Out-of-distribution evaluation</h3>")
+    ipath = rep.file("ood.json")
+    if ipath is None:
+        rep.add("validation", _not_run("ood.json"))
+        return
+    info = _read_json(ipath)
+    tpath = rep.file("ood.csv")
+    table = _read_csv(tpath) if tpath is not None else pd.DataFrame()
+    rep.summary["ood"] = {"runs": info, "table": _records(table) if len(table) else []}
+    any_info = next(iter(info.values()), {})
+    if any_info:
+        rep.add("validation", "<p>The surrogates are trained inside a box that holds the central part of each "
+                f"parameter's design distribution (box: {_esc(_box_text(any_info))}), and tested on shells at "
+                "increasing distance outside it, measured in box widths in probability units (the CDF of the "
+                "design distribution, so that a log-uniform parameter counts by its probability mass, not its "
+                "value). The in-box samples are split into grouped folds: each is predicted "
+                "once by a model trained on the others (the reference row), and the same models predict every "
+                f"shell sample. Every row rests on at least {any_info.get('min_samples')} samples (adjacent shells "
+                "are merged to reach it), and every value has a 95 % bootstrap interval over the groups.</p>")
+    for key, run in info.items():
+        target, model = key.split("__")
+        head = f"{_esc(model)} / {_esc(F.target_label(target))}"
+        if not run.get("ok"):
+            rep.add("validation", f'<p class="not-run">{head}: not evaluated. '
+                    + " ".join(_esc(d) for d in run.get("declined", [])) + "</p>")
+            continue
+        t = table[(table["model"] == model) & (table["target"] == target)] if len(table) else table
+        rows = []
+        for r in t.to_dict(orient="records"):
+            where = ("inside the box (reference)" if r["split"] == "reference"
+                     else f"({_num(r['distance_low'])}, {_num(r['distance_high'])}]")
+            cells = [where, _num(r.get("distance_mean")), f"{r['n_samples']} ({r['n_groups']} groups)"]
+            for m in ("rmse", "nlpd", "coverage_0.95"):
+                if m in r:
+                    cells.append(_ci(r[m], r.get(f"{m}_low"), r.get(f"{m}_high")))
+                    if m != "coverage_0.95":
+                        cells.append("1" if r["split"] == "reference" else
+                                     _ci(r.get(f"{m}_ratio"), r.get(f"{m}_ratio_low"), r.get(f"{m}_ratio_high")))
+            rows.append(cells)
+        rep.add("validation", f"<p><b>{head}</b></p>" + _table(
+            ("distance to the box", "mean distance", "samples", "RMSE [CI]", "RMSE ratio [CI]", "NLPD [CI]",
+             "density ratio exp(ΔNLPD) [CI]", "95 % coverage [CI]"), rows, 1))
+        if run.get("declined"):
+            rep.add("validation", "<ul>" + "".join(f"<li>{_esc(d)}</li>" for d in run["declined"]) + "</ul>")
+        if len(t) > 1:
+            rep.figure("validation", F.ood_figure(t, model, target),
+                       f"Out-of-distribution behaviour of {model} for {F.target_label(target)} against the "
+                       "normalized distance to the training box, with 95 % bootstrap intervals and sample counts")
+
+
+def _box_text(run: Mapping[str, Any]) -> str:
+    feats = run.get("features") or []
+    box = run.get("box") or []
+    return ", ".join(f"{f} in [{_num(lo)}, {_num(hi)}]" for f, (lo, hi) in zip(feats, box))
 
 
 def _failures(rep: _Report, props: xr.Dataset) -> None:

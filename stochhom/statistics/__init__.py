@@ -13,7 +13,15 @@ from .rve import (
     systematic_error,
     variance_scaling,
 )
-from .summary import anisotropy_index, mean_confidence_interval, summarize, within_hashin_shtrikman
+from .summary import (
+    CI_METHODS,
+    anisotropy_index,
+    cox_log_interval,
+    mean_confidence_interval,
+    quantity_support,
+    summarize,
+    within_hashin_shtrikman,
+)
 
 __all__ = [
     "homogenize_ensemble",
@@ -23,6 +31,9 @@ __all__ = [
     "evaluate_expression",
     "summarize",
     "mean_confidence_interval",
+    "cox_log_interval",
+    "quantity_support",
+    "CI_METHODS",
     "anisotropy_index",
     "within_hashin_shtrikman",
     "rve",

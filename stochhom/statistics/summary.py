@@ -7,8 +7,12 @@ converged samples of a point,
 
 * the mean :math:`\bar Z`, the standard deviation :math:`s` (``ddof = 1``) and the
   standard error of the mean :math:`s/\sqrt n`;
-* a bootstrap confidence interval of the mean (BCa, Efron & Tibshirani 1993, ch. 14;
-  percentile where BCa is degenerate);
+* a confidence interval of the mean that stays inside the quantity's range
+  (:func:`quantity_support`, :func:`mean_confidence_interval`): the modified Cox
+  interval on the log scale for few values of a positive quantity, Student-t
+  intersected with the range otherwise below :data:`BOOTSTRAP_MIN_N` values, and the
+  bootstrap (BCa, Efron & Tibshirani 1993, ch. 14; percentile where BCa is
+  degenerate) from there on;
 * the number of failed samples (``converged = 0``), which are excluded;
 * optionally the fraction of samples whose isotropic projection lies inside the
   Hashin–Shtrikman bounds of their measured phase fractions
@@ -41,12 +45,15 @@ from .phases import PhaseSpec, resolve_phases
 
 __all__ = [
     "BOOTSTRAP_MIN_N",
+    "CI_METHODS",
     "IDENTIFIERS",
     "DIAGNOSTICS",
     "anisotropy_index",
+    "cox_log_interval",
     "default_by",
     "fraction_within_hashin_shtrikman",
     "mean_confidence_interval",
+    "quantity_support",
     "scalar_columns",
     "summarize",
     "within_hashin_shtrikman",
@@ -66,6 +73,33 @@ BOOTSTRAP_MIN_N = 20
 
 #: Relative tolerance of :func:`within_hashin_shtrikman`.
 HS_RTOL = 1e-9
+
+#: What each method string of :func:`mean_confidence_interval` (``ci_method`` of
+#: :func:`summarize`) means, in words a report can print as a footnote.
+CI_METHODS = {
+    "cox-log": "modified Cox interval of the arithmetic mean, made on the log scale (Olsson 2005): "
+               "a positive quantity with fewer than 20 values",
+    "t": "Student-t interval x̄ ± t s/√n",
+    "t∩support": "Student-t interval x̄ ± t s/√n cut to the quantity's range",
+    "BCa": "BCa bootstrap",
+    "BCa∩support": "BCa bootstrap cut to the quantity's range",
+    "percentile": "percentile bootstrap",
+    "percentile∩support": "percentile bootstrap cut to the quantity's range",
+    "basic": "basic bootstrap",
+    "basic∩support": "basic bootstrap cut to the quantity's range",
+    "degenerate": "constant values: zero-width interval",
+    "none": "fewer than 2 values: no interval",
+    "outside-support": "values outside the quantity's range: no interval",
+}
+
+#: Scalar quantities that are positive (their mean lies in [0, inf)).
+_POSITIVE = ("bulk_modulus", "shear_modulus", "anisotropy_index", "volume", "mean_conductivity",
+             "conductivity_eigenvalues")
+
+#: Scalar quantities that are fractions (their mean lies in [0, 1]).
+_FRACTIONS = ("phase_fraction", "volume_fraction")
+
+_WHOLE_LINE = (-np.inf, np.inf)
 
 
 # --------------------------------------------------------------------------- input
@@ -209,6 +243,59 @@ def _default_variables(props: xr.Dataset) -> list[str]:
     if not names:
         raise InputError("the dataset has no default scalar quantities; pass variables=[...]")
     return names
+
+
+def quantity_support(name: str, physics: str | None = None) -> tuple[float, float]:
+    r"""Admissible range ``(low, high)`` of a scalar quantity, from its name.
+
+    The mean of a quantity lies in the same closed range as its values, so a
+    confidence interval of the mean never needs to leave it
+    (:func:`mean_confidence_interval`). Names follow :func:`scalar_columns`:
+
+    * :math:`[0, \infty)`: ``bulk_modulus``, ``shear_modulus`` (:math:`\kappa` in 2D),
+      ``mean_conductivity``, ``volume``, ``conductivity_eigenvalues[_k]``, the
+      ``anisotropy_index`` (:math:`A^U \ge 0`, :func:`anisotropy_index`), and the diagonal
+      tensor entries ``stiffness_i_i``, ``conductivity_i_i`` (a positive-definite matrix
+      has a positive diagonal);
+    * :math:`[0, 1]`: ``phase_fraction[_k]``, ``volume_fraction``;
+    * :math:`(-\infty, \infty)`: off-diagonal entries ``stiffness_i_j``,
+      ``conductivity_i_j`` (:math:`i \ne j`) and any other name.
+
+    Parameters
+    ----------
+    name : str
+        Scalar quantity (``"bulk_modulus"``, ``"stiffness_3_3"``, ``"phase_fraction_1"``).
+    physics : {"elasticity", "conductivity"}, optional
+        The dataset's physics (``attrs["physics"]``). When given, only that physics'
+        tensor (``stiffness`` or ``conductivity``) has its diagonal entries recognized.
+
+    Returns
+    -------
+    low, high : float
+        Bounds of the range (``-inf``/``inf`` where unbounded).
+
+    Raises
+    ------
+    InputError
+        ``name`` is not a string, or an unknown ``physics``.
+    """
+    if not isinstance(name, str):
+        raise InputError(f"a quantity name must be a string such as 'bulk_modulus', got {name!r}")
+    if physics not in (None, "elasticity", "conductivity"):
+        raise InputError(f"physics must be 'elasticity', 'conductivity' or None, got {physics!r}")
+    parts = name.split("_")
+    k = len(parts)
+    while k > 1 and parts[k - 1].isdigit():
+        k -= 1
+    base, idx = "_".join(parts[:k]), parts[k:]
+    if base in _FRACTIONS and len(idx) <= 1:
+        return 0.0, 1.0
+    if base in _POSITIVE and (not idx or (base == "conductivity_eigenvalues" and len(idx) == 1)):
+        return 0.0, np.inf
+    tensors = _SYMMETRIC if physics is None else ({"elasticity": "stiffness", "conductivity": "conductivity"}[physics],)
+    if base in tensors and len(idx) == 2 and int(idx[0]) == int(idx[1]):
+        return 0.0, np.inf
+    return _WHOLE_LINE
 
 
 # --------------------------------------------------------------------------- anisotropy
@@ -424,49 +511,180 @@ def _bootstrap(x: np.ndarray, confidence: float, n_boot: int, rng: np.random.Gen
         return st.bootstrap((x,), np.mean, random_state=rng, **kwargs)
 
 
+def cox_log_interval(values: Any, confidence: float = 0.95, axis: int = -1) -> tuple[Any, Any]:
+    r"""Modified Cox interval of the arithmetic mean of positive values, made on the log scale.
+
+    With :math:`y_k = \log x_k`, :math:`\bar y` and :math:`s^2` (``ddof = 1``) the mean and
+    variance of the :math:`n` logs, the mean of a lognormal law is
+    :math:`\mu = \exp(\theta)`, :math:`\theta = \mu_y + \sigma_y^2/2`, estimated by
+    :math:`\hat\theta = \bar y + s^2/2` with variance
+    :math:`\sigma_y^2/n + \sigma_y^4/(2(n-1))`. The interval (Olsson 2005, the "modified
+    Cox method") is
+
+    .. math::
+        \exp\!\Big(\bar y + \frac{s^2}{2} \pm t_{1-\alpha/2,\,n-1}
+        \sqrt{\frac{s^2}{n} + \frac{s^4}{2(n-1)}}\Big),
+
+    which is positive by construction. Measured coverage of the nominal 95 % (200 000
+    trials per cell, see ``docs/statistics.md``): 0.932–0.951 for lognormal data of
+    log-sd 0.05–1 and 0.950–0.964 for positive normal data of coefficient of variation
+    0.05–0.4, at :math:`n = 2, 3, 5, 10`; the Student-t interval on the raw values covers
+    only 0.82–0.90 for log-sd 1. It under-covers for heavier tails (0.89–0.92 at log-sd 2).
+    At :math:`n = 2` (:math:`t_{0.975,1} = 12.7`) and large scatter the upper end is very
+    large: two values say little about the mean of a skewed law.
+
+    Parameters
+    ----------
+    values : array_like
+        Positive values; the sample runs along ``axis`` (at least 2 values), the other
+        axes are independent samples.
+    confidence : float
+        Level, in (0, 1).
+    axis : int
+        Axis of the sample.
+
+    Returns
+    -------
+    low, high : float or numpy.ndarray
+        Bounds of the interval of the arithmetic mean, with ``axis`` removed; ``inf`` when
+        the upper end overflows.
+
+    Raises
+    ------
+    InputError
+        A value that is not finite and positive, fewer than 2 values, ``confidence``
+        outside (0, 1).
+
+    References
+    ----------
+    U. Olsson, "Confidence intervals for the mean of a log-normal distribution",
+    J. Stat. Educ. 13 (2005). C. E. Land, "An evaluation of approximate confidence interval
+    estimation methods for lognormal means", Technometrics 14 (1972) 145–158 (Cox's method).
+    """
+    _check_confidence(confidence)
+    x = np.asarray(values, dtype=float)
+    if x.ndim == 0 or x.shape[axis] < 2:
+        raise InputError(f"cox_log_interval needs at least 2 values along axis {axis}, got shape {x.shape}")
+    if not (np.isfinite(x).all() and (x > 0).all()):
+        raise InputError("cox_log_interval needs finite positive values (the log scale); "
+                         "use mean_confidence_interval, which falls back to t ∩ support")
+    y = np.log(x)
+    n = x.shape[axis]
+    ybar, s2 = y.mean(axis=axis), y.var(axis=axis, ddof=1)
+    half = st.t.ppf(0.5 + float(confidence) / 2, n - 1) * np.sqrt(s2 / n + s2**2 / (2 * (n - 1)))
+    with np.errstate(over="ignore"):
+        return np.exp(ybar + s2 / 2 - half), np.exp(ybar + s2 / 2 + half)
+
+
 def mean_confidence_interval(
     values: Any,
     confidence: float = 0.95,
     n_boot: int = 2000,
     rng: np.random.Generator | int | None = None,
     method: str = "auto",
+    *,
+    support: tuple[float, float] = _WHOLE_LINE,
 ) -> tuple[float, float, str]:
-    r"""Confidence interval of the mean of ``values``: bootstrap, or Student-t for few values.
+    r"""Confidence interval of the mean of ``values``, inside the quantity's range ``support``.
 
-    ``scipy.stats.bootstrap`` with ``method`` (BCa, the bias-corrected and accelerated
-    interval, second-order accurate; or percentile, basic). Where BCa is undefined (its
-    acceleration needs a non-degenerate jackknife) the percentile interval is used
-    instead. Bootstrap intervals of a mean under-cover for few values (they use the
-    variance with divisor :math:`n`, and the resampling distribution is coarse): for
-    normal data the nominal 95 % covers 73 % at :math:`n = 3`, 87 % at :math:`n = 8`.
-    ``method="auto"`` (default) therefore uses the Student-t interval
-    :math:`\bar x \pm t_{n-1}\,s/\sqrt n` below :data:`BOOTSTRAP_MIN_N` values and BCa
-    from there on; ``method="t"`` always uses it. Constant data give the zero-width
-    interval ``(x, x)``; fewer than two finite values give NaN.
+    ``method="auto"`` (default):
+
+    * below :data:`BOOTSTRAP_MIN_N` values, for a quantity bounded on one side only
+      (``support = (0, inf)``: a modulus, an eigenvalue, the anisotropy index; see
+      :func:`quantity_support`) whose values all lie strictly inside: the modified Cox
+      interval of the arithmetic mean on the log scale of :math:`x - \text{low}` (or
+      :math:`\text{high} - x`), :func:`cox_log_interval`,
+
+      .. math::
+          \text{low} + \exp\!\Big(\bar y + \frac{s^2}{2} \pm t_{1-\alpha/2,\,n-1}
+          \sqrt{\frac{s^2}{n} + \frac{s^4}{2(n-1)}}\Big),\qquad y_k = \log(x_k - \text{low}),
+
+      method ``"cox-log"``. It was chosen by simulation over the Student-t interval on
+      the raw values (which covers only 0.82–0.90 for lognormal data of log-sd 1, and
+      goes below zero), the generalized confidence interval of Krishnamoorthy & Mathew
+      (2003; 0.915 for normal data of CV 0.4 at :math:`n = 2`) and the MOVER interval of
+      Zou et al. (2009; far wider): see ``docs/statistics.md`` for the coverage table;
+    * otherwise below :data:`BOOTSTRAP_MIN_N` values (a value on the bound, a two-sided
+      range such as the :math:`[0, 1]` of a phase fraction, an unbounded quantity): the
+      Student-t interval :math:`\bar x \pm t_{1-\alpha/2,\,n-1}\,s/\sqrt n` intersected
+      with ``support``. The true mean lies in the support, so the intersection covers
+      whenever the t-interval does: the coverage is unchanged. Method ``"t∩support"``
+      when the cut changed the interval, ``"t"`` otherwise;
+    * from :data:`BOOTSTRAP_MIN_N` values on: the BCa bootstrap, intersected with
+      ``support`` (``"BCa∩support"`` when the cut changed it).
+
+    ``method="t"``, ``"BCa"``, ``"percentile"`` or ``"basic"`` force that interval, still
+    intersected with ``support``. ``scipy.stats.bootstrap`` gives the bootstrap intervals
+    (BCa: bias-corrected and accelerated, second-order accurate); where BCa is undefined
+    (its acceleration needs a non-degenerate jackknife) the percentile interval is used.
+    Bootstrap intervals of a mean under-cover for few values (they use the variance with
+    divisor :math:`n`, and the resampling distribution is coarse): for normal data the
+    nominal 95 % covers 73 % at :math:`n = 3`, 87 % at :math:`n = 8`, hence Student-t or
+    Cox below :data:`BOOTSTRAP_MIN_N`. Constant data give the zero-width interval
+    ``(x, x)``; fewer than two finite values give NaN; values whose interval lies wholly
+    outside ``support`` (the data contradict the stated range) give NaN.
+
+    Parameters
+    ----------
+    values : array_like
+        The sample; non-finite values are dropped.
+    confidence : float
+        Level, in (0, 1).
+    n_boot : int
+        Bootstrap resamples.
+    rng : Generator, int or None
+        Seeds the bootstrap.
+    method : {"auto", "t", "BCa", "percentile", "basic"}
+        See above.
+    support : (float, float), keyword-only
+        Closed range ``(low, high)`` of the quantity, ``-inf``/``inf`` where unbounded
+        (:func:`quantity_support`). Default: the whole real line (no constraint).
 
     Returns
     -------
     low, high : float
     method : str
-        The method used: ``"BCa"``, ``"percentile"``, ``"basic"``, ``"t"``,
-        ``"degenerate"`` (constant data) or ``"none"`` (fewer than 2 values).
+        What was done (:data:`CI_METHODS` describes each): ``"cox-log"``, ``"t"``,
+        ``"t∩support"``, ``"BCa"``, ``"percentile"``, ``"basic"`` (each bootstrap one
+        with ``"∩support"`` when cut), ``"degenerate"`` (constant data), ``"none"``
+        (fewer than 2 values) or ``"outside-support"``.
 
     Raises
     ------
     InputError
-        ``confidence`` outside (0, 1), ``n_boot < 1`` or an unknown ``method``.
+        ``confidence`` outside (0, 1), ``n_boot < 1``, an unknown ``method``, or a
+        ``support`` that is not an ordered pair of numbers.
+
+    References
+    ----------
+    U. Olsson, "Confidence intervals for the mean of a log-normal distribution",
+    J. Stat. Educ. 13 (2005). K. Krishnamoorthy, T. Mathew, "Inferences on the means of
+    lognormal distributions using generalized p-values and generalized confidence
+    intervals", J. Stat. Plan. Inference 115 (2003) 103–121. G. Y. Zou, C. Y. Huo,
+    J. Taleban, "Simple confidence intervals for lognormal means and their differences
+    with environmental applications", Environmetrics 20 (2009) 172–180. B. Efron,
+    R. Tibshirani, An Introduction to the Bootstrap (1993), ch. 14.
     """
     _check_confidence(confidence)
     _check_bootstrap(n_boot, method)
+    low, high = _check_support(support)
     x = np.asarray(values, dtype=float).reshape(-1)
     x = x[np.isfinite(x)]
     if x.size < 2:
         return np.nan, np.nan, "none"
     if np.all(x == x[0]):
-        return float(x[0]), float(x[0]), "degenerate"
-    if method == "t" or (method == "auto" and x.size < BOOTSTRAP_MIN_N):
+        return _cut(float(x[0]), float(x[0]), "degenerate", low, high)
+    small = method == "auto" and x.size < BOOTSTRAP_MIN_N
+    one_sided = np.isfinite(low) != np.isfinite(high)
+    if small and one_sided and (np.all(x > low) if np.isfinite(low) else np.all(x < high)):
+        if np.isfinite(low):
+            lo, hi = cox_log_interval(x - low, confidence)
+            return low + float(lo), low + float(hi), "cox-log"
+        lo, hi = cox_log_interval(high - x, confidence)
+        return high - float(hi), high - float(lo), "cox-log"
+    if method == "t" or small:
         half = float(st.t.ppf(0.5 + float(confidence) / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
-        return float(x.mean()) - half, float(x.mean()) + half, "t"
+        return _cut(float(x.mean()) - half, float(x.mean()) + half, "t", low, high)
     if method == "auto":
         method = "BCa"
     gen = np.random.default_rng(rng)
@@ -477,7 +695,28 @@ def mean_confidence_interval(
         if method == "BCa" and not (np.isfinite(ci.low) and np.isfinite(ci.high)):
             method = "percentile"
             ci = _bootstrap(x, confidence, n_boot, gen, method).confidence_interval
-    return float(ci.low), float(ci.high), method
+    return _cut(float(ci.low), float(ci.high), method, low, high)
+
+
+def _cut(lo: float, hi: float, method: str, low: float, high: float) -> tuple[float, float, str]:
+    """``[lo, hi] ∩ [low, high]``, with the method string saying whether the cut changed it."""
+    a = lo if lo > low else low  # not max(): max(-0.0, 0.0) is -0.0, printed "-0"
+    b = hi if hi < high else high
+    if a > b:
+        return np.nan, np.nan, "outside-support"
+    if (a, b) != (lo, hi) and method != "degenerate":
+        method += "∩support"
+    return a, b, method
+
+
+def _check_support(support: Any) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in support)
+    except (TypeError, ValueError):
+        raise InputError(f"support must be a pair (low, high) such as (0, inf), got {support!r}") from None
+    if not low < high:  # also rejects NaN
+        raise InputError(f"support must satisfy low < high, e.g. (0, inf) or (0, 1), got {support!r}")
+    return low, high
 
 
 def _check_bootstrap(n_boot: Any, method: Any) -> None:
@@ -518,8 +757,12 @@ def summarize(
         s^2 = \frac{1}{n-1}\sum_k (Z_k-\bar Z)^2,\qquad
         \mathrm{sem} = s/\sqrt n,
 
-    and a confidence interval of :math:`\bar Z` (:func:`mean_confidence_interval`:
-    bootstrap, or Student-t for fewer than :data:`BOOTSTRAP_MIN_N` samples).
+    and a confidence interval of :math:`\bar Z` that stays inside the range of
+    :math:`Z` (:func:`quantity_support` with the dataset's physics;
+    :func:`mean_confidence_interval`): for fewer than :data:`BOOTSTRAP_MIN_N` samples,
+    the modified Cox interval on the log scale for a positive quantity (a modulus, an
+    eigenvalue, the anisotropy index) and Student-t cut to the range otherwise; the
+    bootstrap, cut to the range, from there on. ``ci_method`` says which, per cell.
 
     Parameters
     ----------
@@ -546,18 +789,22 @@ def summarize(
         fraction of samples inside their Hashin–Shtrikman bounds is reported
         (:func:`within_hashin_shtrikman`, relative tolerance ``rtol``).
     method : {"auto", "t", "BCa", "percentile", "basic"}
-        Interval of the mean (:func:`mean_confidence_interval`): ``"auto"`` is
-        Student-t below :data:`BOOTSTRAP_MIN_N` samples per point and BCa bootstrap
-        from there on.
+        Interval of the mean (:func:`mean_confidence_interval`): ``"auto"`` is the
+        modified Cox interval (positive quantities) or Student-t below
+        :data:`BOOTSTRAP_MIN_N` samples per point and BCa bootstrap from there on;
+        every interval is intersected with the quantity's range.
 
     Returns
     -------
     xarray.Dataset
         Dims ``point`` and ``variable``; the ``by`` values are coordinates along
         ``point``. Variables ``count`` (int), ``mean``, ``std``, ``sem``, ``ci_low``,
-        ``ci_high``, ``ci_method`` (``point, variable``); ``n_samples`` and
-        ``n_failed`` (``point``); ``within_hs`` (``point``, if ``phases``). A point
-        whose samples all failed has count 0 and NaN statistics.
+        ``ci_high``, ``ci_method`` (``point, variable``; the method strings are
+        explained in :data:`CI_METHODS`); ``n_samples`` and ``n_failed``
+        (``point``); ``within_hs`` (``point``, if ``phases``). Coordinates
+        ``support_low`` and ``support_high`` along ``variable`` give the range each
+        interval was kept in (:func:`quantity_support`). A point whose samples all
+        failed has count 0 and NaN statistics.
 
     Raises
     ------
@@ -575,6 +822,8 @@ def summarize(
     n_points = int(codes.max()) + 1
     conv = _converged(props)
     gen = np.random.default_rng(rng)
+    physics = _physics(props)
+    supports = [quantity_support(name, physics) for name in cols]
     shape = (n_points, len(cols))
     stats = {k: np.full(shape, np.nan) for k in ("mean", "std", "sem", "ci_low", "ci_high")}
     count = np.zeros(shape, dtype=np.int64)
@@ -591,14 +840,17 @@ def summarize(
             if x.size >= 2:
                 stats["std"][p, v] = x.std(ddof=1)
                 stats["sem"][p, v] = stats["std"][p, v] / np.sqrt(x.size)
-            lo, hi, used[p, v] = mean_confidence_interval(x, confidence, int(n_boot), gen, method)
+            lo, hi, used[p, v] = mean_confidence_interval(x, confidence, int(n_boot), gen, method,
+                                                          support=supports[v])
             stats["ci_low"][p, v], stats["ci_high"][p, v] = lo, hi
     dims = ("point", "variable")
     data: dict[str, Any] = {"count": (dims, count), **{k: (dims, a) for k, a in stats.items()}}
     data["ci_method"] = (dims, used.astype(str))
     data["n_samples"] = (("point",), np.bincount(codes, minlength=n_points))
     data["n_failed"] = (("point",), np.bincount(codes, weights=~conv, minlength=n_points).astype(np.int64))
-    out = xr.Dataset(data, coords={**coords, "variable": ("variable", list(cols))})
+    out = xr.Dataset(data, coords={**coords, "variable": ("variable", list(cols)),
+                                   "support_low": ("variable", [lo for lo, _ in supports]),
+                                   "support_high": ("variable", [hi for _, hi in supports])})
     if phases is not None:
         frac = fraction_within_hashin_shtrikman(props, phases, keys, rtol)
         out["within_hs"] = (("point",), frac.values, frac.attrs)

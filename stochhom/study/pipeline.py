@@ -13,10 +13,13 @@ r"""Configuration of the end-to-end pipeline (``stochhom run``): the optional st
     [surrogate]
     targets = ["conductivity_eigenvalues_0"]   # default: bulk and shear moduli, or the
                                                # smallest and largest conductivity eigenvalue
-    log_targets = true           # regress log Z: positive predictions, relative errors
+    bounds = "auto"              # physical bounds of the predictions: "auto" (the tightest of
+                                 # hashin_shtrikman, voigt_reuss, phases that every training
+                                 # sample respects), one of those kinds, or "none"
+    log_targets = true           # without bounds: regress log Z (positive predictions)
     models = ["gpr", "pce"]
     gpr = { kernel = "matern52", noise = "heteroscedastic", n_restarts = 2 }
-    pce = { degree = "auto", fit_method = "lars" }
+    pce = { degree = "auto", fit_method = "lars", std_method = "bootstrap" }
 
     [propagation]
     n_samples = 2048
@@ -28,6 +31,7 @@ r"""Configuration of the end-to-end pipeline (``stochhom run``): the optional st
     n_splits = 5
     ood_fraction = 0.6           # the training box is the central 60 % of each swept range
     ood_edges = [0.0, 0.1, 0.25, 0.5]
+    min_samples = 20             # every reported OOD row rests on at least this many samples
 
 Every key is checked at load time: an unknown key or a bad value is refused with its
 location and the allowed values, like the rest of the study file.
@@ -41,10 +45,12 @@ from typing import Any
 
 from ..errors import InputError
 
-__all__ = ["PipelineConfig", "pipeline_config"]
+__all__ = ["BOUNDS", "PipelineConfig", "pipeline_config"]
 
 _GPR_KEYS = {"kernel", "noise", "n_restarts", "ard", "max_iter"}
-_PCE_KEYS = {"degree", "fit_method", "q_norm", "max_degree", "std_method"}
+_PCE_KEYS = {"degree", "fit_method", "q_norm", "max_degree", "std_method", "n_bootstrap"}
+#: Values of ``[surrogate].bounds``.
+BOUNDS = ("auto", "hashin_shtrikman", "voigt_reuss", "phases", "none")
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,7 @@ class PipelineConfig:
     rve_epsilon: float = 0.01
     rve_realizations: int = 1
     targets: list[str] = field(default_factory=list)
+    bounds: str = "auto"
     log_targets: bool = False
     models: list[str] = field(default_factory=lambda: ["gpr", "pce"])
     gpr: dict[str, Any] = field(default_factory=dict)
@@ -66,16 +73,17 @@ class PipelineConfig:
     n_splits: int = 5
     ood_fraction: float = 0.6
     ood_edges: list[float] = field(default_factory=lambda: [0.0, 0.1, 0.25, 0.5])
+    min_samples: int = 20
 
     def section(self, stage: str) -> dict[str, Any]:
         """The options a stage depends on (hashed to decide whether it must be redone)."""
         keys = {
             "gallery": ["gallery_samples"],
             "rve": ["rve_targets", "rve_epsilon", "rve_realizations"],
-            "surrogates": ["targets", "log_targets", "models", "gpr", "pce", "n_splits"],
+            "surrogates": ["targets", "bounds", "log_targets", "models", "gpr", "pce", "n_splits"],
             "propagation": ["targets", "models", "n_samples", "n_functions", "inputs"],
-            "validation": ["targets", "log_targets", "models", "gpr", "pce", "n_splits", "ood_fraction",
-                           "ood_edges"],
+            "validation": ["targets", "bounds", "log_targets", "models", "gpr", "pce", "n_splits", "ood_fraction",
+                           "ood_edges", "min_samples"],
         }[stage]
         return {k: getattr(self, k) for k in keys}
 
@@ -127,9 +135,13 @@ def pipeline_config(study: Any) -> PipelineConfig:
         out["rve_epsilon"] = float(e)
     if "realizations" in r:
         out["rve_realizations"] = _int(r["realizations"], "[rve].realizations")
-    s = _table(pipe, "surrogate", {"targets", "log_targets", "models", "gpr", "pce"})
+    s = _table(pipe, "surrogate", {"targets", "bounds", "log_targets", "models", "gpr", "pce"})
     if "targets" in s:
         out["targets"] = _strings(s["targets"], "[surrogate].targets")
+    if "bounds" in s:
+        if s["bounds"] not in BOUNDS:
+            raise _err("[surrogate].bounds", f"expected one of {list(BOUNDS)}, got {s['bounds']!r}")
+        out["bounds"] = s["bounds"]
     if "log_targets" in s:
         if not isinstance(s["log_targets"], bool):
             raise _err("[surrogate].log_targets", f"expected true or false, got {s['log_targets']!r}")
@@ -163,7 +175,7 @@ def pipeline_config(study: Any) -> PipelineConfig:
         except InputError as exc:
             raise _err("[propagation.inputs]", str(exc)) from None
         out["inputs"] = dict(inputs)
-    v = _table(pipe, "validation", {"n_splits", "ood_fraction", "ood_edges"})
+    v = _table(pipe, "validation", {"n_splits", "ood_fraction", "ood_edges", "min_samples"})
     if "n_splits" in v:
         out["n_splits"] = _int(v["n_splits"], "[validation].n_splits", 2)
     if "ood_fraction" in v:
@@ -177,5 +189,7 @@ def pipeline_config(study: Any) -> PipelineConfig:
                 or any(b <= a for a, b in itertools.pairwise(edges)) or edges[0] < 0):
             raise _err("[validation].ood_edges", f"expected increasing distances >= 0, got {edges!r}")
         out["ood_edges"] = [float(e) for e in edges]
+    if "min_samples" in v:
+        out["min_samples"] = _int(v["min_samples"], "[validation].min_samples", 2)
     _table(pipe, "report", {"pdf"})
     return PipelineConfig(**out)

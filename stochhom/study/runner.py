@@ -8,10 +8,12 @@ stage          does                                                     writes
 sweep          generate and homogenize every sample (resumable)         ``samples.zarr``
 gallery        a few microstructures for the report                     ``gallery.nc``
 rve            variance scaling and RVE size (when ``size`` is swept)   ``rve.json``
-surrogates     GPR and PCE per target; grouped-CV predictions           ``surrogates/``, ``cv_predictions.csv``
+surrogates     GPR and PCE per target, inside physical bounds;          ``surrogates/``, ``surrogates.json``,
+               grouped-CV predictions and pooled metrics                ``cv_predictions.csv``
 propagation    input distribution through each surrogate; Sobol         ``propagation.json``, ``sobol.json``
-validation     grouped CV table, leakage demonstration, OOD shells      ``validation.csv``, ``leakage.csv``,
-                                                                        ``degradation.csv``
+               indices of the whole variance
+validation     leakage demonstration (naive against grouped CV),        ``leakage.csv``, ``ood.csv``,
+               out-of-distribution evaluation                           ``ood.json``
 report         HTML report and ``summary.json``                         ``report.html``, ``summary.json``
 =============  =======================================================  ==========================
 
@@ -28,10 +30,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -43,6 +46,9 @@ from .pipeline import PipelineConfig, pipeline_config
 from .schema import Study
 
 __all__ = ["STAGES", "cv_groups", "results_dir", "run_study"]
+
+#: Version of what the stages compute: a change redoes every stage but the sweep of existing results.
+PIPELINE_VERSION = 2
 
 #: The stages of :func:`run_study`, in order.
 STAGES = ("sweep", "gallery", "rve", "surrogates", "propagation", "validation", "report")
@@ -211,7 +217,7 @@ def _models(cfg: PipelineConfig, seed: int) -> dict[str, Any]:
         opts = {"kernel": "matern52", "noise": "heteroscedastic", "n_restarts": 1, **cfg.gpr}
         out["gpr"] = GPR(random_state=seed, **opts)
     if "pce" in cfg.models:
-        opts = {"degree": "auto", "fit_method": "lars", "max_degree": 6, **cfg.pce}
+        opts = {"degree": "auto", "fit_method": "lars", "max_degree": 6, "std_method": "bootstrap", **cfg.pce}
         out["pce"] = PCE(random_state=seed, **opts)
     return out
 
@@ -233,6 +239,8 @@ def cv_groups(props: Any, n_splits: int) -> str:
 
 
 def _data(study: Study, props: Any, cfg: PipelineConfig) -> tuple[list[str], dict[str, Any], str]:
+    """Features, training data per target (physical values, never logs: the models map them),
+    and the unit that grouped cross-validation holds out."""
     from ..surrogates.data import training_data
 
     features = _features(study, props)
@@ -243,9 +251,123 @@ def _data(study: Study, props: Any, cfg: PipelineConfig) -> tuple[list[str], dic
     grouped = props.assign_coords(specimen=("sample", props["point"].values)) if unit == "point" else props
     data = {}
     for t in targets:
-        td = training_data(grouped, t, features, log_targets=cfg.log_targets)
+        td = training_data(grouped, t, features)
         data[td.target_names[0]] = td
     return features, data, unit
+
+
+#: Relative tolerance of the check that training samples respect candidate bounds (round-off of
+#: the solver); samples within it are clipped by the bounded transform.
+_BOUNDS_RTOL = 1e-4
+
+
+def _fraction_window(study: Study, props: Any, fraction: str) -> float:
+    """The largest deviation of a measured phase-1 fraction from its nominal value, over the
+    converged samples (0 when the generator makes the fraction exact)."""
+    if "phase_fraction" not in props or props.sizes.get("phase", 0) < 2:
+        return 0.0
+    measured = props["phase_fraction"].transpose("sample", "phase").values[:, 1]
+    if fraction in props.coords and props[fraction].dims == ("sample",):
+        nominal = props[fraction].values.astype(float)
+    else:
+        nominal = np.full(measured.shape, float(study.fixed[fraction]))
+    ok = np.isfinite(measured) & np.isfinite(nominal)
+    if "converged" in props:
+        ok &= props["converged"].values.astype(bool)
+    return float(np.max(np.abs(measured[ok] - nominal[ok]))) if ok.any() else 0.0
+
+
+def _choose_bounds(study: Study, props: Any, cfg: PipelineConfig, target: str, td: Any) -> tuple[Any, dict]:
+    """The physical bounds of one target (``[surrogate].bounds``): the tightest kind that every
+    training sample respects (``"auto"``), or the one asked for. Returns ``(bounds or None, record)``."""
+    from ..surrogates.bounded import BOUND_KINDS, PhysicalBounds, bounded_quantity
+    from .schema import StudyError
+
+    mode = cfg.bounds
+    record: dict[str, Any] = {"mode": mode, "checked": []}
+    if mode == "none":
+        return None, record
+    try:
+        bounded_quantity(target)
+    except InputError as exc:
+        if mode != "auto":
+            raise StudyError(f"[surrogate].bounds = {mode!r}: {exc}") from None
+        record["reason"] = str(exc)
+        return None, record
+    fraction = None
+    if "volume_fraction" in td.feature_names or "volume_fraction" in study.fixed:
+        fraction = "volume_fraction"
+    window = _fraction_window(study, props, fraction) if fraction else 0.0
+    record.update(fraction=fraction, fraction_window=window)
+    for kind in (BOUND_KINDS if mode == "auto" else (mode,)):
+        try:
+            b = PhysicalBounds(study.phases, target, kind=kind, dim=study.dim, features=td.feature_names,
+                               fixed={k: v for k, v in study.fixed.items() if k not in td.feature_names},
+                               fraction=fraction if kind != "phases" else None, fraction_window=window)
+            lo, hi = b(td.X)
+        except InputError as exc:
+            record["checked"].append({"kind": kind, "skipped": str(exc)})
+            continue
+        y = np.asarray(td.y, dtype=float)
+        tol = _BOUNDS_RTOL * np.maximum(np.abs(lo), np.abs(hi))
+        outside = int(np.sum((y < lo - tol) | (y > hi + tol)))
+        record["checked"].append({"kind": kind, "outside": outside, "n": int(y.size)})
+        if outside == 0:
+            record.update(kind=kind, description=b.describe())
+            return b, record
+        if mode != "auto":
+            raise StudyError(f"[surrogate].bounds = {mode!r}: {outside} of {y.size} training samples of {target} "
+                             f"lie outside the {b.describe()}; use bounds = \"auto\" or a looser kind")
+    record["reason"] = "no bound kind holds every training sample"
+    return None, record
+
+
+def _wrap(model: Any, bounds: Any, log: bool, scale: str = "log") -> Any:
+    """The model that the stages fit for one target: bounded (its law truncated to the bounds),
+    log-normal, or as it is."""
+    from ..surrogates.bounded import BoundedSurrogate
+
+    if bounds is not None:
+        return BoundedSurrogate(model, bounds, scale=scale, rtol=_BOUNDS_RTOL)
+    if log:
+        return BoundedSurrogate(model, (0.0, float("inf")), scale="log", rtol=0.0)
+    return model
+
+
+def _target_setup(study: Study, props: Any, cfg: PipelineConfig, target: str, td: Any) -> tuple[Any, bool, dict]:
+    """Bounds, whether to regress the logarithm, and the record of the choice, for one target."""
+    bounds, record = _choose_bounds(study, props, cfg, target, td)
+    positive = bool(np.all(np.asarray(td.y) > 0))
+    log = bounds is None and cfg.log_targets and positive
+    record["scale"] = "log" if positive else "linear"
+    if bounds is not None:
+        record["transform"] = (f"{'ln y' if positive else 'y'} regressed; predictive law truncated to the bounds"
+                               + (" (a truncated lognormal)" if positive else ""))
+    else:
+        record["transform"] = "log" if log else "none"
+    return bounds, log, record
+
+
+def _scatter(td: Any) -> dict[str, float | int | None]:
+    r"""The microstructural scatter in the training data, model-free: the pooled variance of the
+    replicates of each parameter point, :math:`s_p^2 = \sum_k (n_k - 1) s_k^2 / \sum_k (n_k - 1)`,
+    against the total variance of the target. Its square root is the noise floor of any
+    surrogate's RMSE, and :math:`1 - s_p^2/\operatorname{Var} y` the highest :math:`R^2` a
+    surrogate of the mean can reach."""
+    y = np.asarray(td.y, dtype=float)
+    _, inv = np.unique(td.X, axis=0, return_inverse=True)
+    inv = inv.reshape(-1)
+    counts = np.bincount(inv)
+    means = np.bincount(inv, weights=y) / counts
+    dof = int(np.sum(counts - 1))
+    var_y = float(np.var(y, ddof=1)) if y.size > 1 else float("nan")
+    if dof == 0:
+        return {"scatter_variance": None, "scatter_std": None, "scatter_dof": 0, "variance": var_y,
+                "scatter_share": None, "r2_ceiling": None, "points": int(counts.size)}
+    pooled = float(np.sum((y - means[inv]) ** 2) / dof)
+    return {"scatter_variance": pooled, "scatter_std": float(np.sqrt(pooled)), "scatter_dof": dof,
+            "variance": var_y, "scatter_share": pooled / var_y if var_y > 0 else None,
+            "r2_ceiling": 1.0 - pooled / var_y if var_y > 0 else None, "points": int(counts.size)}
 
 
 def _quiet_extrapolation(func: Callable[..., None]) -> Callable[..., None]:
@@ -265,48 +387,117 @@ def _quiet_extrapolation(func: Callable[..., None]) -> Callable[..., None]:
     return wrapper
 
 
+def _scored(model: Any, X: np.ndarray, y: np.ndarray) -> Any:
+    from ..surrogates.predictive import predictive
+    from ..validation.metrics import score_predictions
+
+    return score_predictions(y, predictive(model, X))
+
+
+def _cross_predict(model: Any, td: Any, splits: list[tuple[np.ndarray, np.ndarray]], with_train: bool) -> Any:
+    """Scored out-of-fold predictions (and in-fold ones, ``split = "train"``) of ``model`` over ``splits``."""
+    import pandas as pd
+    from sklearn.base import clone
+
+    frames = []
+    for fold, (tr, te) in enumerate(splits):
+        m = clone(model).fit(td.X[tr], td.y[tr])
+        for split, idx in (("test", te), *((("train", tr),) if with_train else ())):
+            sc = _scored(m, td.X[idx], td.y[idx])
+            sc.insert(0, "row", idx)
+            sc.insert(0, "group", np.asarray(td.groups)[idx])
+            sc.insert(0, "split", split)
+            sc.insert(0, "fold", fold)
+            frames.append(sc)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _verdict(metrics: Mapping[str, Any], scatter: Mapping[str, Any], z: np.ndarray) -> dict[str, Any]:
+    """Calibration, and accuracy against the noise floor of the microstructural scatter."""
+    from ..validation.metrics import calibration_check
+
+    out: dict[str, Any] = {}
+    try:
+        chk = calibration_check(z, np.zeros_like(z), np.ones_like(z), alpha=CALIBRATION_ALPHA)
+        if chk.passed:
+            out["calibration"] = "calibrated"
+        else:
+            cov = np.asarray(chk.coverage).reshape(len(chk.levels), -1)[:, 0]
+            low = [f"{100 * p:g} %" for p, c, lo in zip(chk.levels, cov, chk.lower) if c < lo]
+            high = [f"{100 * p:g} %" for p, c, hi in zip(chk.levels, cov, chk.upper) if c > hi]
+            parts = ([f"over-confident at {', '.join(low)}"] if low else []) + (
+                [f"under-confident at {', '.join(high)}"] if high else [])
+            out["calibration"] = "; ".join(parts) or (
+                f"PIT not uniform (KS p = {float(np.atleast_1d(chk.ks_pvalue)[0]):.2g}): biased or mis-shaped")
+    except InputError as exc:
+        out["calibration"] = f"not checked: {exc}"
+    floor = scatter.get("scatter_std")
+    if floor:
+        out["rmse_over_scatter"] = float(metrics["rmse"]) / float(floor)
+    return out
+
+
+#: Family-wise level of the calibration check of the cross-validated predictions.
+CALIBRATION_ALPHA = 0.01
+
+
 @_quiet_extrapolation
 def _stage_surrogates(study: Study, out: Path, cfg: PipelineConfig, props: Any, say: Callable[[str], None]) -> None:
     import pandas as pd
     from sklearn.base import clone
 
     from ..validation import grouped_kfold
-    from ..validation.metrics import coverage
+    from ..validation.metrics import pooled_metrics
 
     features, data, unit = _data(study, props, cfg)
     folder = out / "surrogates"
-    folder.mkdir(exist_ok=True)
-    rows, info = [], {"features": features, "targets": list(data), "models": {}, "cv_groups": unit}
+    if folder.exists():
+        import shutil
+
+        shutil.rmtree(folder)
+    folder.mkdir()
+    frames = []
+    info: dict[str, Any] = {"features": features, "targets": list(data), "models": {}, "cv_groups": unit,
+                            "n_splits": {}, "transforms": {}, "scatter": {}}
     for target, td in data.items():
         n_groups = np.unique(td.groups).size
         k = min(cfg.n_splits, n_groups)
-        for name, model in _models(cfg, study.seed).items():
+        bounds, log, record = _target_setup(study, props, cfg, target, td)
+        scale = record["scale"]
+        info["transforms"][target] = record
+        info["scatter"][target] = scat = _scatter(td)
+        info["n_splits"][target] = k
+        splits = list(grouped_kfold(k, rng=study.seed).split(td.X, td.y, td.groups))
+        for name, base in _models(cfg, study.seed).items():
+            model = _wrap(base, bounds, log, scale)
             t0 = time.perf_counter()
-            for fold, (tr, te) in enumerate(grouped_kfold(k, rng=study.seed).split(td.X, td.y, td.groups)):
-                m = clone(model).fit(td.X[tr], td.y[tr])
-                mean, std = m.predict(td.X[te], return_std=True)
-                rows += [(name, target, fold, float(a), float(b), float(c)) for a, b, c in zip(td.y[te], mean, std)]
+            pred = _cross_predict(model, td, splits, with_train=True)
+            pred.insert(0, "target", target)
+            pred.insert(0, "model", name)
+            frames.append(pred)
             final = clone(model).fit(td.X, td.y)
             final.save(folder / f"{target}__{name}")
-            entry = {"seconds": time.perf_counter() - t0, "n_train": int(td.X.shape[0])}
-            # relative leave-one-out error mean (y_i - mu_-i)^2 / var y, analytic for both models
-            if hasattr(final, "loo_error_"):
-                entry["loo"] = float(np.atleast_1d(final.loo_error_)[0])
-                entry["degree"] = int(final.degree_)
-            elif hasattr(final, "loo_predict"):
-                loo_mean, loo_std = final.loo_predict()
-                entry["loo"] = float(np.mean((td.y - loo_mean) ** 2) / np.var(td.y))
-                entry["loo_coverage_0.95"] = float(np.ravel(coverage(td.y, loo_mean, loo_std, [0.95]))[0])
+            test = pred[pred["split"] == "test"]
+            cv = pooled_metrics(test)
+            entry = {"seconds": time.perf_counter() - t0, "n_train": int(td.X.shape[0]), "folds": k,
+                     "cv": cv, "train": pooled_metrics(pred[pred["split"] == "train"]),
+                     **_verdict(cv, scat, test["z"].to_numpy(float))}
+            latent = getattr(final, "estimator_", final)
+            if hasattr(latent, "degree_"):
+                entry["degree"] = int(latent.degree_)
             info["models"][f"{target}__{name}"] = entry
-            say(f"  {name} for {target}: {td.X.shape[0]} samples, {k}-fold CV holding out whole {unit}s")
-    pd.DataFrame(rows, columns=["model", "target", "fold", "y", "mean", "std"]).to_csv(out / "cv_predictions.csv",
-                                                                                      index=False)
+            say(f"  {name} for {target}: {td.X.shape[0]} samples, {k}-fold CV holding out whole {unit}s"
+                f"{'; ' + record['description'] if 'description' in record else ''}")
+    pd.concat(frames, ignore_index=True).to_csv(out / "cv_predictions.csv", index=False)
     _write_json(out / "surrogates.json", info)
 
 
 def _load_model(folder: Path) -> Any:
     from ..surrogates import GPR, PCE
+    from ..surrogates.bounded import BoundedSurrogate
 
+    if (folder / "bounded.json").exists():
+        return BoundedSurrogate.load(folder)
     return GPR.load(folder) if folder.name.endswith("__gpr") else PCE.load(folder)
 
 
@@ -316,10 +507,13 @@ class _AtSize:
     over the other parameters only. Keeps the model's optional methods (``hasattr`` decides
     how :func:`~stochhom.surrogates.propagate` treats a model)."""
 
+    _METHODS = ("sample_functions", "noise_variance", "predict_latent", "sample_latent_functions",
+                "latent_noise_variance", "output_map", "predictive")
+
     def __init__(self, model: Any, index: int, value: float) -> None:
         self.model, self.index, self.value = model, index, float(value)
         self.n_features_in_ = int(model.n_features_in_) - 1
-        for method in ("sample_functions", "noise_variance"):
+        for method in self._METHODS:
             if hasattr(model, method):
                 setattr(self, method, self._wrap(getattr(model, method)))
 
@@ -331,6 +525,19 @@ class _AtSize:
 
     def predict(self, X: Any, return_std: bool = False) -> Any:
         return self.model.predict(self._full(X), return_std=return_std)
+
+
+def _input_source(study: Study, cfg: PipelineConfig, features: list[str]) -> dict[str, str]:
+    """Where the propagated distribution of each input comes from, in words."""
+    out = {}
+    for name in features:
+        if name in cfg.inputs:
+            out[name] = "[propagation.inputs]"
+        elif isinstance(study.parameters[name], dict):
+            out[name] = f"the {study.design} design's distribution"
+        else:
+            out[name] = "uniform over the swept values"
+    return out
 
 
 @_quiet_extrapolation
@@ -351,83 +558,146 @@ def _stage_propagation(study: Study, out: Path, cfg: PipelineConfig, props: Any)
         _write_json(out / "sobol.json", sob)
         np.savez_compressed(out / "propagation_samples.npz")
         return
-    dist = input_distribution(_input_spec(study, props, features, cfg), names=features)
+    spec = _input_spec(study, props, features, cfg)
+    dist = input_distribution(spec, names=features)
+    source = _input_source(study, cfg, features)
     for key in info["models"]:
         target, name = key.split("__")
         model = _load_model(out / "surrogates" / key)
         if size_at is not None:
             model = _AtSize(model, *size_at)
         res = propagate(model, dist, cfg.n_samples, n_functions=cfg.n_functions, rng=study.seed)
+        outside = None
+        if res.bounds is not None:
+            lo, hi = res.bounds
+            outside = int(np.sum((res.samples < lo[None]) | (res.samples > hi[None])))
         prop.setdefault(target, {})[name] = {
             "mean": res.mean, "mean_ci": list(res.mean_ci), "std": res.std, "std_ci": list(res.std_ci),
             "quantiles": {str(q): v for q, v in res.quantiles.items()},
             "variance": {k: res.variance[k] for k in ("total", "aleatoric", "epistemic", "unsplit", "input")},
-            "epistemic_share": res.epistemic_share if name != "pce" else None,
-            "inputs": features, **({"size": size_at[1]} if size_at is not None else {}),
+            "epistemic_share": res.epistemic_share,
+            "inputs": features, "input_distribution": spec, "input_source": source,
+            "n_inputs": int(res.inputs.shape[0]), "n_functions": int(res.samples.shape[0]),
+            "joint_functions": res.joint_functions,
+            "bounds": info.get("transforms", {}).get(target, {}).get("description"),
+            "samples_outside_bounds": outside, "n_samples": int(res.samples.size),
+            **({"size": size_at[1]} if size_at is not None else {}),
         }
         flat = res.samples.reshape(-1)
         samples[key] = flat[np.random.default_rng(study.seed).permutation(flat.size)[:20000]]
-        if len(features) == 1:  # S_1 = S_T = 1 by definition: nothing to estimate
-            one = [1.0]
-            sob.setdefault(target, {})[name] = {"names": features, "first": one, "total": one,
-                                                "first_ci": [one, one], "total_ci": [one, one],
-                                                "method": "single input"}
-            continue
-        if name == "pce" and not cfg.inputs and size_at is None:
-            s = sobol_indices(model)
-        else:
-            s = sobol_indices(model, dist, n_samples=256, n_functions=min(cfg.n_functions, 32), rng=study.seed)
-        sob.setdefault(target, {})[name] = {"names": features, "first": s.first, "total": s.total,
-                                            "first_ci": [s.first_ci[0], s.first_ci[1]],
-                                            "total_ci": [s.total_ci[0], s.total_ci[1]], "method": s.method}
+        s = sobol_indices(model, dist, n_samples=256, n_functions=min(cfg.n_functions, 32), rng=study.seed,
+                          relative_to="total")
+        entry = {"names": features, "first": s.first, "total": s.total,
+                 "first_ci": [s.first_ci[0], s.first_ci[1]], "total_ci": [s.total_ci[0], s.total_ci[1]],
+                 "method": s.method, "relative_to": s.relative_to, "shares": s.shares}
+        if len(features) == 1:  # S_1 = S_T = the whole share of the mean response, by definition
+            share = float(np.asarray(s.shares["input"]).reshape(-1)[0])
+            one = [share]
+            entry.update(first=one, total=one, first_ci=[one, one], total_ci=[one, one], method="single input")
+        sob.setdefault(target, {})[name] = entry
     _write_json(out / "propagation.json", prop)
     _write_json(out / "sobol.json", sob)
     np.savez_compressed(out / "propagation_samples.npz", **samples)
 
 
+#: Metrics of the leakage demonstration and of the OOD evaluation.
+_VALIDATION_METRICS = ("rmse", "nlpd", "crps", "coverage_0.95")
+
+
+def _group_sums(scores: Any, groups: np.ndarray) -> np.ndarray:
+    """Per-group sums of what the pooled metrics are made of: count, squared error, NLPD, CRPS,
+    covered by the central 95 % interval."""
+    uniq, inv = np.unique(groups, return_inverse=True)
+    cols = np.stack([np.ones(len(scores)), (scores["y"] - scores["mean"]).to_numpy(float) ** 2,
+                     scores["nlpd"].to_numpy(float), scores["crps"].to_numpy(float),
+                     (np.abs(scores["z"].to_numpy(float)) <= 1.959963984540054).astype(float)], axis=1)
+    out = np.zeros((uniq.size, cols.shape[1]))
+    np.add.at(out, inv.reshape(-1), cols)
+    return out
+
+
+def _metrics_of_sums(sums: np.ndarray) -> dict[str, np.ndarray]:
+    n = sums[..., 0]
+    return {"rmse": np.sqrt(sums[..., 1] / n), "nlpd": sums[..., 2] / n, "crps": sums[..., 3] / n,
+            "coverage_0.95": sums[..., 4] / n}
+
+
+def _leakage_table(naive: Any, grouped: Any, groups: np.ndarray, seed: int, n_boot: int = 2000) -> list[dict]:
+    """Naive against grouped CV on the same samples (paired by sample), with a bootstrap over
+    the groups of the difference ``grouped - naive`` (the optimism of the naive estimate)."""
+    naive = naive.sort_values("row").reset_index(drop=True)
+    grouped = grouped.sort_values("row").reset_index(drop=True)
+    g = np.asarray(groups)[grouped["row"].to_numpy(int)]
+    sn, sg = _group_sums(naive, g), _group_sums(grouped, g)
+    counts = np.random.default_rng(seed).multinomial(sn.shape[0], np.full(sn.shape[0], 1.0 / sn.shape[0]), n_boot)
+    point_n, point_g = _metrics_of_sums(sn.sum(axis=0)), _metrics_of_sums(sg.sum(axis=0))
+    boot_n, boot_g = _metrics_of_sums(counts @ sn), _metrics_of_sums(counts @ sg)
+    rows = []
+    for metric in _VALIDATION_METRICS:
+        a, b = float(point_n[metric]), float(point_g[metric])
+        diff = boot_g[metric] - boot_n[metric]
+        lo, hi = np.nanpercentile(diff, [2.5, 97.5])
+        rows.append({"metric": metric, "naive": a, "grouped": b, "optimism": b - a, "optimism_low": float(lo),
+                     "optimism_high": float(hi), "ratio": math.exp(b - a) if metric == "nlpd" else b / a,
+                     "n": int(len(grouped)), "n_groups": int(sn.shape[0])})
+    return rows
+
+
+def _design_distribution(study: Study, props: Any, features: list[str]) -> Any:
+    """The distribution the sweep drew each input from (lhs, sobol), else uniform over its swept values."""
+    from ..surrogates import input_distribution
+
+    spec = {}
+    for name in features:
+        if isinstance(study.parameters.get(name), dict):
+            spec[name] = dict(study.parameters[name])
+        else:
+            v = props[name].values.astype(float)
+            spec[name] = {"distribution": "uniform", "low": float(v.min()), "high": float(v.max())}
+    return input_distribution(spec, names=features)
+
+
 @_quiet_extrapolation
 def _stage_validation(study: Study, out: Path, cfg: PipelineConfig, props: Any) -> None:
+    """Leakage demonstration (naive K-fold against the surrogates stage's grouped CV, the same
+    numbers) and the OOD evaluation (:func:`~stochhom.validation.ood_evaluation`)."""
     import pandas as pd
+    from sklearn.model_selection import KFold
 
-    from ..validation import degradation, evaluate, grouped_kfold, leakage_demonstration, ood_folds
+    from ..validation import ood_evaluation
 
     _, data, unit = _data(study, props, cfg)
-    tables, leaks, degs = [], [], []
+    cv = pd.read_csv(out / "cv_predictions.csv")
+    leaks, oods, ood_info = [], [], {}
     for target, td in data.items():
-        k = min(cfg.n_splits, np.unique(td.groups).size)
-        lo, hi = td.X.min(axis=0), td.X.max(axis=0)
-        shrink = (1.0 - cfg.ood_fraction) / 2.0 * (hi - lo)
-        box = np.stack([lo + shrink, hi - shrink], axis=1)
-        for name, model in _models(cfg, study.seed).items():
-            cv = evaluate(model, td.X, td.y, grouped_kfold(k, rng=study.seed), groups=td.groups)
-            try:
-                folds = ood_folds(td.X, box, [*cfg.ood_edges, np.inf], groups=td.groups, rng=study.seed)
-                ood = evaluate(model, td.X, td.y, folds, groups=td.groups, box=box)
-                ood["fold"] += int(cv["fold"].max()) + 1
-                deg = degradation(ood)
-                deg.insert(0, "target", target)
-                deg.insert(0, "model", name)
-                degs.append(deg)
-            except InputError:
-                ood = None
-            for t in (cv, ood):
-                if t is not None:
-                    t.insert(0, "target", target)
-                    t.insert(0, "model", name)
-                    tables.append(t)
-            demo = leakage_demonstration(model, td.X, td.y, td.groups, n_splits=k, rng=study.seed)
-            demo.insert(0, "target", target)
-            demo.insert(0, "model", name)
-            demo["groups"] = unit
-            demo["n_groups"] = int(np.unique(td.groups).size)
-            demo["n_samples"] = int(td.X.shape[0])
-            leaks.append(demo)
-    pd.concat(tables).to_csv(out / "validation.csv", index=False)
-    pd.concat(leaks).to_csv(out / "leakage.csv", index=False)
-    if degs:
-        pd.concat(degs).to_csv(out / "degradation.csv", index=False)
-    else:
-        (out / "degradation.csv").unlink(missing_ok=True)
+        k = int(cv.loc[cv["target"] == target, "fold"].max()) + 1
+        naive_splits = list(KFold(k, shuffle=True, random_state=study.seed).split(td.X))
+        design = _design_distribution(study, props, td.feature_names)
+        half = cfg.ood_fraction / 2.0
+        box_u = np.tile([0.5 - half, 0.5 + half], (len(td.feature_names), 1))
+        box = design.ppf(box_u.T).T  # the same box in the parameters' units, for the report
+        bounds, log, record = _target_setup(study, props, cfg, target, td)
+        for name, base in _models(cfg, study.seed).items():
+            model = _wrap(base, bounds, log, record["scale"])
+            grouped = cv[(cv["model"] == name) & (cv["target"] == target) & (cv["split"] == "test")]
+            naive = _cross_predict(model, td, naive_splits, with_train=False)
+            for row in _leakage_table(naive, grouped, td.groups, study.seed):
+                leaks.append({"model": name, "target": target, **row, "groups": unit})
+            res = ood_evaluation(model, td.X, td.y, box_u, [*cfg.ood_edges, np.inf], groups=td.groups,
+                                 n_splits=cfg.n_splits, min_samples=cfg.min_samples, metrics=_VALIDATION_METRICS,
+                                 rng=study.seed, space=design.cdf)
+            table = res.table.copy()
+            table.insert(0, "target", target)
+            table.insert(0, "model", name)
+            oods.append(table)
+            ood_info[f"{target}__{name}"] = {"ok": bool(res.ok), "declined": list(res.declined),
+                                             "box": box.tolist(), "features": td.feature_names,
+                                             "space": "probability: the CDF of the design distribution",
+                                             "edges": cfg.ood_edges, "min_samples": cfg.min_samples}
+    pd.DataFrame(leaks).to_csv(out / "leakage.csv", index=False)
+    if oods:
+        pd.concat(oods, ignore_index=True).to_csv(out / "ood.csv", index=False)
+    _write_json(out / "ood.json", ood_info)
 
 
 # ----------------------------------------------------------------------------- runner
@@ -503,24 +773,22 @@ def run_study(
     sweep_hash = study.hash()
     inputs = {"sweep": {"study": sweep_hash}}
     upstream = {"gallery": [], "rve": ["sweep"], "surrogates": ["sweep"], "propagation": ["surrogates"],
-                "validation": ["sweep"], "report": ["sweep", "gallery", "rve", "surrogates", "propagation",
-                                                   "validation"]}
+                "validation": ["sweep", "surrogates"],
+                "report": ["sweep", "gallery", "rve", "surrogates", "propagation", "validation"]}
     outputs = {"sweep": ["samples.zarr"], "gallery": [], "rve": [], "surrogates": ["surrogates.json"],
-               "propagation": ["propagation.json"], "validation": ["validation.csv"],
+               "propagation": ["propagation.json"], "validation": ["leakage.csv", "ood.json"],
                "report": ["report.html", "summary.json"]}
     props = None
     ran: set[str] = set()  # stages run in this call: their downstream stages run too
     for stage in STAGES:
         if stage != "sweep":
             section = cfg.section(stage) if stage not in ("report",) else {"pdf": pdf}
-            inputs[stage] = {"study": sweep_hash, "options": section,
+            inputs[stage] = {"study": sweep_hash, "options": section, "version": PIPELINE_VERSION,
                              "upstream": [record.get(u, {}).get("hash") for u in upstream[stage]]}
         h = _hash(inputs[stage])
         done = record.get(stage, {})
         fresh = done.get("hash") == h and all((out / f).exists() for f in outputs[stage])
-        # validation refits the surrogate models: it is redone with them, not only with the sweep
-        after = upstream.get(stage, []) + (["surrogates"] if stage == "validation" else [])
-        forced = stage in redo or any(u in ran for u in after)
+        forced = stage in redo or any(u in ran for u in upstream.get(stage, []))
         if stage != "sweep" and fresh and not forced:
             say(f"stage {stage}: up to date")
             continue

@@ -710,6 +710,54 @@ class PCE(SurrogateBase):
             raise AttributeError("bootstrap_coefficients_ exists only after fit with std_method='bootstrap'")
         return self._boot
 
+    # -- bootstrap functions (std_method="bootstrap") -------------------------------------
+    @property
+    def sample_functions(self) -> Any:
+        r"""``sample_functions(X, n_samples, rng=None) -> (n_samples, m[, q])``: predictions of
+        bootstrap refits (``std_method="bootstrap"`` only; an ``AttributeError`` otherwise, so that
+        ``hasattr`` tells whether a PCE has them).
+
+        Each draw is the expansion with the coefficients of one bootstrap resample (chosen at
+        random among the ``n_bootstrap`` fitted ones): a plausible function given the data, the
+        bootstrap counterpart of a GP's posterior functions (:math:`\operatorname{Var}_b \hat f_b`,
+        the epistemic part of the predictive variance).
+        """
+        if getattr(self, "_boot", None) is None:
+            raise AttributeError("sample_functions needs a PCE fitted with std_method='bootstrap'")
+        return self._sample_functions
+
+    def _sample_functions(self, X: Any, n_samples: int, rng: Any = None) -> np.ndarray:
+        check_is_fitted(self, "coefficients_")
+        Xa = check_X(X, self.n_features_in_)
+        if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
+            raise InputError(f"n_samples must be a positive integer, got {n_samples!r}")
+        gen = np.random.default_rng(rng)
+        pick = gen.integers(0, self._boot.shape[0], int(n_samples))
+        xi = self.distribution_.to_germ(Xa)
+        out = np.empty((int(n_samples), Xa.shape[0], self._coef.shape[0]))
+        with _one_blas_thread():
+            for start in range(0, Xa.shape[0], _CHUNK):
+                sl = slice(start, min(start + _CHUNK, Xa.shape[0]))
+                psi = design_matrix(xi[sl], self.multi_indices_, self.recurrence_)
+                out[:, sl, :] = np.einsum("mp,bqp->bmq", psi, self._boot[pick])
+        return out[..., 0] if self._y_1d_ else out
+
+    @property
+    def noise_variance(self) -> Any:
+        r"""``noise_variance(X)``: the residual variance :math:`\hat\sigma^2_\varepsilon` at every point
+        (homoscedastic; ``std_method="bootstrap"`` only, an ``AttributeError`` otherwise). With
+        replicates at the training points it estimates the microstructural scatter (plus any
+        lack of fit of the expansion)."""
+        if getattr(self, "_boot", None) is None:
+            raise AttributeError("noise_variance needs a PCE fitted with std_method='bootstrap'")
+        return self._noise_variance
+
+    def _noise_variance(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "coefficients_")
+        Xa = check_X(X, self.n_features_in_)
+        nv = np.broadcast_to(np.atleast_1d(self.noise_std_) ** 2, (Xa.shape[0], self._coef.shape[0])).copy()
+        return nv[:, 0] if self._y_1d_ else nv
+
     # -- predict ------------------------------------------------------------------------
     def out_of_domain(self, X: Any) -> np.ndarray:
         """``(m,)`` True for points outside the training box (widened by 1% of its width on

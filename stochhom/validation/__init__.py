@@ -5,12 +5,21 @@
 * :mod:`~stochhom.validation.metrics`: RMSE, MAE, R²/Q², NLPD, CRPS, coverage,
   calibration curves, PIT, sharpness, and a calibration check with binomial bands;
 * :mod:`~stochhom.validation.evaluate`: every metric per fold and split in one table,
-  OOD degradation ratios, and the naive-against-grouped leakage demonstration;
+  OOD degradation ratios, the OOD evaluation with sample sizes and bootstrap intervals
+  (:func:`ood_evaluation`), and the naive-against-grouped leakage demonstration;
 * :mod:`~stochhom.validation.plots`: the matching figures (matplotlib ``Figure``).
 """
 
 from . import metrics, plots, splits
-from .evaluate import cv_folds, degradation, evaluate, leakage_demonstration, ood_folds
+from .evaluate import (
+    OODEvaluation,
+    cv_folds,
+    degradation,
+    evaluate,
+    leakage_demonstration,
+    ood_evaluation,
+    ood_folds,
+)
 from .metrics import (
     CalibrationCheck,
     calibration_check,
@@ -42,7 +51,7 @@ from .splits import (
 
 __all__ = [
     "metrics", "plots", "splits",
-    "evaluate", "degradation", "leakage_demonstration", "cv_folds", "ood_folds",
+    "evaluate", "degradation", "leakage_demonstration", "cv_folds", "ood_folds", "ood_evaluation", "OODEvaluation",
     "probabilistic_metrics", "calibration_check", "CalibrationCheck", "calibration_curve", "coverage", "crps",
     "nlpd", "pit", "sharpness", "miscalibration_area",
     "GroupedSplitter", "grouped_kfold", "stratified_grouped_kfold", "leave_one_group_out", "train_val_test_split",

@@ -79,10 +79,12 @@ __all__ = [
     "miscalibration_area",
     "nlpd",
     "pit",
+    "pooled_metrics",
     "probabilistic_metrics",
     "q2",
     "r2",
     "rmse",
+    "score_predictions",
     "sharpness",
     "standardized_residuals",
 ]
@@ -767,4 +769,108 @@ def probabilistic_metrics(
     out["sharpness"] = sharpness(std, multioutput=multioutput)
     out["mean_std_residual"] = _reduce(z.mean(axis=0), multioutput, single)
     out["std_std_residual"] = _reduce(z.std(axis=0), multioutput, single)
+    return out
+
+
+# --------------------------------------------------------------------------- scores of any predictive law
+
+
+#: Columns of :func:`score_predictions`.
+SCORE_COLUMNS = ("y", "mean", "std", "lower", "upper", "z", "nlpd", "crps")
+
+
+def score_predictions(y: Any, law: Any, level: float = 0.95) -> Any:
+    r"""Per-point scores of a predictive law (Gaussian or not), the input of :func:`pooled_metrics`.
+
+    The law is a :class:`~stochhom.surrogates.predictive.Normal` or
+    :class:`~stochhom.surrogates.predictive.TruncatedNormal` (the predictive law of a
+    bounded surrogate), as returned by :func:`~stochhom.surrogates.predictive.predictive`.
+    Each row holds what every metric needs, on the physical scale of ``y``:
+
+    =========  ==========================================================================
+    column     meaning
+    =========  ==========================================================================
+    y          the observation
+    mean, std  predictive mean and standard deviation
+    lower,     central ``level`` interval (inside the bounds of a truncated law)
+    upper
+    z          standardized residual: :math:`(y-\mu)/\sigma`, or the latent
+               :math:`(T(y)-\mu)/\sigma` of a transformed law; :math:`N(0, 1)` under
+               calibration, so coverage, PIT and calibration curves follow from it
+    nlpd       :math:`-\log p(y)` (change of variables for a transformed law)
+    crps       the CRPS of the law at :math:`y`
+    =========  ==========================================================================
+
+    Parameters
+    ----------
+    y : array_like, shape (n,)
+        Observations (one output).
+    law : predictive law
+        With ``mean``, ``std``, ``interval``, ``standardized``, ``logpdf``, ``crps``, of shape (n,).
+    level : float
+        Level of the ``lower``/``upper`` interval.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per point, the columns :data:`SCORE_COLUMNS`.
+    """
+    import pandas as pd
+
+    ya = _array(y, "y")
+    if ya.ndim != 1:
+        raise InputError(f"score_predictions scores one output: y must be 1-D, got shape {ya.shape}")
+    if not np.all(np.isfinite(ya)):
+        raise InputError("y has NaN or inf values; drop failed samples first")
+    mean = np.asarray(law.mean, dtype=float)
+    if mean.shape != ya.shape:
+        raise InputError(f"the predictive law has shape {mean.shape} but y has {ya.shape}")
+    lo, hi = law.interval(level)
+    return pd.DataFrame({"y": ya, "mean": mean, "std": np.asarray(law.std, dtype=float), "lower": lo, "upper": hi,
+                         "z": law.standardized(ya), "nlpd": -law.logpdf(ya), "crps": law.crps(ya)})
+
+
+def pooled_metrics(scores: Any, levels: Any = COVERAGE_LEVELS) -> dict[str, float]:
+    r"""The metrics of :func:`probabilistic_metrics`, pooled over the rows of a score table.
+
+    ``scores`` is a table from :func:`score_predictions` (or several concatenated: the
+    out-of-fold predictions of every fold). Each metric is computed once over all rows, the
+    same way for a Gaussian and a transformed law: RMSE, MAE, :math:`R^2` and the maximum
+    error from ``y`` and ``mean``; NLPD and CRPS as the means of their columns; coverage,
+    the miscalibration area and the moments of the standardized residuals from ``z``;
+    sharpness from ``std``. For a Gaussian law the values equal those of
+    :func:`probabilistic_metrics` on the same predictions.
+
+    Returns
+    -------
+    dict of str to float
+        The keys of :func:`probabilistic_metrics`, plus ``n`` (the number of rows).
+    """
+    missing = [c for c in SCORE_COLUMNS if c not in getattr(scores, "columns", ())]
+    if missing:
+        raise InputError(f"expected a table of score_predictions(); it lacks the column(s) {missing}")
+    if len(scores) == 0:
+        raise InputError("no scored predictions to pool")
+    y = scores["y"].to_numpy(float)
+    mean = scores["mean"].to_numpy(float)
+    std = scores["std"].to_numpy(float)
+    z = scores["z"].to_numpy(float)
+    zero, one = np.zeros_like(z), np.ones_like(z)
+    p, _ = _check_levels(levels)
+    out: dict[str, float] = {
+        "n": int(y.size),
+        "rmse": float(rmse(y, mean)),
+        "mae": float(mae(y, mean)),
+        "r2": float(r2(y, mean)) if y.size > 1 else float("nan"),
+        "max_error": float(max_error(y, mean)),
+        "nlpd": float(scores["nlpd"].to_numpy(float).mean()),
+        "crps": float(scores["crps"].to_numpy(float).mean()),
+    }
+    cov = np.atleast_1d(coverage(z, zero, one, p))
+    for level, c in zip(p, cov):
+        out[f"coverage_{level:g}"] = float(c)
+    out["miscalibration_area"] = float(miscalibration_area(z, zero, one))
+    out["sharpness"] = float(sharpness(std))
+    out["mean_std_residual"] = float(z.mean())
+    out["std_std_residual"] = float(z.std())
     return out

@@ -30,19 +30,28 @@ def _flat(a: Any) -> np.ndarray:
 
 
 def parity_plot(y: Any, mean: Any, std: Any = None, *, label: str = "value", unit: str = "",
-                interval: float = 0.95) -> Figure:
-    """Predicted against observed values, with central ``interval`` error bars from ``std``."""
+                interval: float = 0.95, lower: Any = None, upper: Any = None) -> Figure:
+    """Predicted against observed values, with central ``interval`` error bars: ``mean ± z std``
+    (a Gaussian law), or the interval ends ``lower``/``upper`` when given (any law, e.g. a
+    bounded surrogate's asymmetric intervals)."""
     fig, ax = _figure()
     yv, mv = _flat(y), _flat(mean)
     if yv.shape != mv.shape:
         raise InputError(f"y and mean must have the same shape, got {yv.shape} and {mv.shape}")
-    err = None if std is None else stats.norm.ppf(0.5 + interval / 2) * _flat(std)
+    if lower is not None and upper is not None:
+        lo_v, hi_v = _flat(lower), _flat(upper)
+        if lo_v.shape != yv.shape or hi_v.shape != yv.shape:
+            raise InputError("lower and upper must have the shape of y")
+        err = np.vstack([np.maximum(mv - lo_v, 0.0), np.maximum(hi_v - mv, 0.0)])
+    else:
+        err = None if std is None else stats.norm.ppf(0.5 + interval / 2) * _flat(std)
     ax.errorbar(yv, mv, yerr=err, fmt="o", ms=3, alpha=0.6, elinewidth=0.8, label="predictions")
     lo, hi = float(min(yv.min(), mv.min())), float(max(yv.max(), mv.max()))
     ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="y = x")
     u = f" [{unit}]" if unit else ""
     ax.set_xlabel(f"observed {label}{u}")
-    ax.set_ylabel(f"predicted {label}{u}" + (f" (±{interval:.0%} interval)" if std is not None else ""))
+    shown = std is not None or (lower is not None and upper is not None)
+    ax.set_ylabel(f"predicted {label}{u}" + (f" ({interval:.0%} interval)" if shown else ""))
     ax.legend(loc="upper left")
     return fig
 
