@@ -530,7 +530,11 @@ def _transform_note(target: str, rec: Mapping[str, Any], scatter: Mapping[str, A
         + (f"{c['outside']} of {c['n']} training samples outside" if "outside" in c
            else f"skipped ({_esc(c['skipped'])})")
         for c in checked)
-    if rec.get("description"):
+    if rec.get("mode") == "spd":
+        text = (f"<b>{label}</b>: an entry of the whole {_esc(rec.get('tensor', ''))} tensor, predicted by one "
+                "model of its log-Cholesky features: every predicted and propagated tensor is positive definite "
+                "by construction (the law of an entry is known by 400 draws per point).")
+    elif rec.get("description"):
         how = ("the models regress ln y, and their predictive law is truncated to the bounds (a truncated "
                "lognormal)" if rec.get("scale", "log") == "log" else
                "the models regress y, and their predictive law is truncated to the bounds")
@@ -553,6 +557,12 @@ def _scatter_warning(target: str, scatter: Mapping[str, Any]) -> str:
     share = scatter.get("scatter_share")
     if not _finite(share) or share < SCATTER_WARNING:
         return ""
+    if share >= 1.0:
+        return (f'<p class="not-run"><b>{_esc(F.target_label(target))} does not vary measurably over the design.'
+                "</b> The replicates of a point vary as much as the whole sweep (pooled over "
+                f"{scatter.get('points')} points, {scatter.get('scatter_dof')} degrees of freedom): at this SVE size "
+                "its mean response cannot be told from the scatter, and no surrogate can predict more than its "
+                "mean (an off-diagonal entry of a statistically isotropic medium has mean 0).</p>")
     return (f'<p class="not-run"><b>The SVE scatter dominates {_esc(F.target_label(target))}.</b> The variance of '
             f"the replicates of a point (pooled over {scatter.get('points')} points, {scatter.get('scatter_dof')} "
             f"degrees of freedom) is {_pct(share)} of its variance over the design, so no surrogate of the mean "
@@ -593,7 +603,7 @@ def _surrogates(rep: _Report) -> None:
         if len(t):
             rep.figure("surrogates", F.parity_figure(t, model, target),
                        f"Parity of the out-of-fold predictions of {model} for {F.target_label(target)} (95 % "
-                       "intervals, mapped through the bounds: asymmetric)")
+                       "intervals of the predictive law: asymmetric where it is bounded)")
             rep.figure("surrogates", F.calibration_figure(t, model, target),
                        f"Calibration of {model} for {F.target_label(target)}: observed against nominal coverage of "
                        "the central intervals, with the pointwise 95 % binomial band (the check in the table is "
@@ -798,6 +808,12 @@ def _validation(rep: _Report) -> None:
         return
     rep.add("validation", '<h3>Grouped cross-validation</h3><p>See <a href="#surrogates">the surrogate section</a>: '
             "its metrics are the grouped cross-validation of this study, computed once.</p>")
+    spath = rep.file("surrogates.json")
+    tensors = (_read_json(spath).get("tensors") or {}) if spath is not None else {}
+    if tensors:
+        rep.add("validation", f"<p>The whole-tensor targets ({_esc(', '.join(tensors))}) are validated by that "
+                "grouped cross-validation, entry by entry; the leakage and out-of-distribution evaluations below "
+                "cover the scalar targets.</p>")
     rep.add("validation", "<h3>Leakage demonstration</h3>")
     path = rep.file("leakage.csv")
     if path is None:
@@ -820,6 +836,8 @@ def _validation(rep: _Report) -> None:
                  for r in leak.itertuples(index=False)]
         rep.add("validation", _table(("model", "target", "metric", "naive", "grouped", "optimism [95 % CI]",
                                       "ratio", "samples"), lrows, 3))
+        if leak.empty:
+            rep.add("validation", "<p>No scalar target: nothing to compare.</p>")
         for model, target, _ in _grouped(leak):
             rep.figure("validation", F.leakage_figure(leak, model, target),
                        f"Naive against grouped cross-validation, {model} for {F.target_label(target)}")

@@ -12,7 +12,9 @@ r"""Configuration of the end-to-end pipeline (``stochhom run``): the optional st
 
     [surrogate]
     targets = ["conductivity_eigenvalues_0"]   # default: bulk and shear moduli, or the
-                                               # smallest and largest conductivity eigenvalue
+                                               # smallest and largest conductivity eigenvalue;
+                                               # "conductivity" / "stiffness": the whole tensor,
+                                               # positive definite by construction
     bounds = "auto"              # physical bounds of the predictions: "auto" (the tightest of
                                  # hashin_shtrikman, voigt_reuss, phases that every training
                                  # sample respects), one of those kinds, or "none"

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..surrogates.tensor import TENSOR_TARGETS
 from .pipeline import PipelineConfig, pipeline_config
 from .schema import Study
 
@@ -251,9 +252,40 @@ def _data(study: Study, props: Any, cfg: PipelineConfig) -> tuple[list[str], dic
     grouped = props.assign_coords(specimen=("sample", props["point"].values)) if unit == "point" else props
     data = {}
     for t in targets:
+        if t in TENSOR_TARGETS:  # whole tensors: see _tensor_data
+            continue
         td = training_data(grouped, t, features)
         data[td.target_names[0]] = td
     return features, data, unit
+
+
+@dataclasses.dataclass(frozen=True)
+class _TensorData:
+    X: np.ndarray
+    T: np.ndarray
+    groups: np.ndarray
+    feature_names: list[str]
+
+
+def _tensor_data(study: Study, props: Any, cfg: PipelineConfig, features: list[str], unit: str) -> dict[str, Any]:
+    """Training data of the tensor targets (``conductivity``, ``stiffness``): inputs, the whole
+    apparent tensors of the converged samples, and their groups."""
+    out = {}
+    for t in cfg.targets or ():
+        if t not in TENSOR_TARGETS:
+            continue
+        if TENSOR_TARGETS[t] != study.physics or t not in props:
+            raise InputError(f"[surrogate].targets: {t!r} is not the tensor of this {study.physics} study; use "
+                             f"{'conductivity' if study.physics == 'conductivity' else 'stiffness'}")
+        X = np.stack([props[f].values.astype(float) for f in features], axis=1)
+        T = props[t].transpose("sample", ...).values.astype(float)
+        ok = np.isfinite(X).all(axis=1) & np.isfinite(T).all(axis=(1, 2))
+        if "converged" in props:
+            ok &= props["converged"].values.astype(bool)
+        groups = props["point"].values if unit == "point" else (
+            props["specimen"].values if "specimen" in props.coords else props["sample"].values)
+        out[t] = _TensorData(X[ok], 0.5 * (T[ok] + np.swapaxes(T[ok], 1, 2)), np.asarray(groups)[ok], features)
+    return out
 
 
 #: Relative tolerance of the check that training samples respect candidate bounds (round-off of
@@ -488,8 +520,69 @@ def _stage_surrogates(study: Study, out: Path, cfg: PipelineConfig, props: Any, 
             info["models"][f"{target}__{name}"] = entry
             say(f"  {name} for {target}: {td.X.shape[0]} samples, {k}-fold CV holding out whole {unit}s"
                 f"{'; ' + record['description'] if 'description' in record else ''}")
+    for target, tdata in _tensor_data(study, props, cfg, features, unit).items():
+        frames += _tensor_surrogates(study, cfg, target, tdata, folder, info, unit, say)
     pd.concat(frames, ignore_index=True).to_csv(out / "cv_predictions.csv", index=False)
     _write_json(out / "surrogates.json", info)
+
+
+def _tensor_surrogates(study: Study, cfg: PipelineConfig, target: str, td: Any, folder: Path, info: dict,
+                       unit: str, say: Callable[[str], None]) -> list[Any]:
+    """Fit, cross-validate and save the models of a whole-tensor target; the records are per
+    entry (``conductivity_0_1``), so that the report shows each like a scalar target."""
+    import pandas as pd
+    from sklearn.base import clone
+
+    from ..surrogates.data import TrainingData
+    from ..surrogates.tensor import TensorSurrogate, entry_names
+    from ..validation import grouped_kfold
+    from ..validation.metrics import pooled_metrics, score_predictions
+
+    m = td.T.shape[1]
+    entries = entry_names(target, m)
+    iu = [(i, j) for i in range(m) for j in range(i, m)]
+    k = min(cfg.n_splits, np.unique(td.groups).size)
+    splits = list(grouped_kfold(k, rng=study.seed).split(td.X, None, td.groups))
+    info.setdefault("tensors", {})[target] = {"entries": entries, "features": "log-Cholesky", "folds": k}
+    for e, (i, j) in zip(entries, iu):
+        info["targets"].append(e)
+        info["n_splits"][e] = k
+        info["transforms"][e] = {"mode": "spd", "tensor": target, "scale": "log-Cholesky",
+                                 "transform": "log-Cholesky features of the whole tensor",
+                                 "description": f"positive-definite {target} tensors (log-Cholesky features)"}
+        info["scatter"][e] = _scatter(TrainingData(td.X, td.T[:, i, j], td.groups, td.feature_names, [e]))
+    frames = []
+    for name, base in _models(cfg, study.seed).items():
+        t0 = time.perf_counter()
+        model = TensorSurrogate(base, study.physics, study.dim)
+        rows = []
+        for fold, (tr, te) in enumerate(splits):
+            fitted = clone(model).fit(td.X[tr], td.T[tr])
+            for split, idx in (("test", te), ("train", tr)):
+                laws = fitted.entry_laws(td.X[idx], target)
+                for e, (i, j) in zip(entries, iu):
+                    sc = score_predictions(td.T[idx, i, j], laws[e])
+                    rows.append(sc.assign(model=name, target=e, fold=fold, split=split, group=td.groups[idx],
+                                          row=idx))
+        pred = pd.concat(rows, ignore_index=True)
+        frames.append(pred)
+        final = clone(model).fit(td.X, td.T)
+        final.save(folder / f"{target}__{name}")
+        seconds = time.perf_counter() - t0
+        for e in entries:
+            p = pred[pred["target"] == e]
+            test = p[p["split"] == "test"]
+            cv = pooled_metrics(test)
+            entry = {"seconds": seconds, "n_train": int(td.X.shape[0]), "folds": k, "cv": cv,
+                     "train": pooled_metrics(p[p["split"] == "train"]), "tensor": target,
+                     **_verdict(cv, info["scatter"][e], test["z"].to_numpy(float))}
+            latent = final.estimator_
+            if hasattr(latent, "degree_"):
+                entry["degree"] = int(latent.degree_)
+            info["models"][f"{e}__{name}"] = entry
+        say(f"  {name} for the {target} tensor: {td.X.shape[0]} samples, {k}-fold CV holding out whole {unit}s; "
+            "positive definite by construction")
+    return frames
 
 
 def _load_model(folder: Path) -> Any:
@@ -498,6 +591,10 @@ def _load_model(folder: Path) -> Any:
 
     if (folder / "bounded.json").exists():
         return BoundedSurrogate.load(folder)
+    if (folder / "tensor.json").exists():
+        from ..surrogates.tensor import TensorSurrogate
+
+        return TensorSurrogate.load(folder)
     return GPR.load(folder) if folder.name.endswith("__gpr") else PCE.load(folder)
 
 
@@ -516,6 +613,8 @@ class _AtSize:
         for method in self._METHODS:
             if hasattr(model, method):
                 setattr(self, method, self._wrap(getattr(model, method)))
+        if hasattr(model, "tensors"):  # features -> tensors: no inputs to complete
+            self.tensors = model.tensors
 
     def _full(self, X: Any) -> np.ndarray:
         return np.insert(np.asarray(X, dtype=float), self.index, self.value, axis=1)
@@ -561,8 +660,14 @@ def _stage_propagation(study: Study, out: Path, cfg: PipelineConfig, props: Any)
     spec = _input_spec(study, props, features, cfg)
     dist = input_distribution(spec, names=features)
     source = _input_source(study, cfg, features)
-    for key in info["models"]:
+    done_tensors: set[tuple[str, str]] = set()
+    for key, fitted in info["models"].items():
         target, name = key.split("__")
+        if "tensor" in fitted:  # an entry of a whole-tensor model: propagated once per tensor
+            if (fitted["tensor"], name) not in done_tensors:
+                done_tensors.add((fitted["tensor"], name))
+                _propagate_tensor(study, out, cfg, fitted["tensor"], name, dist, spec, source, size_at, prop, samples)
+            continue
         model = _load_model(out / "surrogates" / key)
         if size_at is not None:
             model = _AtSize(model, *size_at)
@@ -657,6 +762,39 @@ def _design_distribution(study: Study, props: Any, features: list[str]) -> Any:
     return input_distribution(spec, names=features)
 
 
+def _propagate_tensor(study: Study, out: Path, cfg: PipelineConfig, tensor: str, name: str, dist: Any, spec: dict,
+                      source: dict, size_at: Any, prop: dict, samples: dict) -> None:
+    """Propagation of a whole-tensor model, recorded per entry like a scalar target (no Sobol
+    indices: they are given for scalar targets)."""
+    from ..surrogates.tensor import propagate_tensor
+
+    model = _load_model(out / "surrogates" / f"{tensor}__{name}")
+    if size_at is not None:
+        model = _AtSize(model, *size_at)
+    res = propagate_tensor(model, dist, cfg.n_samples, n_functions=max(2, cfg.n_functions), name=tensor,
+                           rng=study.seed)
+    n_tensors = int(np.prod(res.samples.shape[:2]))
+    m = res.samples.shape[-1]
+    iu = [(i, j) for i in range(m) for j in range(i, m)]
+    for e, (i, j) in zip(res.entries, iu):
+        prop.setdefault(e, {})[name] = {
+            "mean": res.mean[e], "std": res.std[e],
+            "quantiles": {str(q): v for q, v in res.quantiles[e].items()},
+            "variance": res.variance[e],
+            "epistemic_share": res.variance[e]["epistemic"] / res.variance[e]["total"]
+            if res.variance[e]["total"] > 0 else 0.0,
+            "inputs": list(spec), "input_distribution": spec, "input_source": source,
+            "n_inputs": int(res.inputs.shape[0]), "n_functions": int(res.samples.shape[0]),
+            "joint_functions": True, "tensor": tensor,
+            "bounds": f"positive-definite {tensor} tensors (smallest eigenvalue of all samples "
+                      f"{res.min_eigenvalue:.3g})",
+            "samples_outside_bounds": 0 if res.min_eigenvalue > 0 else n_tensors, "n_samples": n_tensors,
+            **({"size": size_at[1]} if size_at is not None else {}),
+        }
+        flat = res.samples[..., i, j].reshape(-1)
+        samples[f"{e}__{name}"] = flat[np.random.default_rng(study.seed).permutation(flat.size)[:20000]]
+
+
 @_quiet_extrapolation
 def _stage_validation(study: Study, out: Path, cfg: PipelineConfig, props: Any) -> None:
     """Leakage demonstration (naive K-fold against the surrogates stage's grouped CV, the same
@@ -694,7 +832,9 @@ def _stage_validation(study: Study, out: Path, cfg: PipelineConfig, props: Any) 
                                              "box": box.tolist(), "features": td.feature_names,
                                              "space": "probability: the CDF of the design distribution",
                                              "edges": cfg.ood_edges, "min_samples": cfg.min_samples}
-    pd.DataFrame(leaks).to_csv(out / "leakage.csv", index=False)
+    columns = ["model", "target", "metric", "naive", "grouped", "optimism", "optimism_low", "optimism_high", "ratio",
+               "n", "n_groups", "groups"]
+    pd.DataFrame(leaks, columns=columns).to_csv(out / "leakage.csv", index=False)
     if oods:
         pd.concat(oods, ignore_index=True).to_csv(out / "ood.csv", index=False)
     _write_json(out / "ood.json", ood_info)

@@ -6,7 +6,9 @@ A surrogate predicts, at each test input, a law of the observed apparent propert
 * :class:`Normal`: :math:`y \sim N(\mu, \sigma^2)` (a GPR or PCE fitted to :math:`y`);
 * :class:`TruncatedNormal`: the latent :math:`z \sim N(\mu, \sigma^2)` truncated to physical
   bounds, :math:`y = e^z` or :math:`z` (a :class:`~stochhom.surrogates.bounded.BoundedSurrogate`;
-  without bounds on the log scale, the lognormal law).
+  without bounds on the log scale, the lognormal law);
+* :class:`Empirical`: a law known by draws (the entries of a tensor predicted by a
+  :class:`~stochhom.surrogates.tensor.TensorSurrogate`).
 
 Every scoring rule is evaluated on the physical scale of :math:`y`:
 
@@ -39,7 +41,7 @@ from scipy import special
 
 from ..errors import InputError
 
-__all__ = ["Normal", "TruncatedNormal", "predictive"]
+__all__ = ["Empirical", "Normal", "TruncatedNormal", "predictive"]
 
 _CRPS_LEVELS = 400  # midpoint levels of the quantile form of the CRPS
 
@@ -165,6 +167,68 @@ class TruncatedNormal:
         q = self.truncation.quantile(tau.reshape(-1, *([1] * self.mu.ndim)), self.mu[None], (self.sd**2)[None])
         d = q - y[None]
         return 2.0 * np.mean(((y[None] < q) - tau.reshape(-1, *([1] * self.mu.ndim))) * d, axis=0)
+
+
+class Empirical:
+    r"""A predictive law known by draws: ``samples`` of shape ``(S, n)``, ``S`` draws per point.
+
+    For outputs that are nonlinear functions of a Gaussian latent vector (the entries of a
+    tensor predicted through its log-Cholesky features). Scores from the draws:
+
+    * mean, standard deviation and quantiles of the draws;
+    * the standardized residual :math:`\Phi^{-1}(\hat F(y))` with the mid-rank PIT
+      :math:`\hat F(y) = (\#\{x_s < y\} + \tfrac12\#\{x_s = y\} + \tfrac12)/(S + 1)`;
+    * the log density of a Gaussian kernel density estimate (Silverman's bandwidth);
+    * the CRPS by its sample form :math:`\frac1S\sum_s |x_s - y| - \frac1{2S^2}\sum_{s,t}
+      |x_s - x_t|` (the second sum from the sorted draws, :math:`O(S \log S)`).
+    """
+
+    kind = "empirical"
+
+    def __init__(self, samples: Any) -> None:
+        x = np.asarray(samples, dtype=float)
+        if x.ndim != 2 or x.shape[0] < 2:
+            raise InputError(f"samples must be (S, n) with S >= 2 draws per point, got shape {x.shape}")
+        if not np.all(np.isfinite(x)):
+            raise InputError("samples contain NaN or inf")
+        self.draws = np.sort(x, axis=0)
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self.draws.mean(axis=0)
+
+    @property
+    def std(self) -> np.ndarray:
+        return np.maximum(self.draws.std(axis=0, ddof=1), 1e-300)
+
+    def quantile(self, tau: Any) -> np.ndarray:
+        return np.quantile(self.draws, tau, axis=0)
+
+    def interval(self, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+        p = _level(level)
+        return self.quantile((1 - p) / 2), self.quantile((1 + p) / 2)
+
+    def standardized(self, y: Any) -> np.ndarray:
+        y = np.asarray(y, dtype=float)
+        below = (self.draws < y[None]).sum(axis=0)
+        ties = (self.draws == y[None]).sum(axis=0)
+        pit = (below + 0.5 * ties + 0.5) / (self.draws.shape[0] + 1)
+        return st.norm.ppf(pit)
+
+    def logpdf(self, y: Any) -> np.ndarray:
+        y = np.asarray(y, dtype=float)
+        s = self.draws.shape[0]
+        h = 1.06 * self.std * s ** (-0.2)  # Silverman's rule of thumb
+        u = (y[None] - self.draws) / h[None]
+        return special.logsumexp(-0.5 * u**2, axis=0) - np.log(s * h * math.sqrt(2 * math.pi))
+
+    def crps(self, y: Any) -> np.ndarray:
+        y = np.asarray(y, dtype=float)
+        s = self.draws.shape[0]
+        first = np.mean(np.abs(self.draws - y[None]), axis=0)
+        k = np.arange(1, s + 1)[:, None]
+        spread = np.sum((2 * k - s - 1) * self.draws, axis=0) / s**2  # = (1/2S^2) sum |x_s - x_t|
+        return first - spread
 
 
 def predictive(model: Any, X: Any) -> Normal | TruncatedNormal:
