@@ -26,6 +26,7 @@ r"""Configuration of the end-to-end pipeline (``stochhom run``): the optional st
     [propagation]
     n_samples = 2048
     n_functions = 64
+    sobol_samples = 512          # rows of the Saltelli design (N (p + 2) evaluations)
     [propagation.inputs]         # default: uniform over the swept range of each parameter
     volume_fraction = { distribution = "uniform", low = 0.2, high = 0.4 }
 
@@ -71,6 +72,7 @@ class PipelineConfig:
     pce: dict[str, Any] = field(default_factory=dict)
     n_samples: int = 2048
     n_functions: int = 64
+    sobol_samples: int = 512
     inputs: dict[str, Any] = field(default_factory=dict)
     n_splits: int = 5
     ood_fraction: float = 0.6
@@ -83,7 +85,7 @@ class PipelineConfig:
             "gallery": ["gallery_samples"],
             "rve": ["rve_targets", "rve_epsilon", "rve_realizations"],
             "surrogates": ["targets", "bounds", "log_targets", "models", "gpr", "pce", "n_splits"],
-            "propagation": ["targets", "models", "n_samples", "n_functions", "inputs"],
+            "propagation": ["targets", "models", "n_samples", "n_functions", "sobol_samples", "inputs"],
             "validation": ["targets", "bounds", "log_targets", "models", "gpr", "pce", "n_splits", "ood_fraction",
                            "ood_edges", "min_samples"],
         }[stage]
@@ -161,11 +163,13 @@ def pipeline_config(study: Any) -> PipelineConfig:
                 extra = sorted(set(opts) - allowed) if isinstance(opts, dict) else opts
                 raise _err(f"[surrogate].{name}", f"unknown option(s) {extra}; allowed: {sorted(allowed)}")
             out[name] = dict(opts)
-    p = _table(pipe, "propagation", {"n_samples", "n_functions", "inputs"})
+    p = _table(pipe, "propagation", {"n_samples", "n_functions", "sobol_samples", "inputs"})
     if "n_samples" in p:
         out["n_samples"] = _int(p["n_samples"], "[propagation].n_samples", 16)
     if "n_functions" in p:
         out["n_functions"] = _int(p["n_functions"], "[propagation].n_functions", 2)
+    if "sobol_samples" in p:
+        out["sobol_samples"] = _int(p["sobol_samples"], "[propagation].sobol_samples", 16)
     if "inputs" in p:
         inputs = p["inputs"]
         unknown = set(inputs) - set(study.parameters) if isinstance(inputs, dict) else None

@@ -690,8 +690,8 @@ def _stage_propagation(study: Study, out: Path, cfg: PipelineConfig, props: Any)
         }
         flat = res.samples.reshape(-1)
         samples[key] = flat[np.random.default_rng(study.seed).permutation(flat.size)[:20000]]
-        s = sobol_indices(model, dist, n_samples=256, n_functions=min(cfg.n_functions, 32), rng=study.seed,
-                          relative_to="total")
+        s = sobol_indices(model, dist, n_samples=cfg.sobol_samples, n_functions=min(cfg.n_functions, 32),
+                          rng=study.seed, relative_to="total")
         entry = {"names": features, "first": s.first, "total": s.total,
                  "first_ci": [s.first_ci[0], s.first_ci[1]], "total_ci": [s.total_ci[0], s.total_ci[1]],
                  "method": s.method, "relative_to": s.relative_to, "shares": s.shares}
