@@ -272,3 +272,60 @@ def test_degradation_draws_coverage_itself_and_counts_per_shell() -> None:
     assert nlpd.get_ylabel() == "predictive density ratio exp(ΔNLPD) [–]"
     assert rmse.get_ylabel() == "RMSE ratio OOD / in-distribution [–]"
     assert sorted(t.get_text() for t in cov.texts) == ["n=14", "n=4", "n=6"]  # the OOD fold's test set: 4
+
+
+def _ood_table() -> pd.DataFrame:
+    """A table shaped like stochhom.validation.ood_evaluation's: the reference (in the box) and two
+    shells, each metric with its interval and its ratio to the reference (the reference's own
+    ratio is 1 without an interval)."""
+    nan = np.nan
+    return pd.DataFrame({
+        "model": "gpr", "target": "conductivity_0_0", "split": ["reference", "shell_1", "shell_2"],
+        "distance_low": [0.0, 0.0, 0.25], "distance_high": [0.0, 0.25, np.inf], "distance_mean": [0.0, 0.12, 0.6],
+        "n_samples": [120, 45, 30], "n_groups": [40, 15, 10], "n_predictions": [120, 225, 150],
+        "rmse": [0.1, 0.15, 0.3], "rmse_low": [0.08, 0.12, 0.22], "rmse_high": [0.12, 0.19, 0.4],
+        "rmse_ratio": [1.0, 1.5, 3.0], "rmse_ratio_low": [nan, 1.1, 2.1], "rmse_ratio_high": [nan, 2.0, 4.2],
+        "nlpd": [-0.5, 0.0, 1.2], "nlpd_low": [-0.6, -0.2, 0.8], "nlpd_high": [-0.4, 0.3, 1.7],
+        "nlpd_ratio": np.exp([0.0, 0.5, 1.7]), "nlpd_ratio_low": [nan, np.exp(0.2), np.exp(1.2)],
+        "nlpd_ratio_high": [nan, np.exp(0.9), np.exp(2.3)],
+        "coverage_0.95": [0.94, 0.85, 0.6], "coverage_0.95_low": [0.9, 0.75, 0.45],
+        "coverage_0.95_high": [0.97, 0.93, 0.73], "coverage_0.95_ratio": [1.0, 0.85 / 0.94, 0.6 / 0.94],
+        "coverage_0.95_ratio_low": [nan, 0.8, 0.5], "coverage_0.95_ratio_high": [nan, 1.0, 0.8]})
+
+
+def test_ood_figure_has_a_panel_per_metric_counts_a_square_reference_and_nominal_coverage() -> None:
+    """One panel per metric (RMSE and NLPD as ratios to the reference, coverage as itself), each
+    point annotated with its sample count, the reference a square at distance 0 (ratio 1, no
+    interval), the shells' intervals from the table, and the coverage's nominal 0.95 dashed."""
+    fig = F.ood_figure(_ood_table(), "gpr", "conductivity_0_0")
+    rmse, nlpd, cov = fig.axes
+    assert rmse.get_ylabel() == "RMSE ratio to the reference [–]"
+    assert nlpd.get_ylabel() == "predictive density ratio exp(ΔNLPD) [–]"
+    assert cov.get_ylabel() == "coverage of the 95% interval [–]"
+    for ax, ref_value, shells in ((rmse, 1.0, [1.5, 3.0]), (nlpd, 1.0, np.exp([0.5, 1.7])),
+                                  (cov, 0.94, [0.85, 0.6])):
+        assert sorted(t.get_text() for t in ax.texts) == ["n=120", "n=30", "n=45"]
+        square = [line for line in ax.lines if line.get_marker() == "s"]
+        assert len(square) == 1
+        np.testing.assert_allclose(square[0].get_xdata(), [0.0])
+        np.testing.assert_allclose(square[0].get_ydata(), [ref_value])
+        dots = [line for line in ax.lines if line.get_marker() == "o"]
+        np.testing.assert_allclose(np.concatenate([d.get_ydata() for d in dots]), shells)
+    # coverage is drawn as itself with its nominal level; the ratios against "no degradation" at 1
+    assert any(np.allclose(line.get_ydata(), 0.95) and line.get_linestyle() == "--" for line in cov.lines)
+    assert not any(np.allclose(line.get_ydata(), 1.0) and line.get_linestyle() == "--" for line in cov.lines)
+    assert any(np.allclose(line.get_ydata(), 1.0) and line.get_linestyle() == "--" for line in rmse.lines)
+    # error bars: the shells' intervals from the table, none for the reference's ratio
+    segments = rmse.containers[0].lines[2][0].get_segments()
+    np.testing.assert_allclose([s[:, 1] for s in segments], [[1.0, 1.0], [1.1, 2.0], [2.1, 4.2]])
+    cov_segments = cov.containers[0].lines[2][0].get_segments()
+    np.testing.assert_allclose([s[:, 1] for s in cov_segments], [[0.9, 0.97], [0.75, 0.93], [0.45, 0.73]])
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "in the box (reference)" in labels and "nominal 0.95" in labels
+    # a metric missing from the table has no panel
+    table = _ood_table()
+    fewer = F.ood_figure(table.drop(columns=[c for c in table.columns if c.startswith("nlpd")]), "gpr",
+                         "conductivity_0_0")
+    assert [ax.get_title() for ax in fewer.axes] == ["RMSE ratio", "coverage (not a ratio)"]
+    with pytest.raises(InputError, match="no rows"):
+        F.ood_figure(table, "pce", "conductivity_0_0")

@@ -418,3 +418,93 @@ def test_other_bad_options_are_rejected():
         M.mae(["a", "b"], [1.0, 2.0])
     with pytest.raises(InputError, match="duplicate"):
         M.probabilistic_metrics(Y, MU, SIGMA, levels=[0.5, 0.5])
+
+
+# --------------------------------------------------------------------------- scores of any predictive law
+
+
+def test_pooled_scores_of_a_normal_law_equal_the_gaussian_metrics(synthetic):
+    """For a Normal law the score table carries (y - mu)/sigma, the Gaussian NLPD and CRPS per point:
+    pooling it gives probabilistic_metrics on the same predictions, key by key (1e-12), plus n."""
+    from stochhom.surrogates.predictive import Normal
+
+    y, mean, std = synthetic
+    scores = M.score_predictions(y, Normal(mean, std))
+    assert list(scores.columns) == list(M.SCORE_COLUMNS) and len(scores) == y.size
+    pooled = M.pooled_metrics(scores)
+    ref = M.probabilistic_metrics(y, mean, std)
+    assert set(pooled) == set(ref) | {"n"} and pooled["n"] == y.size
+    for key, value in ref.items():
+        assert pooled[key] == pytest.approx(value, abs=1e-12, rel=1e-12), key
+    np.testing.assert_allclose(scores["lower"], mean - norm.ppf(0.975) * std, rtol=1e-14)
+
+
+def test_pooling_folds_gives_one_number_however_they_are_split(synthetic):
+    """Out-of-fold predictions are pooled, not averaged per fold: concatenating the score tables of
+    the folds and pooling equals pooling the whole set (exactly: every score is per point), for
+    any split; the pooled MSE is the size-weighted mean of the folds' MSEs."""
+    import pandas as pd
+
+    from stochhom.surrogates.predictive import Normal
+
+    y, mean, std = synthetic
+    whole = M.pooled_metrics(M.score_predictions(y, Normal(mean, std)))
+    for cuts in ([1000], [100, 700, 1500], [3, 4, 1999]):
+        folds = np.split(np.arange(y.size), cuts)
+        tables = [M.score_predictions(y[i], Normal(mean[i], std[i])) for i in folds]
+        pooled = M.pooled_metrics(pd.concat(tables, ignore_index=True))
+        for key, value in whole.items():
+            assert pooled[key] == pytest.approx(value, abs=1e-12, rel=1e-12), (cuts, key)
+        mse = [M.pooled_metrics(t)["rmse"] ** 2 for t in tables]
+        assert whole["rmse"] ** 2 == pytest.approx(np.average(mse, weights=[len(i) for i in folds]), rel=1e-12)
+
+
+def test_pooled_scores_of_a_lognormal_law():
+    """A TruncatedNormal on the log scale without bounds is the lognormal law. Coverage is computed
+    from the normal scores z = Phi^-1(F(y)), and a central interval maps monotonically: the pooled
+    coverage equals the fraction of observations inside the lower/upper columns, at each level;
+    the NLPD is the mean of -scipy.stats.lognorm.logpdf; the RMSE uses the lognormal mean
+    exp(mu + s^2/2). The observations are drawn with 1.3x the predicted latent sd, so that the
+    coverage is not its nominal value by chance."""
+    from scipy.stats import lognorm
+
+    from stochhom.surrogates.bounded import Truncation
+    from stochhom.surrogates.predictive import TruncatedNormal
+
+    rng = np.random.default_rng(5)
+    mu, sd = rng.normal(0.0, 1.0, 500), rng.uniform(0.2, 1.0, 500)
+    y = np.exp(mu + 1.3 * sd * rng.standard_normal(500))
+    law = TruncatedNormal(mu, sd, Truncation(0.0, np.inf, "log"))
+    for level in (0.8, 0.95):
+        scores = M.score_predictions(y, law, level=level)
+        inside = np.mean((scores["y"] >= scores["lower"]) & (scores["y"] <= scores["upper"]))
+        pooled = M.pooled_metrics(scores)
+        assert pooled[f"coverage_{level:g}"] == pytest.approx(inside, abs=1e-12)
+        assert inside < level - 0.05  # over-confident by construction: the check has teeth
+    assert pooled["nlpd"] == pytest.approx(-np.mean(lognorm.logpdf(y, sd, scale=np.exp(mu))), rel=1e-12)
+    np.testing.assert_allclose(scores["z"], (np.log(y) - mu) / sd, rtol=1e-9, atol=1e-12)
+    assert pooled["rmse"] == pytest.approx(np.sqrt(np.mean((y - np.exp(mu + sd**2 / 2)) ** 2)), rel=1e-12)
+    assert pooled["n"] == 500
+
+
+def test_score_predictions_and_pooled_metrics_refuse_bad_input():
+    import pandas as pd
+
+    from stochhom.surrogates.predictive import Normal
+
+    law = Normal(MU, SIGMA)
+    with pytest.raises(InputError, match="y must be 1-D"):
+        M.score_predictions(Y[:, None], law)
+    with pytest.raises(InputError, match="NaN or inf"):
+        M.score_predictions(np.array([1.0, np.nan, 3.0, 5.0]), law)
+    with pytest.raises(InputError, match=r"shape \(4,\) but y has \(3,\)"):
+        M.score_predictions(Y[:3], law)
+    scores = M.score_predictions(Y, law)
+    with pytest.raises(InputError, match=r"lacks the column\(s\) \['z', 'crps'\]"):
+        M.pooled_metrics(scores.drop(columns=["z", "crps"]))
+    with pytest.raises(InputError, match="lacks the column"):
+        M.pooled_metrics(pd.DataFrame({"y": Y, "mean": MU, "std": SIGMA}))
+    with pytest.raises(InputError, match="lacks the column"):
+        M.pooled_metrics({"y": Y, "mean": MU, "std": SIGMA})  # not a table
+    with pytest.raises(InputError, match="no scored predictions"):
+        M.pooled_metrics(scores.iloc[:0])
