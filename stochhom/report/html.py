@@ -515,6 +515,9 @@ def _cv_unit(rep: _Report) -> str:
 #: Share of the variance of a target over the design above which the SVE scatter is called dominant.
 SCATTER_WARNING = 0.2
 
+#: Range of the ratio of a model's scatter to the replicates' within which its noise model is accepted.
+SCATTER_RATIO_OK = (0.5, 2.0)
+
 
 def _pct(v: Any) -> str:
     return f"{100 * float(v):.1f} %" if _finite(v) else "–"
@@ -588,6 +591,7 @@ def _surrogates(rep: _Report) -> None:
     test = pred[pred["split"] == "test"] if "split" in pred else pred
     metrics: dict[str, dict[str, Any]] = {}
     rows = []
+    misstated: list[str] = []
     for key, m in (info.get("models") or {}).items():
         target, model = key.split("__")
         cv = m.get("cv") or {}
@@ -598,7 +602,11 @@ def _surrogates(rep: _Report) -> None:
                                                  "r2_ceiling": sc.get("r2_ceiling")}
         rows.append((model, F.target_label(target), cv.get("n"), m.get("folds"), cv.get("rmse"), sc.get("scatter_std"),
                      m.get("rmse_over_scatter"), cv.get("r2"), sc.get("r2_ceiling"), cv.get("nlpd"), cv.get("crps"),
-                     cv.get("coverage_0.95"), m.get("calibration")))
+                     cv.get("coverage_0.95"), m.get("calibration"), m.get("scatter_ratio")))
+        ratio = m.get("scatter_ratio")
+        if _finite(ratio) and not SCATTER_RATIO_OK[0] <= ratio <= SCATTER_RATIO_OK[1]:
+            misstated.append(f"{_esc(model)} / {_esc(F.target_label(target))}: {_num(ratio)} times")
+        metrics[model][target]["scatter_ratio"] = ratio
         t = test[(test["model"] == model) & (test["target"] == target)]
         if len(t):
             rep.figure("surrogates", F.parity_figure(t, model, target),
@@ -616,13 +624,21 @@ def _surrogates(rep: _Report) -> None:
             "(pooled): the noise floor of the RMSE of any model of the mean response. <em>R² ceiling</em> is the "
             "highest R² such a model can reach, 1 − scatter variance / variance over the design.</p>"
             + _table(("model", "target", "n", "folds", "RMSE", "SVE scatter", "RMSE / scatter", "R²", "R² ceiling",
-                      "NLPD", "CRPS", "95 % coverage", "calibration check"), rows, 2)
+                      "NLPD", "CRPS", "95 % coverage", "calibration check", "model scatter / replicates"), rows, 2)
             + f"<p>RMSE / scatter near 1: the surrogate predicts to within the microstructural scatter (it cannot "
-            "do better); well above 1: it misses part of the mean response. Calibration check: the coverage of "
+            "do better; a value a little below 1 is the sampling error of the scatter itself); well above 1: it "
+            "misses part of the mean response. <em>Model scatter / replicates</em>: the variance that the model's "
+            "noise model attributes to the SVE scatter at the training points, over the pooled variance of the "
+            "replicates (1 when the noise model is right). Calibration check: the coverage of "
             f"the central 50, 80, 90, 95 and 99 % intervals against its exact binomial band, and a Kolmogorov–"
             f"Smirnov test of the PIT values, at a family-wise level of {_CALIBRATION_ALPHA:g} (Bonferroni). "
             "<em>Calibrated</em> says the intervals are honest, not that the model is accurate: read it with the "
             "RMSE against the scatter.</p>")
+    if misstated:
+        rep.add("surrogates", '<p class="not-run"><b>A noise model misstates the SVE scatter</b> ('
+                + "; ".join(misstated) + " the variance of the replicates): the share of the propagated variance "
+                "that it attributes to the microstructure is off by as much; compare the models, and read the "
+                "scatter share of the data in the table above.</p>")
     mrows = [(key.split("__")[1], F.target_label(key.split("__")[0]), m.get("n_train"), m.get("degree"),
               (m.get("train") or {}).get("rmse"), (m.get("cv") or {}).get("rmse"), m.get("seconds"))
              for key, m in (info.get("models") or {}).items()]
@@ -716,7 +732,8 @@ def _propagation(rep: _Report) -> None:
     rep.add("propagation", "<h3>Where the variance comes from</h3><p>The law of total variance splits the output "
             "variance into the parameters' share (the variance of the mean response E[Y | θ]), the SVE scatter "
             "(microstructural, irreducible at this SVE size) and the surrogate's own uncertainty (what more "
-            "samples would remove); the shares add up to 100 %.</p>" + _table(
+            "samples would remove); the shares add up to 100 %. The SVE scatter is the one each model's noise "
+            "model predicts: the surrogate section compares it with the replicates.</p>" + _table(
                 ("target", "model", "total variance", *(label for _, label in _SOURCES)), vrows, 2))
     for target, models in prop.items():
         alea = [_scalar(r["variance"].get("aleatoric")) / _scalar(r["variance"].get("total"))

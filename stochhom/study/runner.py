@@ -49,7 +49,7 @@ from .schema import Study
 __all__ = ["STAGES", "cv_groups", "results_dir", "run_study"]
 
 #: Version of what the stages compute: a change redoes every stage but the sweep of existing results.
-PIPELINE_VERSION = 2
+PIPELINE_VERSION = 3
 
 #: The stages of :func:`run_study`, in order.
 STAGES = ("sweep", "gallery", "rve", "surrogates", "propagation", "validation", "report")
@@ -210,8 +210,11 @@ def _stage_rve(study: Study, out: Path, cfg: PipelineConfig, props: Any, say: Ca
     _write_json(out / "rve.json", result)
 
 
-def _models(cfg: PipelineConfig, seed: int) -> dict[str, Any]:
+def _models(cfg: PipelineConfig, seed: int, log_inputs: Sequence[int] = ()) -> dict[str, Any]:
+    """The surrogate models of the study; inputs whose design distribution is log-uniform or
+    log-normal are regressed on their logarithm (:class:`~stochhom.surrogates.warping.LogInputs`)."""
     from ..surrogates import GPR, PCE
+    from ..surrogates.warping import LogInputs
 
     out: dict[str, Any] = {}
     if "gpr" in cfg.models:
@@ -220,7 +223,16 @@ def _models(cfg: PipelineConfig, seed: int) -> dict[str, Any]:
     if "pce" in cfg.models:
         opts = {"degree": "auto", "fit_method": "lars", "max_degree": 6, "std_method": "bootstrap", **cfg.pce}
         out["pce"] = PCE(random_state=seed, **opts)
+    if log_inputs:
+        out = {name: LogInputs(model, list(log_inputs)) for name, model in out.items()}
     return out
+
+
+def _log_inputs(study: Study, features: list[str]) -> list[int]:
+    """Features regressed on their logarithm: those the design draws log-uniformly or log-normally."""
+    from ..surrogates.warping import log_columns
+
+    return log_columns(features, {k: v for k, v in study.parameters.items() if isinstance(v, dict)})
 
 
 def cv_groups(props: Any, n_splits: int) -> str:
@@ -338,6 +350,8 @@ def _choose_bounds(study: Study, props: Any, cfg: PipelineConfig, target: str, t
                                fraction=fraction if kind != "phases" else None, fraction_window=window)
             lo, hi = b(td.X)
         except InputError as exc:
+            if mode != "auto":
+                raise StudyError(f"[surrogate].bounds = {mode!r} cannot be used for {target}: {exc}") from None
             record["checked"].append({"kind": kind, "skipped": str(exc)})
             continue
         y = np.asarray(td.y, dtype=float)
@@ -469,6 +483,22 @@ def _verdict(metrics: Mapping[str, Any], scatter: Mapping[str, Any], z: np.ndarr
     return out
 
 
+def _model_scatter(model: Any, td: Any, scatter: Mapping[str, Any]) -> dict[str, Any]:
+    """The SVE scatter that a fitted model attributes to the training points (the aleatoric
+    variance of its noise model on the physical scale, averaged over the samples), against the
+    pooled variance of the replicates: a model whose noise model misstates the scatter splits
+    the propagated variance wrongly, whatever its accuracy."""
+    from ..surrogates.propagation import conditional_moments, latent_view
+
+    view = latent_view(model)
+    if view.noise is None or not scatter.get("scatter_variance"):
+        return {}
+    mu, v_f, noise = view.marginal(td.X, True, True)
+    alea = conditional_moments(view.transform(td.X), np.asarray(mu), np.asarray(v_f), np.asarray(noise))["aleatoric"]
+    model_var = float(np.mean(alea))
+    return {"model_scatter_variance": model_var, "scatter_ratio": model_var / float(scatter["scatter_variance"])}
+
+
 #: Family-wise level of the calibration check of the cross-validated predictions.
 CALIBRATION_ALPHA = 0.01
 
@@ -490,7 +520,8 @@ def _stage_surrogates(study: Study, out: Path, cfg: PipelineConfig, props: Any, 
     folder.mkdir()
     frames = []
     info: dict[str, Any] = {"features": features, "targets": list(data), "models": {}, "cv_groups": unit,
-                            "n_splits": {}, "transforms": {}, "scatter": {}}
+                            "n_splits": {}, "transforms": {}, "scatter": {},
+                            "log_inputs": [features[k] for k in _log_inputs(study, features)]}
     for target, td in data.items():
         n_groups = np.unique(td.groups).size
         k = min(cfg.n_splits, n_groups)
@@ -500,7 +531,7 @@ def _stage_surrogates(study: Study, out: Path, cfg: PipelineConfig, props: Any, 
         info["scatter"][target] = scat = _scatter(td)
         info["n_splits"][target] = k
         splits = list(grouped_kfold(k, rng=study.seed).split(td.X, td.y, td.groups))
-        for name, base in _models(cfg, study.seed).items():
+        for name, base in _models(cfg, study.seed, _log_inputs(study, features)).items():
             model = _wrap(base, bounds, log, scale)
             t0 = time.perf_counter()
             pred = _cross_predict(model, td, splits, with_train=True)
@@ -517,6 +548,7 @@ def _stage_surrogates(study: Study, out: Path, cfg: PipelineConfig, props: Any, 
             latent = getattr(final, "estimator_", final)
             if hasattr(latent, "degree_"):
                 entry["degree"] = int(latent.degree_)
+            entry.update(_model_scatter(final, td, scat))
             info["models"][f"{target}__{name}"] = entry
             say(f"  {name} for {target}: {td.X.shape[0]} samples, {k}-fold CV holding out whole {unit}s"
                 f"{'; ' + record['description'] if 'description' in record else ''}")
@@ -552,7 +584,7 @@ def _tensor_surrogates(study: Study, cfg: PipelineConfig, target: str, td: Any, 
                                  "description": f"positive-definite {target} tensors (log-Cholesky features)"}
         info["scatter"][e] = _scatter(TrainingData(td.X, td.T[:, i, j], td.groups, td.feature_names, [e]))
     frames = []
-    for name, base in _models(cfg, study.seed).items():
+    for name, base in _models(cfg, study.seed, _log_inputs(study, td.feature_names)).items():
         t0 = time.perf_counter()
         model = TensorSurrogate(base, study.physics, study.dim)
         rows = []
@@ -595,6 +627,10 @@ def _load_model(folder: Path) -> Any:
         from ..surrogates.tensor import TensorSurrogate
 
         return TensorSurrogate.load(folder)
+    if (folder / "log_inputs.json").exists():
+        from ..surrogates.warping import LogInputs
+
+        return LogInputs.load(folder)
     return GPR.load(folder) if folder.name.endswith("__gpr") else PCE.load(folder)
 
 
@@ -815,7 +851,7 @@ def _stage_validation(study: Study, out: Path, cfg: PipelineConfig, props: Any) 
         box_u = np.tile([0.5 - half, 0.5 + half], (len(td.feature_names), 1))
         box = design.ppf(box_u.T).T  # the same box in the parameters' units, for the report
         bounds, log, record = _target_setup(study, props, cfg, target, td)
-        for name, base in _models(cfg, study.seed).items():
+        for name, base in _models(cfg, study.seed, _log_inputs(study, td.feature_names)).items():
             model = _wrap(base, bounds, log, record["scale"])
             grouped = cv[(cv["model"] == name) & (cv["target"] == target) & (cv["split"] == "test")]
             naive = _cross_predict(model, td, naive_splits, with_train=False)

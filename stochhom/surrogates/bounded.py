@@ -683,12 +683,9 @@ class BoundedSurrogate(SurrogateBase):
         if meta.get("format") != _FORMAT or meta.get("version") != 2:
             raise InputError(f"{str(path / 'bounded.json')!r} is not a saved stochhom BoundedSurrogate of this "
                              "version; refit it")
-        from . import GPR, PCE
+        from .warping import load_latent
 
-        latent = {"GPR": GPR, "PCE": PCE}.get(meta["latent"])
-        if latent is None:
-            raise InputError(f"unknown latent model {meta['latent']!r} in {str(path)!r}")
-        est = latent.load(path / "latent")
+        est = load_latent(path / "latent", meta["latent"])
         b = meta["bounds"]
         bounds = PhysicalBounds.from_dict(b) if isinstance(b, Mapping) else tuple(b)
         model = cls(est, bounds, scale=meta["scale"], rtol=meta["rtol"])

@@ -1,7 +1,7 @@
 r"""Predictive laws of a surrogate at test points, and what every score needs from them.
 
 A surrogate predicts, at each test input, a law of the observed apparent property
-:math:`y`. Two families cover stochhom's models:
+:math:`y`. Three families cover stochhom's models:
 
 * :class:`Normal`: :math:`y \sim N(\mu, \sigma^2)` (a GPR or PCE fitted to :math:`y`);
 * :class:`TruncatedNormal`: the latent :math:`z \sim N(\mu, \sigma^2)` truncated to physical

@@ -187,9 +187,9 @@ class TensorSurrogate(SurrogateBase):
             raise InputError(f"no saved TensorSurrogate in {str(path)!r} (expected tensor.json)") from None
         if meta.get("format") != _FORMAT:
             raise InputError(f"{str(path / 'tensor.json')!r} is not a saved stochhom TensorSurrogate")
-        from . import GPR, PCE
+        from .warping import load_latent
 
-        latent = {"GPR": GPR, "PCE": PCE}[meta["latent"]].load(path / "latent")
+        latent = load_latent(path / "latent", meta["latent"])
         model = cls(latent, meta["physics"], meta["dim"], meta["n_draws"], meta["random_state"])
         model.estimator_ = latent
         model.n_features_in_, model.m_, model.n_outputs_ = meta["n_features_in_"], meta["m_"], meta["n_outputs_"]

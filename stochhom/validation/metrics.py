@@ -782,9 +782,10 @@ SCORE_COLUMNS = ("y", "mean", "std", "lower", "upper", "z", "nlpd", "crps")
 def score_predictions(y: Any, law: Any, level: float = 0.95) -> Any:
     r"""Per-point scores of a predictive law (Gaussian or not), the input of :func:`pooled_metrics`.
 
-    The law is a :class:`~stochhom.surrogates.predictive.Normal` or
+    The law is a :class:`~stochhom.surrogates.predictive.Normal`, a
     :class:`~stochhom.surrogates.predictive.TruncatedNormal` (the predictive law of a
-    bounded surrogate), as returned by :func:`~stochhom.surrogates.predictive.predictive`.
+    bounded surrogate) or an :class:`~stochhom.surrogates.predictive.Empirical` law (known
+    by draws), as returned by :func:`~stochhom.surrogates.predictive.predictive`.
     Each row holds what every metric needs, on the physical scale of ``y``:
 
     =========  ==========================================================================
@@ -794,10 +795,12 @@ def score_predictions(y: Any, law: Any, level: float = 0.95) -> Any:
     mean, std  predictive mean and standard deviation
     lower,     central ``level`` interval (inside the bounds of a truncated law)
     upper
-    z          standardized residual: :math:`(y-\mu)/\sigma`, or the latent
-               :math:`(T(y)-\mu)/\sigma` of a transformed law; :math:`N(0, 1)` under
-               calibration, so coverage, PIT and calibration curves follow from it
-    nlpd       :math:`-\log p(y)` (change of variables for a transformed law)
+    z          standardized residual: :math:`(y-\mu)/\sigma`, or the normal score of
+               the PIT :math:`\Phi^{-1}(F(y))` of another law (mid-rank for draws);
+               :math:`N(0, 1)` under calibration, so coverage, PIT and calibration
+               curves follow from it
+    nlpd       :math:`-\log p(y)` (with the Jacobian of a log-scale law; a kernel
+               density estimate for draws)
     crps       the CRPS of the law at :math:`y`
     =========  ==========================================================================
 
