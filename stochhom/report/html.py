@@ -888,8 +888,12 @@ def _validation(rep: _Report) -> None:
         t = table[(table["model"] == model) & (table["target"] == target)] if len(table) else table
         rows = []
         for r in t.to_dict(orient="records"):
-            where = ("inside the box (reference)" if r["split"] == "reference"
-                     else f"({_num(r['distance_low'])}, {_num(r['distance_high'])}]")
+            if r["split"] == "reference":
+                where = "inside the box (reference)"
+            elif _finite(r["distance_high"]):
+                where = f"({_num(r['distance_low'])}, {_num(r['distance_high'])}]"
+            else:
+                where = f"beyond {_num(r['distance_low'])}"
             cells = [where, _num(r.get("distance_mean")), f"{r['n_samples']} ({r['n_groups']} groups)"]
             for m in ("rmse", "nlpd", "coverage_0.95"):
                 if m in r:
