@@ -1098,6 +1098,17 @@ def _shell_counts(table: pd.DataFrame, validation: pd.DataFrame | None, model: s
     return {str(s): float(n) for s, n in v.groupby("split")["n"].mean().items()}
 
 
+def _shared_legend(fig: Figure, axes: Sequence[Any], max_columns: int) -> None:
+    """One legend below the panels, each label once."""
+    handles, labels = [], []
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), max_columns))
+
+
 @styled
 def degradation_figure(table: pd.DataFrame, model: str, target: str,
                        validation: pd.DataFrame | None = None) -> Figure:
@@ -1162,13 +1173,7 @@ def degradation_figure(table: pd.DataFrame, model: str, target: str,
                 _log_ticks(ax, "y")
         ax.set_xlabel("distance to the training box [box widths]")
         ax.margins(y=0.12)
-    handles, labels = [], []
-    for ax in axes:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            if lab not in labels:
-                handles.append(h)
-                labels.append(lab)
-    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 5))
+    _shared_legend(fig, axes, 5)
     fig.suptitle(f"{plain(model)}: out-of-distribution degradation, {target_label(target)}")
     return fig
 
@@ -1216,12 +1221,6 @@ def ood_figure(table: pd.DataFrame, model: str, target: str) -> Figure:
             ax.set_title("ΔNLPD = NLPD(shell) − NLPD(reference)" if metric == "nlpd" else f"{name} ratio")
         ax.set_xlabel("distance to the training box [box widths]")
         ax.margins(y=0.12)
-    handles, labels = [], []
-    for ax in axes:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            if lab not in labels:
-                handles.append(h)
-                labels.append(lab)
-    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4))
+    _shared_legend(fig, axes, 4)
     fig.suptitle(f"{plain(model)}: out of distribution, {target_label(target)}")
     return fig
