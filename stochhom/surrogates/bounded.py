@@ -210,7 +210,7 @@ class PhysicalBounds:
             if self.fraction not in self.features and self.fraction not in self.fixed:
                 raise InputError(f"the fraction parameter {self.fraction!r} is neither an input {self.features} nor "
                                  f"a fixed parameter {sorted(self.fixed)}; use kind='phases'")
-        # resolve once at the fixed parameters where possible, to fail early on bad phases
+        # bounds per distinct row of inputs (propagation and Sobol designs evaluate each row once)
         self._cache: dict[bytes, tuple[float, float]] = {}
 
     # ------------------------------------------------------------------ evaluation
