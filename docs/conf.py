@@ -2,18 +2,38 @@
 
 Build (warnings are errors, as in CI)::
 
-    .venv/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
+    .venv/bin/sphinx-build -W --keep-going -E -q -b html docs docs/_build/html
 
-Markdown pages and the notebooks of ``notebooks/`` are read by myst-nb; the
-notebooks are stored without outputs and are rendered as they are (never executed
-here: the test suite executes them). The build needs no network: intersphinx is
-not used, and MathJax is only loaded by the reader's browser.
+Markdown pages and the notebooks of ``notebooks/`` are read by myst-nb.
+
+Tutorials with their results
+    The notebooks are stored without outputs (``tests/test_notebooks.py`` checks
+    that) and are executed by this build, at their full sizes, so that the tutorial
+    pages show the figures and the printed numbers of the current code
+    (``nb_execution_mode = "force"``: never a cached result of older code). The four
+    notebooks take about 70 s on 2 cores. Each runs in a temporary directory, so
+    nothing is written next to the notebooks; a cell that fails, or runs longer
+    than ``nb_execution_timeout``, fails the build. To iterate on the prose, set
+    ``STOCHHOM_DOCS_EXECUTE=off`` (pages without outputs) or ``cache`` (reuse
+    ``docs/_build/.jupyter_cache``); ``STOCHHOM_NB_SMALL=1`` runs them at the tiny
+    sizes of the tests. CI sets neither.
+
+Maths offline
+    ``sphinx-mathjax-offline`` (the ``docs`` extra) copies MathJax 3 into
+    ``_static/mathjax/`` of the build, and ``mathjax_path`` points there, so the
+    pages typeset their maths without network (no CDN). The build itself needs no
+    network either: intersphinx is not used.
+
+No clipped code
+    ``_static/stochhom.css`` wraps long lines of code blocks and notebook cells
+    (inputs and outputs) instead of cutting them off at the edge of the column.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import os
 from pathlib import Path
 from typing import ClassVar
 
@@ -37,6 +57,7 @@ extensions = [
     "sphinx.ext.autosummary",
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
+    "sphinx-mathjax-offline",  # MathJax 3 in _static/mathjax/ of the build; the name has dashes
     "sphinx.ext.viewcode",
 ]
 # No sphinx.ext.intersphinx: the build machines have no network, and an inventory
@@ -62,8 +83,20 @@ myst_enable_extensions = [
 ]
 myst_heading_anchors = 3  # [text](page.md#a-section-title) links to h1-h3 headings
 
-nb_execution_mode = "off"  # notebooks are stored without outputs; the test suite runs them
+# The notebooks are stored without outputs and run here, at full size, on every build
+# (see the module docstring); STOCHHOM_DOCS_EXECUTE=off|cache is for local iteration.
+nb_execution_mode = os.environ.get("STOCHHOM_DOCS_EXECUTE", "force")
+nb_execution_timeout = 600  # seconds per cell; the longest cell takes about 20 s
+nb_execution_in_temp = True  # as in the tests: the working directory is a temporary one
+nb_execution_raise_on_error = True  # a failing notebook stops the build, with its traceback
+nb_execution_show_tb = True
 nb_merge_streams = True
+
+# -- MathJax, served by the build itself -------------------------------------------------
+
+# sphinx-mathjax-offline copies MathJax into _static/mathjax/ at the end of the build;
+# this path is relative to _static/, so no page loads MathJax from a CDN.
+mathjax_path = "mathjax/tex-chtml.js"
 
 # -- autodoc / autosummary / napoleon -----------------------------------------------------
 
@@ -102,6 +135,8 @@ html_title = f"stochhom {release}"
 html_show_sourcelink = False
 html_copy_source = False  # no _sources/ copies of the pages
 html_theme_options = {"navigation_with_keys": True}
+html_static_path = ["_static"]
+html_css_files = ["stochhom.css"]  # long code lines wrap instead of being cut off
 pygments_style = "sphinx"
 pygments_dark_style = "monokai"
 
@@ -395,7 +430,16 @@ def _reread_tutorials(app, env, added, changed, removed):
     return ["tutorials/index"] if "tutorials/index" in env.found_docs else []
 
 
+def _notebook_kernel_environment(app, config):
+    # The notebook kernels inherit this process's environment. A non-interactive
+    # MPLBACKEND (Agg, set by some CI images) would stop the kernel's inline backend
+    # from displaying the figures, so the pages would show none.
+    if config.nb_execution_mode != "off":
+        os.environ.pop("MPLBACKEND", None)
+
+
 def setup(app):
+    app.connect("config-inited", _notebook_kernel_environment)
     app.add_directive("stochhom-submodule", _submodule_directive())
     app.add_directive("stochhom-cli-help", _cli_help_directive())
     app.connect("source-read", _tutorials_without_notebooks)

@@ -30,7 +30,7 @@ import numpy as np
 
 from . import __version__
 from .errors import StochhomError
-from .io import load_image, load_phases, open_dataset, save_dataset
+from .io import load_image, load_phases, load_units, open_dataset, save_dataset
 from .microstructure.ensemble import GENERATORS
 from .spectral import DISCRETIZATIONS, SCHEMES, homogenize
 
@@ -177,7 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--workers", type=int, default=None, help="worker processes of the sweep (default: one per core)")
     r.add_argument("--scheduler", default=None, help="Dask scheduler address, or 'local', for the sweep")
     r.add_argument("--restart", action="store_true", help="delete the results directory and start over")
-    r.add_argument("--pdf", action="store_true", help="also write report.pdf")
+    r.add_argument("--pdf", action="store_true",
+                   help="also write report.pdf, printed by headless Chromium (Debian package chromium)")
     r.add_argument("--redo", action="append", default=[], metavar="STAGE",
                    help="run STAGE and every stage after it that depends on it again, even if up to date "
                    "(repeatable; one of gallery, rve, surrogates, propagation, validation, report)")
@@ -193,7 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n  stochhom report studies/quickstart_results\n  stochhom report results --pdf",
     )
     p.add_argument("results", help="results directory of 'stochhom run'")
-    p.add_argument("--pdf", action="store_true", help="also write report.pdf")
+    p.add_argument("--pdf", action="store_true",
+                   help="also write report.pdf, printed by headless Chromium (Debian package chromium)")
     p.set_defaults(func=_cmd_report)
     return parser
 
@@ -283,6 +285,7 @@ def _cmd_homogenize(args: argparse.Namespace) -> int:
         return _homogenize_ensemble(args)
     image = load_image(args.image, key=args.key)
     phases = load_phases(args.phases)
+    units = load_units(args.phases)
     if args.out:
         _check_output(args.out)
     spacing = 1.0 if args.spacing is None else (args.spacing[0] if len(args.spacing) == 1 else args.spacing)
@@ -305,17 +308,19 @@ def _cmd_homogenize(args: argparse.Namespace) -> int:
         order = {2: "11, 22, 12", 3: "11, 22, 33, 23, 13, 12"}[dim] if res.physics == "elasticity" else ""
         print(f"image {args.image}: {dim}D, shape {tuple(res.info['shape'])}, "
               f"volume fractions {np.round(res.info['volume_fractions'], 4).tolist()}")
-        print(f"effective {kind}{' [' + order + ']' if order else ''}:")
+        unit = units.of("stiffness" if res.physics == "elasticity" else "conductivity")
+        print(f"effective {kind}{' [' + order + ']' if order else ''}, in {unit}:")
         print(_format_matrix(res.effective))
         if res.physics == "elasticity":
             label = "K" if dim == 3 else "kappa (plane strain)"
-            print(f"isotropic projection: {label} = {res.bulk_modulus:.6g}, G = {res.shear_modulus:.6g}")
+            print(f"isotropic projection: {label} = {res.bulk_modulus:.6g} {unit}, G = {res.shear_modulus:.6g} {unit}")
         print(f"scheme {res.info['scheme']}, discretization {res.info['discretization']}, "
               f"iterations per load case {res.iterations.tolist()}, {wall:.2f} s")
     if args.out:
         data = res.to_dict()
         data["image"] = str(args.image)
         data["phases_file"] = str(args.phases)
+        data["units"] = units.as_dict()
         data["stochhom_version"] = __version__
         try:
             with open(args.out, "w") as fh:

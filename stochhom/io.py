@@ -1,9 +1,13 @@
 """Reading and writing stochhom inputs and results.
 
 * :func:`load_phases` / :func:`phases_from_dict`: phase laws from a TOML file or dict.
+* :func:`load_units`: the declared units of a phases or study file (:mod:`stochhom.units`).
 * :func:`load_image`: a label image from ``.npy``, ``.npz`` or ``.tif``/``.tiff``.
 
-Phases file format (TOML), one table per phase label::
+Phases file format (TOML), one table per phase label, and optionally the units of its
+numbers (labels only: they change no result)::
+
+    units = { modulus = "GPa" }  # or conductivity = "W/m/K"; and length = "um"
 
     [phases.0]
     law = "IsotropicElastic"     # or "Conductivity", "AnisotropicElastic", "Void"
@@ -36,13 +40,14 @@ import numpy as np
 
 from .errors import InputError, MaterialError
 from .materials import AnisotropicElastic, Conductivity, IsotropicElastic, Material, Void
+from .units import Units, units_from_dict
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["LAWS", "load_image", "load_phases", "phases_from_dict", "save_dataset", "open_dataset"]
+__all__ = ["LAWS", "load_image", "load_phases", "load_units", "phases_from_dict", "save_dataset", "open_dataset"]
 
 #: Phase laws accepted in phase files, with their parameter sets.
 LAWS: dict[str, tuple[tuple[str, ...], ...]] = {
@@ -129,12 +134,36 @@ def load_phases(path: str | Path) -> dict[int, Material]:
         raise InputError(f"{path}: not a UTF-8 text file, so not TOML ({exc})") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path}: invalid TOML ({exc})") from None
-    extra = set(data) - {"phases"}
+    extra = set(data) - {"phases", "units"}
     if extra:
-        raise InputError(f"{path}: unknown top-level keys {sorted(extra)}; only [phases.<label>] tables are allowed")
+        raise InputError(f"{path}: unknown top-level keys {sorted(extra)}; only [phases.<label>] tables and a "
+                         "units table are allowed")
+    units_from_dict(data.get("units"), f"{path}: units")  # checked here, read by load_units
     if "phases" not in data:
         raise InputError(f"{path}: no [phases.<label>] tables found")
     return phases_from_dict(data["phases"])
+
+
+def load_units(path: str | Path) -> Units:
+    """The ``units`` table of a phases or study TOML file (:mod:`stochhom.units`).
+
+    A phases file declares it at the top level (``units = { modulus = "GPa" }``), a study
+    file in ``[study]``; a file without one declares nothing.
+
+    Raises
+    ------
+    InputError
+        Missing or invalid file, or an invalid units table (the message names the key).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"file {str(path)!r} does not exist")
+    try:
+        data = tomllib.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise InputError(f"{path}: invalid TOML ({exc})") from None
+    table = data.get("units", (data.get("study") or {}).get("units") if isinstance(data.get("study"), dict) else None)
+    return units_from_dict(table, f"{path}: units")
 
 
 def load_image(path: str | Path, key: str | None = None) -> np.ndarray:

@@ -70,7 +70,7 @@ def _sweep(phases: dict, points: list[tuple[float, float]], replicates: int) -> 
 def _write_inputs(root: Path, props: xr.Dataset) -> dict:
     """Every optional input of a results directory, by hand; returns what was written."""
     rng = np.random.default_rng(0)
-    study = {"name": EVIL, "hash": "abc123",
+    study = {"name": EVIL, "hash": "abc123", "units": {"modulus": "GPa", "length": "um"},
              "study": {"generator": "gaussian", "shape": [16, 16], "seed": 7, "voxel_size": 1.0,
                        "fixed": {"correlation_length": 2.0, "note": "<img src=x onerror=alert(3)>"},
                        "design": "grid", "parameters": {"volume_fraction": [0.3, 0.5], "contrast": [5.0, 20.0]},
@@ -193,8 +193,10 @@ def test_report_has_every_section_in_order_with_embedded_png_figures(results: tu
     text = (root / "report.html").read_text()
     positions = [text.find(f'<section id="{sid}">') for sid, _ in SECTIONS]
     assert all(p >= 0 for p in positions) and positions == sorted(positions)
-    assert [sid for sid, _ in SECTIONS] == ["provenance", "microstructure", "properties", "rve", "surrogates",
-                                            "propagation", "validation", "failures"]
+    assert [sid for sid, _ in SECTIONS] == ["summary", "microstructure", "properties", "rve", "surrogates",
+                                            "propagation", "validation", "failures", "provenance"]
+    # the answers come first: the first section of <main> is the summary
+    assert re.search(r"<main><section id=\"(\w+)\">", text).group(1) == "summary"
     # gallery, S2, properties, RVE, parity + calibration x 2 models, density, Sobol, leakage x 2, OOD x 2
     assert text.count(PNG) >= 14
     for b64 in re.findall(r'data:image/png;base64,([A-Za-z0-9+/=]+)"', text):
@@ -217,17 +219,49 @@ def test_user_strings_are_escaped(results: tuple[Path, dict]) -> None:
 def test_summary_json_equals_the_inputs(results: tuple[Path, dict], props: xr.Dataset) -> None:
     root, written = results
     s = _strict_json(root / "summary.json")
-    assert {"stochhom_version", "study", "counts", "versions", "timings", "solver", "points", "microstructure",
-            "rve", "surrogates", "scatter", "propagation", "sobol", "leakage", "ood", "failures",
-            "sections", "files"} <= set(s)
+    assert {"schema_version", "stochhom_version", "units", "answers", "study", "counts", "versions", "timings",
+            "solver", "points", "microstructure", "rve", "surrogates", "scatter", "propagation", "sobol", "leakage",
+            "ood", "failures", "sections", "files"} <= set(s)
+    assert s["schema_version"] == 1
+    assert s["units"] == {"length": "µm", "modulus": "GPa", "conductivity": "phase units",
+                          "declared": ["length", "modulus"]}
     assert s["study"]["name"] == EVIL and s["study"]["hash"] == "abc123" and s["study"]["seed"] == 7
     n = len(POINTS) * REPLICATES
     assert s["counts"] == {"samples": n, "computed": n, "converged": n - 1, "failed": 1, "pending": 0,
                            "points": len(POINTS)}
-    assert s["timings"] == {"sweep": 1.5, "surrogates": 2.25}
+    assert set(s["timings"]) == {"sweep", "surrogates", "report"}
+    assert (s["timings"]["sweep"], s["timings"]["surrogates"]) == (1.5, 2.25) and s["timings"]["report"] > 0
     assert all(v["status"] == "ok" for v in s["sections"].values())
-    assert s["rve"] == written["rve"] and s["sobol"] == written["sobol"] and s["propagation"] == written["propagation"]
-    assert s["leakage"] == written["leakage"].to_dict(orient="records")
+    # one interval layout: {"value", "low", "high", "level"} for every estimate with an interval
+    fit = s["rve"]["bulk_modulus"]
+    assert fit["alpha"] == {"value": 1.02, "low": 0.9, "high": 1.1, "level": 0.95}
+    assert fit["integral_range"] == {"value": 12.5, "low": 10.0, "high": 15.0, "level": 0.95}
+    assert s["rve"]["phase_fraction_1"]["integral_range"] is None
+    for model, r in written["propagation"][TARGET].items():
+        assert s["propagation"][TARGET][model]["mean"] == {"value": r["mean"], "low": r["mean_ci"][0],
+                                                          "high": r["mean_ci"][1], "level": 0.95}
+    first = s["sobol"][TARGET][MODELS[0]]["first"]
+    assert first == [{"value": 0.4, "low": 0.3, "high": 0.5, "level": 0.95},
+                     {"value": 0.2, "low": 0.1, "high": 0.3, "level": 0.95}]
+    for rec, row in zip(s["leakage"], written["leakage"].to_dict(orient="records")):
+        assert rec["optimism"] == {"value": row["optimism"], "low": row["optimism_low"], "high": row["optimism_high"],
+                                   "level": 0.95}
+    row = s["ood"]["table"][-1]
+    assert row["distance"] == {"mean": 0.6, "from": 0.25, "to": None}  # the last shell is open (inf -> null)
+    assert row["rmse"]["value"] == 1.7 and row["rmse_ratio"]["high"] == pytest.approx(1.4 * 1.7 / 0.5)
+
+    def keys(obj, out):
+        if isinstance(obj, dict):
+            out.update(obj)
+            for v in obj.values():
+                keys(v, out)
+        elif isinstance(obj, list):
+            for v in obj:
+                keys(v, out)
+        return out
+
+    stray = {k for k in keys(s, set()) if k.endswith(("_ci", "_low", "_high")) or k in ("ci_low", "ci_high")}
+    assert not stray, stray
     # per-point means: numpy over the converged samples of each point
     conv = props["converged"].values.astype(bool)
     assert len(s["points"]) == len(POINTS)
@@ -236,9 +270,10 @@ def test_summary_json_equals_the_inputs(results: tuple[Path, dict], props: xr.Da
         sel = ((props["volume_fraction"].values == p["volume_fraction"]) & (props["contrast"].values == p["contrast"]))
         assert entry["n_samples"] == sel.sum() and entry["n_failed"] == (sel & ~conv).sum()
         for name in ("bulk_modulus", "shear_modulus"):
-            assert entry["mean"][name] == pytest.approx(props[name].values[sel & conv].mean(), rel=1e-12)
+            mean = entry["mean"][name]
+            assert mean["value"] == pytest.approx(props[name].values[sel & conv].mean(), rel=1e-12)
             # a positive quantity: its interval never goes below zero
-            assert entry["ci_low"][name] is None or entry["ci_low"][name] >= 0
+            assert mean["low"] is None or 0 <= mean["low"] <= mean["value"] <= mean["high"]
     # surrogate metrics: RMSE and coverage of the pooled out-of-fold predictions, one value everywhere
     cv = written["cv"]
     for model in MODELS:
@@ -319,11 +354,118 @@ def test_uninformative_leakage_and_an_ood_refusal_are_said(results: tuple[Path, 
 
 
 def test_pdf_on_request(results: tuple[Path, dict], tmp_path: Path) -> None:
+    """The PDF is the whole report (tables included) printed by headless Chromium."""
+    from stochhom.report.browser import find_chromium
+
+    if find_chromium() is None:
+        pytest.skip("headless Chromium not found: install Debian's chromium package (apt-get install chromium) "
+                    "or set STOCHHOM_CHROMIUM")
     root, _ = results
     out = write_report(root, out=tmp_path / "elsewhere", pdf=True)
     assert out == tmp_path / "elsewhere" / "report.html" and out.is_file()
-    assert (out.parent / "report.pdf").read_bytes()[:5] == b"%PDF-"
+    pdf = (out.parent / "report.pdf").read_bytes()
+    assert pdf[:5] == b"%PDF-"
+    assert len(re.findall(rb"/Type\s*/Page\b", pdf)) >= 4  # many pages: text, tables and figures
     assert _strict_json(out.parent / "summary.json")["files"] == {"html": "report.html", "pdf": "report.pdf"}
+
+
+def test_pdf_without_a_browser_is_refused_before_anything_is_written(
+        results: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import stochhom.report.browser as browser
+
+    monkeypatch.setattr(browser, "find_chromium", lambda: None)
+    root, _ = results
+    with pytest.raises(InputError, match="chromium"):
+        write_report(root, out=tmp_path / "nowhere", pdf=True)
+    assert not (tmp_path / "nowhere" / "report.html").exists()
+
+
+def _section(text: str, sid: str) -> str:
+    body = text[text.find(f'<section id="{sid}">'):]
+    return body[:body.find("</section>")]
+
+
+def test_summary_answers_first_with_the_numbers_of_the_sections(results: tuple[Path, dict]) -> None:
+    """The summary asks the study's question and answers it with the sections' own numbers:
+    the propagated distribution of the model to trust (calibrated, lowest CRPS), its trust
+    metrics, the variance shares, the RVE, and every warning, in the declared units."""
+    root, written = results
+    text = (root / "report.html").read_text()
+    s = _strict_json(root / "summary.json")
+    answers = s["answers"]
+    assert answers["question"].startswith("How is the effective")
+    crps = {m: s["surrogates"][m][TARGET]["crps"] for m in MODELS}
+    best = min(crps, key=crps.get)
+    assert answers["recommended"][TARGET]["model"] == best
+    (prop,) = answers["properties"]
+    r = written["propagation"][TARGET][best]
+    assert prop["model"] == best and prop["unit"] == "GPa"
+    assert prop["mean"] == {"value": r["mean"], "low": r["mean_ci"][0], "high": r["mean_ci"][1], "level": 0.95}
+    assert prop["quantiles"] == {"0.025": r["quantiles"]["0.025"], "0.5": r["quantiles"]["0.5"],
+                                 "0.975": r["quantiles"]["0.975"]}
+    (trust,) = answers["trust"]
+    assert trust["rmse_over_scatter"] == 1.1 and trust["calibration"] == "calibrated"
+    assert trust["ood_farthest"]["rmse_ratio"]["value"] == pytest.approx(1.7 / 0.5)
+    (var,) = answers["variance"]
+    assert var["shares"]["input"] == pytest.approx(0.06 / 0.09) and var["shares"]["aleatoric"] == pytest.approx(2 / 9)
+    assert var["dominant_parameter"].startswith("volume fraction")
+    (rve,) = [a for a in answers["rve"] if a["target"] == "bulk_modulus"]
+    assert rve["unit"] == "µm"
+    # warnings: the failed sample and the dominant SVE scatter, in the summary and in summary.json
+    summary = _section(text, "summary")
+    assert "1 failed sample(s)" in summary and "Too-small SVEs" in summary
+    assert any("failed sample" in w for w in answers["warnings"])
+    assert any("Too-small SVEs" in w for w in answers["warnings"])
+    # the summary shows the propagated mean with its interval, in the declared unit
+    assert f"{r['mean']:.4g} [{r['mean_ci'][0]:.4g}, {r['mean_ci'][1]:.4g}]" in summary
+    assert "bulk modulus K [GPa]" in summary
+    # declared units everywhere; never the internal names or a 'length^d' unit
+    assert "µm²" in text and "[phase units]" not in text and "length^d" not in text
+    assert "target__model" not in text and "miscalibration_area" not in text
+
+
+def test_appendix_is_tables_not_json(results: tuple[Path, dict]) -> None:
+    """Configuration and provenance are tables at the end, not JSON dumps at the top; the
+    timings include the report itself and the solve times leave compilation out."""
+    root, _ = results
+    text = (root / "report.html").read_text()
+    appendix = _section(text, "provenance")
+    assert text.find('<section id="provenance">') > text.find('<section id="failures">')
+    assert "{&quot;" not in appendix and '{"' not in appendix
+    assert "swept: volume_fraction" in appendix and "grid: 0.3, 0.5" in appendix
+    assert "report (this rendering)" in appendix and "Total:" in appendix
+    assert "IsotropicElastic" in appendix and "E = contrast" in appendix
+
+
+def test_every_figure_is_sized_for_its_slot(results: tuple[Path, dict]) -> None:
+    """Each figure carries its displayed width and its smallest font; at that width the
+    smallest text is at least 10 px, and a figure wider than a column spans both."""
+    root, _ = results
+    text = (root / "report.html").read_text()
+    imgs = re.findall(r'<figure( class="wide")?><img src="data:image/png;base64,[^"]+" width="(\d+)" '
+                      r'height="(\d+)" data-min-font-px="([\d.]+)"', text)
+    assert len(imgs) == text.count(PNG) >= 14
+    for wide, width, _, font in imgs:
+        assert float(font) >= 10
+        assert (int(width) > 660) == bool(wide)
+
+
+def test_units_and_question_of_a_study_file(tmp_path: Path) -> None:
+    from stochhom.study.schema import StudyError, study_from_dict
+
+    base = {"study": {"output": "out", "units": {"length": "um", "conductivity": "W/m/K"},
+                      "question": "How conductive is it?"},
+            "generator": {"name": "gaussian", "shape": [8, 8], "correlation_length": 2.0, "volume_fraction": 0.3},
+            "phases": {"0": {"law": "Conductivity", "k": 1.0}, "1": {"law": "Conductivity", "k": 10.0}}}
+    study = study_from_dict(base, base=tmp_path)
+    assert study.units.of("conductivity_eigenvalues_0") == "W/m/K" and study.units.length_unit(2) == "µm²"
+    assert study.question == "How conductive is it?"
+    plain = study_from_dict({**base, "study": {"output": "out"}}, base=tmp_path)
+    assert plain.hash() == study.hash()  # labels change no number
+    with pytest.raises(StudyError, match=r"\[study\].units: unknown key\(s\) \['temperature'\]; allowed keys"):
+        study_from_dict({**base, "study": {"output": "out", "units": {"temperature": "K"}}}, base=tmp_path)
+    with pytest.raises(StudyError, match=r"\[study\].units.length: expected a unit string"):
+        study_from_dict({**base, "study": {"output": "out", "units": {"length": 3}}}, base=tmp_path)
 
 
 def test_drawn_bounds_are_the_hashin_shtrikman_and_voigt_reuss_bounds(props: xr.Dataset) -> None:
@@ -391,4 +533,4 @@ def test_microstructure_figures_show_slices_of_3d_samples(tmp_path: Path) -> Non
     fig = s2_figure(ens)
     labels = [line.get_label() for line in fig.axes[0].lines]
     assert any(label.startswith("theory") for label in labels)
-    assert fig.axes[0].get_xlabel() == "distance r [length]"
+    assert fig.axes[0].get_xlabel() == "distance r [voxels]"  # voxel size 1, no declared unit

@@ -1,9 +1,12 @@
-"""Tests of the report figures' labels, legends and honesty (stochhom.report.figures).
+"""Tests of the report figures' labels, legends, readability and honesty (stochhom.report.figures).
 
 Oracles: the inputs built by hand here (what the figure must show, or why it must refuse),
 :func:`stochhom.validation.calibration_check` (the calibration figure must mark exactly its
-levels, bands and verdict) and the columns of a degradation table (coverage is drawn as
-itself, not as a ratio).
+levels, bands and verdict), the columns of a degradation table (coverage is drawn as
+itself, not as a ratio), the report's display rule (a figure ``w`` inches wide is shown
+``100 w`` px wide, capped by its slot: 640 px for one column, 1300 px across the page;
+every text must render at 10 px or more and stand free of every other) and the declared
+units of :class:`stochhom.units.Units`.
 """
 
 from __future__ import annotations
@@ -13,11 +16,13 @@ import pandas as pd
 import pytest
 import xarray as xr
 from matplotlib.colors import BoundaryNorm
+from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
 import stochhom as sh
 from stochhom.errors import InputError
 from stochhom.report import figures as F
+from stochhom.units import Units
 from stochhom.validation import calibration_check
 
 PHASES = [sh.Conductivity(1.0), sh.Conductivity(10.0)]
@@ -39,6 +44,11 @@ def _props(contrast: list[float], replicates: int = 3, rng: int = 0, with_fracti
 
 
 # --------------------------------------------------------------------------- labels
+
+
+def _line(label: str) -> str:
+    """A (wrapped) label as one line."""
+    return label.replace("\n", " ")
 
 
 @pytest.mark.parametrize(("name", "label", "unit"), [
@@ -84,7 +94,7 @@ def test_volume_is_not_swept_alongside_size() -> None:
     assert F.swept_parameters(props) == ["size"]
     assert "volume" in F.swept_parameters(props.drop_vars("size"))
     assert F.axis_label("volume", 2, 1.0) == "SVE volume V [voxels²]"
-    assert F.axis_label("volume", 3, 0.5) == "SVE volume V [length³]"
+    assert F.axis_label("volume", 3, 0.5) == "SVE volume V [(voxel-size units)³]"
 
 
 def test_log_axes_have_no_minor_tick_labels_and_cut_intervals_are_marked() -> None:
@@ -140,7 +150,7 @@ def test_rve_axes_have_units_and_the_legend_is_below_the_axes() -> None:
     for axis in (prop.xaxis, prop.yaxis):
         assert isinstance(axis.get_minor_formatter(), NullFormatter)
     fig = F.rve_figure(_rve([40, 30, 20, 10]), dim=3, voxel_size=0.5)
-    assert fig.axes[0].get_xlabel() == "SVE volume V [length³]"
+    assert fig.axes[0].get_xlabel() == "SVE volume V [(voxel-size units)³]"
     assert [t.get_text() for t in fig.axes[0].texts] == ["n=40", "n=30", "n=20", "n=10"]
     assert F.rve_figure(_rve([40] * 4)).axes[0].get_xlabel() == "SVE volume V [voxel volume units]"
 
@@ -155,8 +165,11 @@ def test_gallery_names_the_shared_parameters_and_uses_one_colour_per_label() -> 
     assert "volume fraction φ = 0.4" in title and "correlation length ℓ = 2" in title
     image = fig.axes[0].images[0]
     assert isinstance(image.norm, BoundaryNorm) and image.cmap.N == 2
-    bar = fig.axes[-1]
-    assert list(bar.get_yticks()) == [0, 1]
+    # one legend entry per phase label, in the image's colour
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == ["phase 0", "phase 1"]
+    for k, patch in enumerate(legend.get_patches()):
+        np.testing.assert_allclose(patch.get_facecolor(), image.cmap(k))
 
 
 def test_s2_long_range_line_is_the_measured_fraction() -> None:
@@ -179,7 +192,11 @@ def test_sobol_checks_the_names_clips_the_axis_and_prints_what_is_cut() -> None:
     ax = fig.axes[0]
     assert ax.get_ylim() == pytest.approx(F.SOBOL_LIMITS)
     assert [t.get_text() for t in ax.get_xticklabels()] == ["volume fraction φ", "phase contrast"]
-    assert any("-3e+06" in t.get_text() for t in ax.texts)
+    # the interval end at -3e6 is cut at the bottom of the axis and marked there, once; no text on the bars
+    (cut,) = [line for line in ax.lines if line.get_gid() == "cut:sobol" and len(line.get_xdata())]
+    np.testing.assert_allclose(cut.get_ydata(), [F.SOBOL_LIMITS[0]])
+    assert not ax.texts
+    assert "interval cut at the axis (values in the table)" in [t.get_text() for t in fig.legends[0].get_texts()]
     # indices without shares are those of the mean response, and the axis says so
     assert ax.get_ylabel() == "Sobol index: share of Var E[Y | θ] [–]" and "ln conductivity k₀₀" in ax.get_title()
     assert len(fig.axes) == 1
@@ -235,15 +252,19 @@ def test_calibration_figure_marks_the_levels_and_verdict_of_the_check(scale: flo
 
 def test_parity_axes_name_the_target_with_its_unit() -> None:
     fig = F.parity_figure(_predictions(), "gpr", "log_conductivity_eigenvalues_0")
-    assert fig.axes[0].get_xlabel() == "observed ln conductivity eigenvalue 0 (smallest) [–]"
-    assert fig.axes[0].get_ylabel().startswith("predicted ln conductivity eigenvalue 0 (smallest) [–]")
+    # long labels are wrapped to the axes: compare them as one line
+    assert _line(fig.axes[0].get_xlabel()) == "observed ln conductivity eigenvalue 0 (smallest) [–]"
+    assert _line(fig.axes[0].get_ylabel()).startswith("predicted ln conductivity eigenvalue 0 (smallest) [–]")
+
+
+def _leakage() -> pd.DataFrame:
+    return pd.DataFrame({"model": "gpr", "target": "conductivity_0_0", "metric": ["coverage_0.95", "nlpd", "rmse"],
+                         "output": 0, "naive": [0.93, -0.4, 0.2], "grouped": [0.85, 0.3, 0.3],
+                         "optimism": [-0.08, 0.7, 0.1], "ratio": [0.91, 2.0, 1.5]})
 
 
 def test_leakage_has_one_panel_per_metric_with_its_own_axis() -> None:
-    leak = pd.DataFrame({"model": "gpr", "target": "conductivity_0_0", "metric": ["coverage_0.95", "nlpd", "rmse"],
-                         "output": 0, "naive": [0.93, -0.4, 0.2], "grouped": [0.85, 0.3, 0.3],
-                         "optimism": [-0.08, 0.7, 0.1], "ratio": [0.91, 2.0, 1.5]})
-    fig = F.leakage_figure(leak, "gpr", "conductivity_0_0")
+    fig = F.leakage_figure(_leakage(), "gpr", "conductivity_0_0")
     panels = [ax for ax in fig.axes if ax.patches]
     assert [ax.get_ylabel() for ax in panels] == ["RMSE [phase units]", "NLPD [nats]",
                                                   "coverage of the 95% interval [–]"]
@@ -251,7 +272,8 @@ def test_leakage_has_one_panel_per_metric_with_its_own_axis() -> None:
     assert min(p.get_height() for p in panels[1].patches) == pytest.approx(-0.4)
 
 
-def test_degradation_draws_coverage_itself_and_counts_per_shell() -> None:
+def _degradation() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A degradation table (in-distribution test set and two OOD shells) and its validation table."""
     rows = []
     for split, d, cov, nlpd, rmse in (("test", 0.0, 0.95, 1.0, 0.4), ("ood_1", 0.2, 0.7, 2.0, 1.6),
                                       ("ood_2", 0.6, 0.9, 1.5, 1.0)):
@@ -263,15 +285,22 @@ def test_degradation_draws_coverage_itself_and_counts_per_shell() -> None:
     val = pd.DataFrame({"model": "gpr", "target": "t", "fold": [0, 0, 1, 1, 1], "n": [9, 99, 4, 14, 6],
                         "split": ["train", "test", "test", "ood_1", "ood_2"], "distance": 0.0,
                         "metric": "rmse", "output": 0, "value": 0.0})
+    return deg, val
+
+
+def test_degradation_draws_coverage_itself_and_counts_per_shell() -> None:
+    deg, val = _degradation()
     fig = F.degradation_figure(deg, "gpr", "t", validation=val)
     rmse, nlpd, cov = fig.axes
     assert cov.get_ylabel() == "coverage of the 95% interval [–]"
     ys = np.concatenate([line.get_ydata() for line in cov.lines if line.get_marker() in ("o", "s")])
     np.testing.assert_allclose(np.sort(ys), [0.7, 0.9, 0.95])
     assert any(np.allclose(line.get_ydata(), 0.95) and line.get_linestyle() == "--" for line in cov.lines)
-    assert nlpd.get_ylabel() == "predictive density ratio exp(ΔNLPD) [–]"
+    assert _line(nlpd.get_ylabel()) == "predictive density ratio exp(ΔNLPD) [–]"
     assert rmse.get_ylabel() == "RMSE ratio OOD / in-distribution [–]"
-    assert sorted(t.get_text() for t in cov.texts) == ["n=14", "n=4", "n=6"]  # the OOD fold's test set: 4
+    # the counts, once (first panel): the OOD fold's test set has 4 points
+    assert sorted(t.get_text() for t in rmse.texts) == ["n=14", "n=4", "n=6"]
+    assert not nlpd.texts and not cov.texts
 
 
 def _ood_table() -> pd.DataFrame:
@@ -294,17 +323,18 @@ def _ood_table() -> pd.DataFrame:
 
 
 def test_ood_figure_has_a_panel_per_metric_counts_a_square_reference_and_nominal_coverage() -> None:
-    """One panel per metric (RMSE and NLPD as ratios to the reference, coverage as itself), each
-    point annotated with its sample count, the reference a square at distance 0 (ratio 1, no
+    """One panel per metric (RMSE and NLPD as ratios to the reference, coverage as itself), the
+    sample count of each set written once, the reference a square at distance 0 (ratio 1, no
     interval), the shells' intervals from the table, and the coverage's nominal 0.95 dashed."""
     fig = F.ood_figure(_ood_table(), "gpr", "conductivity_0_0")
     rmse, nlpd, cov = fig.axes
     assert rmse.get_ylabel() == "RMSE ratio to the reference [–]"
-    assert nlpd.get_ylabel() == "predictive density ratio exp(ΔNLPD) [–]"
+    assert _line(nlpd.get_ylabel()) == "predictive density ratio exp(ΔNLPD) [–]"
     assert cov.get_ylabel() == "coverage of the 95% interval [–]"
+    assert sorted(t.get_text() for t in rmse.texts) == ["n=120", "n=30", "n=45"]  # once, in the first panel
+    assert not nlpd.texts and not cov.texts
     for ax, ref_value, shells in ((rmse, 1.0, [1.5, 3.0]), (nlpd, 1.0, np.exp([0.5, 1.7])),
                                   (cov, 0.94, [0.85, 0.6])):
-        assert sorted(t.get_text() for t in ax.texts) == ["n=120", "n=30", "n=45"]
         square = [line for line in ax.lines if line.get_marker() == "s"]
         assert len(square) == 1
         np.testing.assert_allclose(square[0].get_xdata(), [0.0])
@@ -329,3 +359,205 @@ def test_ood_figure_has_a_panel_per_metric_counts_a_square_reference_and_nominal
     assert [ax.get_title() for ax in fewer.axes] == ["RMSE ratio", "coverage (not a ratio)"]
     with pytest.raises(InputError, match="no rows"):
         F.ood_figure(table, "pce", "conductivity_0_0")
+
+
+# --------------------------------------------------------------------------- readability and units
+
+
+def _elastic_props(rng: int = 0) -> xr.Dataset:
+    """A synthetic 2D elasticity dataset over a 3 × 2 grid of (contrast, volume fraction), 3 replicates."""
+    gen = np.random.default_rng(rng)
+    grid = [(c, f) for c in (2.0, 20.0, 200.0) for f in (0.3, 0.5)]
+    c, f = (np.repeat([g[k] for g in grid], 3) for k in (0, 1))
+    n = c.size
+    bulk = (1 + f * np.sqrt(c)) * np.exp(0.05 * gen.standard_normal(n))
+    shear = 0.5 * bulk * np.exp(0.05 * gen.standard_normal(n))
+    stiffness = np.zeros((n, 3, 3))
+    stiffness[:, 0, 0] = stiffness[:, 1, 1] = bulk + shear
+    stiffness[:, 2, 2] = 2 * shear
+    data = {"stiffness": (("sample", "i", "j"), stiffness), "bulk_modulus": ("sample", bulk),
+            "shear_modulus": ("sample", shear), "converged": ("sample", np.ones(n, np.int8))}
+    coords = {"sample": np.arange(n), "contrast": ("sample", c), "volume_fraction": ("sample", f),
+              "point": ("sample", np.repeat(np.arange(len(grid)), 3))}
+    return xr.Dataset(data, coords=coords, attrs={"dim": 2, "physics": "elasticity", "voxel_size": 1.0})
+
+
+def _sobol_shares() -> dict:
+    shares = {"input": 0.7, "aleatoric": 0.25, "epistemic": 0.05, "unsplit": 0.0}
+    return {m: {"names": ["volume_fraction", "contrast"], "first": [0.4, 0.2], "total": [0.45, 0.28],
+                "first_ci": [[0.35, 0.15], [0.45, 0.25]], "total_ci": [[0.4, 0.2], [0.5, 0.33]], "shares": shares}
+            for m in ("gpr", "pce")}
+
+
+def _gallery_ensemble(n: int = 7) -> xr.Dataset:
+    return sh.generate("gaussian", (16, 16), n=n, rng=0, volume_fraction=0.4, correlation_length=2.0)
+
+
+def _log_props() -> xr.Dataset:
+    props = _props([2.0, 400.0], replicates=2, rng=3)
+    props["conductivity"][0, 0, 0] = props["conductivity"][0, 1, 1] = 0.05  # an interval reaching below 0
+    return props
+
+
+#: Every figure function on the synthetic inputs of this module, with and without declared units.
+FIGURES = {
+    "gallery": lambda u: F.gallery_figure(_gallery_ensemble(), units=u),
+    "gallery_3d": lambda u: F.gallery_figure(sh.generate("boolean", (12, 12, 12), n=2, rng=3, volume_fraction=0.2,
+                                                         radius=2.0), units=u),
+    "s2": lambda u: F.s2_figure(sh.generate("boolean", (24, 24), n=2, rng=1, volume_fraction=0.3, radius=2.0),
+                                units=u),
+    "s2_groups": lambda u: F.s2_figure(xr.concat(
+        [sh.generate("gaussian", (16, 16), n=2, rng=k, volume_fraction=0.4, correlation_length=ell)
+         .assign_coords(correlation_length=("sample", [ell, ell])) for k, ell in enumerate((1.5, 3.0))],
+        dim="sample").assign_coords(sample=np.arange(4)), units=u),
+    "properties": lambda u: F.properties_figure(_props([2.0, 5.0, 9.0]), PHASES, units=u),
+    "properties_log_cut": lambda u: F.properties_figure(_log_props(), PHASES, units=u),
+    "properties_no_bounds": lambda u: F.properties_figure(_props([2.0, 50.0], with_fractions=False), PHASES, units=u),
+    "properties_elastic_grid": lambda u: F.properties_figure(_elastic_props(), units=u),
+    "rve": lambda u: F.rve_figure(_rve([40] * 4), dim=2, voxel_size=1.0, units=u),
+    "rve_counts": lambda u: F.rve_figure(_rve([40, 30, 20, 10]), dim=3, voxel_size=0.5, units=u),
+    "propagation": lambda u: F.propagation_figure(
+        {"gpr": np.random.default_rng(0).lognormal(1.0, 0.3, 2000),
+         "pce": np.random.default_rng(1).lognormal(1.0, 0.3, 2000)}, "conductivity_eigenvalues_0",
+        means={"gpr": 2.9, "pce": 2.8}, units=u),
+    "sobol_cut": lambda u: F.sobol_figure(
+        {"gpr": {"names": ["volume_fraction", "contrast"], "first": [0.6, 0.3], "total": [0.7, 0.4],
+                 "first_ci": [[0.5, -3e6], [0.7, 0.5]], "total_ci": [[0.6, 0.3], [0.8, 0.5]]},
+         "pce": {"names": ["volume_fraction", "contrast"], "first": [0.62, 0.31], "total": [0.68, 0.38]}},
+        "log_conductivity_0_0", units=u),
+    "sobol_shares": lambda u: F.sobol_figure(_sobol_shares(), "conductivity_eigenvalues_0", units=u),
+    "parity": lambda u: F.parity_figure(_predictions(), "gpr", "log_conductivity_eigenvalues_0", units=u),
+    "calibration": lambda u: F.calibration_figure(_predictions(scale=0.4), "gpr", "log_conductivity_eigenvalues_0",
+                                                  units=u),
+    "leakage": lambda u: F.leakage_figure(_leakage(), "gpr", "conductivity_0_0", units=u),
+    "degradation": lambda u: F.degradation_figure(*_degradation()[:1], "gpr", "t", validation=_degradation()[1],
+                                                  units=u),
+    "ood": lambda u: F.ood_figure(_ood_table(), "gpr", "conductivity_0_0", units=u),
+}
+
+DECLARED = Units(length="um", modulus="GPa", conductivity="W/m/K")
+
+
+def _slot(fig: Figure) -> float:
+    """Width (px) of the report's slot of a figure: one column up to 6.5 in, else the page."""
+    return 640.0 if fig.get_figwidth() <= 6.5 else 1300.0
+
+
+def assert_readable(fig: Figure) -> None:
+    """Every text of ``fig`` stands free inside it and renders at 10 px or more in the report,
+    which shows the figure ``100 w`` px wide (``w`` its width in inches), shrunk to its slot
+    when wider: the smallest font (px at 100 px/in) must be at least 10 × max(1, 100 w / slot)."""
+    assert F.text_overlaps(fig) == []
+    width = fig.get_figwidth() * F.DISPLAY_PPI
+    assert F.min_font_px(fig) >= 10.0 * max(1.0, width / _slot(fig))
+    assert fig.get_figwidth() <= F.PAGE_WIDTH
+
+
+def _texts(fig: Figure) -> list[str]:
+    return [t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text") and a.get_visible())]
+
+
+@pytest.mark.parametrize("units", [None, DECLARED], ids=["undeclared", "declared"])
+@pytest.mark.parametrize("name", list(FIGURES))
+def test_every_figure_is_readable_at_its_displayed_size(name: str, units: Units | None) -> None:
+    """No text overlaps another or leaves the figure, every font renders at 10 px or more, and no
+    placeholder unit ("length", "length^d") is left on any axis."""
+    fig = FIGURES[name](units)
+    assert_readable(fig)
+    assert not [t for t in _texts(fig) if "[length" in t or "length^" in t or "length³" in t or "length²" in t]
+
+
+def test_text_overlaps_finds_overlapping_crowded_and_escaping_texts() -> None:
+    """The check can fail: two texts on top of each other, tick labels that collide and a title
+    wider than the figure are each reported; a clean figure is not."""
+    fig = Figure(figsize=(3.0, 2.0), layout="constrained")
+    ax = fig.add_subplot()
+    ax.text(0.4, 0.5, "first text")
+    ax.text(0.45, 0.5, "second text")
+    found = F.text_overlaps(fig)
+    assert any("'first text' overlaps" in f and "'second text'" in f for f in found)
+    fig = Figure(figsize=(3.0, 2.0), layout="constrained")
+    ax = fig.add_subplot()
+    ax.set_xticks(np.arange(40) * 1000.0)
+    ax.set_title("a title far too long for a figure that is only three inches wide")
+    found = F.text_overlaps(fig)
+    assert any(f.startswith("x tick label") and "x tick label" in f.split("overlaps")[-1] for f in found)
+    assert any(f.startswith("title") and "sticks out of the figure" in f for f in found)
+    fig = Figure(figsize=(4.0, 3.0), layout="constrained")
+    fig.add_subplot().set_title("short")
+    assert F.text_overlaps(fig) == []
+
+
+def test_min_font_px_is_the_smallest_visible_font_at_100_px_per_inch() -> None:
+    fig = Figure(figsize=(4.0, 3.0))
+    ax = fig.add_subplot()
+    ax.tick_params(labelsize=12)
+    ax.set_title("title", fontsize=14)
+    ax.text(0.5, 0.5, "note", fontsize=7.2)
+    ax.text(0.5, 0.2, "hidden", fontsize=3, visible=False)
+    ax.text(0.5, 0.2, "", fontsize=2)
+    assert F.min_font_px(fig) == pytest.approx(10.0)  # 7.2 pt × 100/72
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(ax.texts[0], "get_fontsize", lambda: 9.0)
+        assert F.min_font_px(fig) == pytest.approx(12.5)
+
+
+@pytest.mark.parametrize("n", range(1, 8))
+def test_gallery_grid_fits_the_number_of_samples(n: int) -> None:
+    """n images on a grid of up to 4 columns with as few rows as that allows and fewer empty
+    panels than rows (4 → 1 × 4, 5 → 2 × 3, 7 → 2 × 4), every image square."""
+    fig = F.gallery_figure(_gallery_ensemble(), max_samples=n)
+    images = [ax for ax in fig.axes if ax.images]
+    assert len(images) == n and len(fig.axes) == n  # no empty panel is left on the figure
+    rows, cols = images[0].get_subplotspec().get_gridspec().get_geometry()
+    empty = rows * cols - n
+    assert empty <= cols - 1 and empty < rows
+    assert rows == -(-n // 4)
+    assert all(ax.get_aspect() == 1.0 for ax in images)
+    assert_readable(fig)
+
+
+def test_units_are_on_the_axes() -> None:
+    """Declared units label every axis (µm² for a 2D SVE volume, GPa for a modulus, W/m/K for a
+    conductivity); undeclared, lengths are in voxels and properties in phase units."""
+    u = Units(length="um", modulus="GPa")
+    assert F.rve_figure(_rve([40] * 4), dim=2, voxel_size=1.0, units=u).axes[0].get_xlabel() == "SVE volume V [µm²]"
+    assert F.rve_figure(_rve([40] * 4), dim=3, units=u).axes[0].get_xlabel() == "SVE volume V [µm³]"
+    assert F.rve_figure(_rve([40] * 4), dim=2, voxel_size=1.0).axes[0].get_xlabel() == "SVE volume V [voxels²]"
+    rve = F.rve_figure(_rve([40] * 4), dim=2, units=Units(conductivity="W/m/K"))
+    assert rve.axes[0].get_ylabel() == "variance D²(V) [(W/m/K)²]"
+    elastic = F.properties_figure(_elastic_props(), units=u)
+    ylabels = {_line(ax.get_ylabel()) for ax in elastic.axes}
+    assert ylabels == {"plane-strain bulk modulus κ [GPa]", "shear modulus G [GPa]"}
+    assert {_line(ax.get_xlabel()) for ax in elastic.axes} == {"phase contrast [–]", "volume fraction φ [–]"}
+    assert {_line(ax.get_ylabel()) for ax in F.properties_figure(_elastic_props()).axes} == {
+        "plane-strain bulk modulus κ [phase units]", "shear modulus G [phase units]"}
+    assert F.axis_label("bulk_modulus", 3, units=u) == "bulk modulus K [GPa]"
+    assert F.axis_label("correlation_length", units=u) == "correlation length ℓ [µm]"
+    assert F.axis_label("correlation_length") == "correlation length ℓ [voxels]"
+    assert F.axis_label("size", units=u) == "SVE edge length [voxels]"  # an edge is a number of voxels
+    assert F.target_unit("conductivity_0_0", Units(conductivity="W/m/K")) == "W/m/K"
+    assert F.target_unit("log_conductivity_0_0", Units(conductivity="W/m/K")) == "–"
+    ens = sh.generate("boolean", (24, 24), n=2, rng=1, volume_fraction=0.3, radius=2.0)
+    assert F.gallery_figure(ens, units=u).axes[0].get_xlabel() == "x [µm]"
+    assert F.gallery_figure(ens).axes[0].get_xlabel() == "x [voxels]"
+    assert F.s2_figure(ens, units=u).axes[0].get_xlabel() == "distance r [µm]"
+    k = Units(conductivity="W/m/K")
+    assert _line(F.parity_figure(_predictions().assign(target="conductivity_0_0"), "gpr", "conductivity_0_0",
+                                 units=k).axes[0].get_xlabel()) == "observed conductivity k₀₀ [W/m/K]"
+    leak = F.leakage_figure(_leakage(), "gpr", "conductivity_0_0", units=k)
+    assert "RMSE [W/m/K]" in [ax.get_ylabel() for ax in leak.axes]
+    prop = F.propagation_figure({"gpr": np.linspace(1, 2, 50)}, "conductivity_0_0", units=k).axes[0]
+    assert prop.get_xlabel() == "conductivity k₀₀ [W/m/K]" and prop.get_ylabel() == "probability density [1/(W/m/K)]"
+
+
+def test_properties_have_one_legend_and_the_panels_of_a_property_share_its_range() -> None:
+    fig = F.properties_figure(_elastic_props())
+    assert len(fig.legends) == 1 and not [ax for ax in fig.axes if ax.get_legend() is not None]
+    assert len(fig.axes) == 4
+    rows = {}
+    for ax in fig.axes:
+        rows.setdefault(_line(ax.get_ylabel()), []).append(ax.get_ylim())
+    assert all(np.allclose(lims, lims[0]) for lims in rows.values())
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels.count("samples") == 1 and any(lab.startswith("mean ±") for lab in labels)

@@ -193,8 +193,8 @@ def test_quickstart_study_end_to_end(tmp_path) -> None:
     (tmp_path / "quickstart.toml").write_text(src.read_text())
     out = run_study(load_study(tmp_path / "quickstart.toml"), workers=1, progress=False, log=lambda m: None)
     html = (out / "report.html").read_text()
-    for sid in ("provenance", "microstructure", "properties", "rve", "surrogates", "propagation", "validation",
-                "failures"):
+    for sid in ("summary", "provenance", "microstructure", "properties", "rve", "surrogates", "propagation",
+                "validation", "failures"):
         assert f'<section id="{sid}">' in html, sid
     assert len(re.findall(r'<img src="data:image/png;base64,', html)) >= 15
     summary = json.loads((out / "summary.json").read_text())
@@ -209,7 +209,27 @@ def test_quickstart_study_end_to_end(tmp_path) -> None:
     # predicts to within a few times it, and the OOD rows rest on enough samples
     assert summary["scatter"]["conductivity_eigenvalues_1"]["scatter_share"] < 0.1
     assert gpr["rmse_over_scatter"] < 2.0
+    # the declared units reach summary.json and the report
+    assert summary["units"]["conductivity"] == "W/m/K" and summary["units"]["length"] == "µm"
+    assert "[W/m/K]" in html and "[phase units]" not in html
+    # honest timings: compilation counted once, apart from the solve times; the report timed
+    assert summary["compile"]["processes"] == 1 and summary["timings"]["report"] > 0
     _check_honest_answers(out)
+    _check_in_a_browser(out / "report.html")
+
+
+def _check_in_a_browser(page: Path) -> None:
+    """The report as a reader meets it: rendered in headless Chromium (skipped without one)."""
+    from stochhom.report.browser import check_page, find_chromium
+
+    if find_chromium() is None:
+        pytest.skip("headless Chromium not found: install Debian's chromium package (apt-get install chromium) "
+                    "or set STOCHHOM_CHROMIUM; the report's numbers were checked above")
+    for width in (1400, 800):  # two columns of figures, and one
+        check = check_page(page, width=width)
+        assert check.first_section_id == "summary"
+        assert check.images >= 15 and not check.broken_images and not check.js_errors
+        assert check.problems() == [], check.problems()
 
 
 def _check_honest_answers(out: Path) -> None:
@@ -225,12 +245,23 @@ def _check_honest_answers(out: Path) -> None:
         for model, r in models.items():
             assert r["samples_outside_bounds"] == 0, (target, model)
             assert r["std"] ** 2 == pytest.approx(r["variance"]["total"], rel=1e-9)
-            assert summary["propagation"][target][model]["mean"] == r["mean"]
+            mean = summary["propagation"][target][model]["mean"]
+            value = r["mean"][0] if isinstance(r["mean"], list) else r["mean"]
+            if "mean_ci" in r:  # an estimate with an interval: {"value", "low", "high", "level"}
+                assert mean["value"] == value and mean["low"] <= mean["value"] <= mean["high"]
+            else:  # one without (an entry of a whole-tensor target): the number
+                assert mean == value
     for point in summary["points"]:
-        for name, low in point["ci_low"].items():
+        for name, mean in point["mean"].items():
             lo, hi = quantity_support(name)
-            if low is not None:
-                assert lo <= low and point["ci_high"][name] <= hi, (name, low)
+            if mean["low"] is not None:
+                assert lo <= mean["low"] and mean["high"] <= hi, (name, mean)
+    # the summary's answers are the sections' numbers (one value everywhere)
+    for answer in summary["answers"]["properties"]:
+        if answer["source"] == "propagation":
+            r = prop[answer["target"]][answer["model"]]
+            value = r["mean"][0] if isinstance(r["mean"], list) else r["mean"]
+            assert answer["mean"]["value"] == value
     ood = json.loads((out / "ood.json").read_text())
     table = pd.read_csv(out / "ood.csv") if (out / "ood.csv").exists() else pd.DataFrame()
     for key, run in ood.items():
@@ -372,3 +403,52 @@ def test_killed_run_resumes_without_redoing_samples(tmp_path) -> None:
     assert int(_done_flags(store).sum()) == 96 and (out / "report.html").exists()
     assert set(json.loads((out / "stages.json").read_text())) == {
         "sweep", "gallery", "rve", "surrogates", "propagation", "validation", "report"}
+
+
+def test_study_json_times_every_stage_the_report_and_the_kernel_warm_up(tmp_path, monkeypatch) -> None:
+    """study.json's `stages` equals the timings of stages.json, the report's own included (it
+    runs after study.json is first written); `compile` sums the sweep's `warmup_time`. The
+    report is a stub here (a known 50 ms): this test is about the runner's bookkeeping."""
+    import shutil
+    import time
+
+    import xarray as xr
+
+    from stochhom.study.runner import STAGES
+
+    def fake_report(out, pdf=False):
+        time.sleep(0.05)
+        (Path(out) / "report.html").write_text("<html></html>")
+        (Path(out) / "summary.json").write_text("{}")
+
+    monkeypatch.setattr("stochhom.report.write_report", fake_report)
+    st = _tiny(tmp_path, surrogate={"targets": ["conductivity_eigenvalues_1"], "models": ["pce"]})
+    messages: list[str] = []
+    out = run_study(st, workers=1, progress=False, log=messages.append)
+
+    def check(meta: dict) -> None:
+        stages = json.loads((out / "stages.json").read_text())
+        assert list(meta["stages"]) == list(stages) == list(STAGES)
+        for name in STAGES:
+            assert meta["stages"][name] == {"seconds": stages[name]["seconds"],
+                                            "finished": stages[name]["finished"]}, name
+        assert meta["stages"]["report"]["seconds"] >= 0.05
+
+    meta = json.loads((out / "study.json").read_text())
+    check(meta)
+    warm = xr.open_zarr(out / "samples.zarr", consolidated=False)["warmup_time"].values
+    assert meta["compile"]["processes"] == 1 == np.count_nonzero(warm > 0)  # workers=1: one process
+    assert meta["compile"]["seconds"] == pytest.approx(float(warm.sum())) and meta["compile"]["seconds"] > 0
+    assert any(m.startswith("stage sweep: done") and "kernel warm-up" in m for m in messages)
+    # a second run (every stage up to date, nothing to solve) keeps every stage's timing
+    run_study(st, workers=1, progress=False, log=lambda m: None)
+    again = json.loads((out / "study.json").read_text())
+    check(again)
+    assert again["compile"] == meta["compile"] and again["stages"] == meta["stages"] | {
+        "sweep": again["stages"]["sweep"]}
+    # a store written before `warmup_time` existed: resumed, and study.json has no `compile`
+    shutil.rmtree(out / "samples.zarr" / "warmup_time")
+    run_study(st, workers=1, progress=False, log=lambda m: None)
+    old = json.loads((out / "study.json").read_text())
+    check(old)
+    assert "compile" not in old

@@ -17,6 +17,9 @@ from stochhom.errors import InputError
 from stochhom.study import load_study, run_sweep, study_from_dict
 from stochhom.study.sweep import SweepStoreError
 
+#: Per-sample timings: the only variables that differ between runs of the same study.
+TIMINGS = ["solve_time", "warmup_time"]
+
 BASE = {
     "study": {"output": "out.zarr", "seed": 3},
     "generator": {"name": "gaussian", "shape": [24, 24], "correlation_length": 2.5},
@@ -160,7 +163,7 @@ def test_sweep_is_independent_of_workers_and_matches_the_api(tmp_path) -> None:
                        progress=False)
     parallel = run_sweep(_study(tmp_path, study={"output": str(tmp_path / "b.zarr"), "seed": 3}), workers=2,
                          progress=False)
-    assert serial.drop_vars("solve_time").identical(parallel.drop_vars("solve_time"))
+    assert serial.drop_vars(TIMINGS).identical(parallel.drop_vars(TIMINGS))
     assert int(serial["done"].sum()) == 12 and np.all(serial["converged"].values == 1)
     # the same samples through the Python API: generate(samples=[k]) with the study seed
     k = 7
@@ -231,7 +234,7 @@ def test_absent_phase_has_fraction_zero_whatever_the_batching(tmp_path) -> None:
     assert np.all(np.isfinite(pf)) and np.any(pf[:, 1] == 0.0)
     data["study"] = {"output": str(tmp_path / "b.zarr"), "seed": 1}
     two = run_sweep(study_from_dict(data), workers=2, progress=False, flush_seconds=1e-9)
-    assert one.drop_vars("solve_time").identical(two.drop_vars("solve_time"))
+    assert one.drop_vars(TIMINGS).identical(two.drop_vars(TIMINGS))
 
 
 def test_damaged_store_is_refused(tmp_path) -> None:
@@ -272,7 +275,7 @@ def test_sweep_killed_with_sigkill_resumes_bit_for_bit(tmp_path) -> None:
     fresh = run_sweep(study_from_dict({**data, "study": {"output": str(tmp_path / "fresh.zarr"), "seed": 5}},
                                       base=tmp_path), workers=2, progress=False)
     assert int(resumed["done"].sum()) == 96
-    assert resumed.drop_vars("solve_time").identical(fresh.drop_vars("solve_time"))
+    assert resumed.drop_vars(TIMINGS).identical(fresh.drop_vars(TIMINGS))
 
 
 def test_dask_local_cluster_equals_local_run(tmp_path) -> None:
@@ -281,7 +284,7 @@ def test_dask_local_cluster_equals_local_run(tmp_path) -> None:
                   progress=False)
     b = run_sweep(_study(tmp_path, study={"output": str(tmp_path / "k.zarr"), "seed": 3}), workers=2,
                   scheduler="local", progress=False)
-    assert a.drop_vars("solve_time").identical(b.drop_vars("solve_time"))
+    assert a.drop_vars(TIMINGS).identical(b.drop_vars(TIMINGS))
 
 
 def test_sweep_over_sizes_and_elasticity(tmp_path) -> None:

@@ -1,9 +1,10 @@
-r"""Figures of a study report (matplotlib), in one consistent style.
+r"""Figures of a study report (matplotlib), in one consistent, readable style.
 
 Every function returns a ``matplotlib.figure.Figure`` built without ``pyplot`` (no
 global state, no display), drawn inside ``matplotlib.rc_context(STYLE)``:
 
-* :func:`gallery_figure`: label images of a few SVEs (the middle ``z`` slice of 3D ones);
+* :func:`gallery_figure`: label images of a few SVEs (the middle ``z`` slice of 3D ones),
+  on a grid that fits their number;
 * :func:`s2_figure`: the radially averaged two-point probability :math:`S_2(r)`
   against its closed form where the generator has one (:func:`s2_theory`);
 * :func:`properties_figure`: apparent properties against each swept parameter, the
@@ -24,10 +25,17 @@ global state, no display), drawn inside ``matplotlib.rc_context(STYLE)``:
 * :func:`ood_figure`: the same for :func:`~stochhom.validation.ood_evaluation`, with
   bootstrap intervals and the sample count behind every point.
 
-Lengths are in the unit of the voxel size, moduli and conductivities in the unit of
-the phase laws ("phase units", which stochhom does not know): the axes say so.
-Targets are named by :func:`target_label` with the unit of :func:`target_unit`
-(``[–]`` for ln targets: the ln of a property relative to a unit phase input).
+**Units.** Every figure takes ``units`` (:class:`~stochhom.units.Units`, the study's
+declared units): lengths are in its length unit (SVE volumes in its square or cube),
+moduli and conductivities in its modulus or conductivity unit. Without a declaration
+properties are in "phase units" (the units of the phase laws) and lengths in "voxels"
+(voxel size 1) or "voxel-size units"; the axes say so. Targets are named by
+:func:`target_label` with the unit of :func:`target_unit` (``[–]`` for ln targets).
+
+**Readability.** The report shows a figure ``w`` inches wide at ``100 w`` CSS pixels
+(:data:`DISPLAY_PPI`), one column (:data:`COLUMN_WIDTH`) or the whole page
+(:data:`PAGE_WIDTH`) wide. :data:`STYLE` uses 10 pt text and 9 pt tick labels, legends and
+annotations (12.5 px); :func:`min_font_px` and :func:`text_overlaps` check a figure.
 """
 
 from __future__ import annotations
@@ -40,12 +48,19 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import matplotlib as mpl
+import matplotlib.axis as maxis
 import matplotlib.ticker as mticker
 import numpy as np
 import pandas as pd
 import xarray as xr
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
+from matplotlib.legend import Legend
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.text import Annotation, Text
 from scipy import stats
 
 from ..bounds import hashin_shtrikman, reuss, voigt
@@ -57,11 +72,17 @@ from ..statistics.ensemble import sample_parameters
 from ..statistics.phases import PhaseSpec, resolve_phases
 from ..statistics.summary import IDENTIFIERS, default_by, summarize
 from ..tensors import isotropic_projection
+from ..units import DIMENSIONLESS, PHASE_UNITS, Units
 from ..validation import plots
 from ..validation.metrics import calibration_check
 
 __all__ = [
     "STYLE",
+    "DISPLAY_PPI",
+    "COLUMN_WIDTH",
+    "PAGE_WIDTH",
+    "min_font_px",
+    "text_overlaps",
     "PARAMETER_LABELS",
     "axis_label",
     "target_label",
@@ -84,55 +105,78 @@ __all__ = [
     "ood_figure",
 ]
 
+#: Text size (points) of labels and titles; :data:`SMALL_FONT` is that of tick labels, legends
+#: and annotations. At the displayed size (:data:`DISPLAY_PPI`) 9 pt is 12.5 px.
+FONT = 10.0
+SMALL_FONT = 9.0
+
+#: Width (inches) of a figure shown in one column of the report (640 px): single panels and
+#: small grids. Figures of several panels in a row are up to :data:`PAGE_WIDTH` wide and span
+#: both columns, with the same fonts.
+COLUMN_WIDTH = 6.4
+PAGE_WIDTH = 13.0
+
 #: The report's matplotlib style, applied with ``matplotlib.rc_context``.
 STYLE: dict[str, Any] = {
     "figure.dpi": 100,
-    "savefig.dpi": 100,
+    "savefig.dpi": 200,
     "figure.facecolor": "white",
     "savefig.facecolor": "white",
-    "font.size": 9,
-    "axes.titlesize": 9,
-    "axes.labelsize": 9,
-    "legend.fontsize": 8,
+    "font.size": FONT,
+    "axes.titlesize": FONT,
+    "axes.labelsize": FONT,
+    "figure.titlesize": FONT + 1,
+    "figure.labelsize": FONT,
+    "legend.fontsize": SMALL_FONT,
+    "legend.title_fontsize": SMALL_FONT,
     "legend.frameon": False,
-    "xtick.labelsize": 8,
-    "ytick.labelsize": 8,
+    "legend.handlelength": 1.8,
+    "xtick.labelsize": SMALL_FONT,
+    "ytick.labelsize": SMALL_FONT,
+    "axes.formatter.limits": (-4, 5),
     "axes.grid": True,
+    "axes.axisbelow": True,
     "grid.color": "0.9",
     "grid.linewidth": 0.6,
     "axes.spines.top": False,
     "axes.spines.right": False,
     "axes.prop_cycle": mpl.cycler(color=["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]),
-    "lines.linewidth": 1.4,
-    "lines.markersize": 4,
+    "lines.linewidth": 1.5,
+    "lines.markersize": 5,
+    "errorbar.capsize": 3,
     "image.cmap": "viridis",
 }
 
-#: Axis labels (with units) of common parameters; others are shown by name.
+#: Readable names (with their symbols) of common parameters; :func:`axis_label` adds the unit.
 PARAMETER_LABELS: dict[str, str] = {
-    "volume_fraction": "volume fraction φ [–]",
-    "correlation_length": "correlation length ℓ [length]",
-    "radius": "radius R [length]",
-    "radius_std": "radius standard deviation [length]",
-    "contrast": "phase contrast [–]",
-    "size": "SVE edge length [voxels]",
-    "volume": "SVE volume V [voxel volume units]",
-    "aspect_ratio": "aspect ratio [–]",
-    "nu": "Matérn smoothness ν [–]",
+    "volume_fraction": "volume fraction φ",
+    "correlation_length": "correlation length ℓ",
+    "radius": "radius R",
+    "radius_std": "radius standard deviation",
+    "contrast": "phase contrast",
+    "size": "SVE edge length",
+    "volume": "SVE volume V",
+    "aspect_ratio": "aspect ratio",
+    "nu": "Matérn smoothness ν",
 }
 
-#: Labels of the plotted properties, by (name, dim); "phase units" are the units of the phase laws.
+#: Short names of parameters in panel titles and legends.
+_SHORT = {"volume_fraction": "φ", "correlation_length": "ℓ", "radius": "R", "nu": "ν"}
+
+#: Names of the plotted properties, by (name, dim).
 _PROPERTY_LABELS = {
-    ("bulk_modulus", 3): "bulk modulus K [phase units]",
-    ("bulk_modulus", 2): "plane-strain bulk modulus κ [phase units]",
-    ("shear_modulus", 3): "shear modulus G [phase units]",
-    ("shear_modulus", 2): "shear modulus G [phase units]",
-    ("mean_conductivity", 3): "mean conductivity tr k / 3 [phase units]",
-    ("mean_conductivity", 2): "mean conductivity tr k / 2 [phase units]",
+    ("bulk_modulus", 3): "bulk modulus K",
+    ("bulk_modulus", 2): "plane-strain bulk modulus κ",
+    ("shear_modulus", 3): "shear modulus G",
+    ("shear_modulus", 2): "shear modulus G",
+    ("mean_conductivity", 3): "mean conductivity tr k / 3",
+    ("mean_conductivity", 2): "mean conductivity tr k / 2",
 }
 
-_HS = {"color": "#2ca02c", "label": "Hashin–Shtrikman"}
-_VR = {"color": "0.55", "label": "Voigt / Reuss"}
+_HS = {"color": "#2ca02c", "label": "Hashin–Shtrikman bounds"}
+_VR = {"color": "0.55", "label": "Voigt / Reuss bounds"}
+#: The one marker of an interval end cut at an axis limit (explained once in the legend).
+_CUT = {"color": "k", "ms": 6, "mfc": "white", "mew": 1.0, "label": "interval cut at the axis"}
 
 
 def styled(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -146,16 +190,227 @@ def styled(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _grid(n: int, ncols: int = 3, panel: tuple[float, float] = (3.6, 3.0)) -> tuple[Figure, list[Any]]:
-    """A figure with ``n`` panels on at most ``ncols`` columns (unused panels removed)."""
+# --------------------------------------------------------------------------- readability checks
+
+#: Pixels per inch of a figure as the report shows it (a figure ``w`` inches wide is ``100 w`` px wide).
+DISPLAY_PPI = 100.0
+
+
+def _axes_name(fig: Figure, ax: Any) -> str:
+    try:
+        return f"axes {fig.axes.index(ax)}"
+    except ValueError:
+        return "axes"
+
+
+def _visible_texts(fig: Figure) -> list[tuple[Any, str, str]]:
+    """``(text, role, group)`` of every text a draw of ``fig`` shows: visible, non-empty, with
+    visible parents. Tick labels are those of the ticks drawn (inside the view limits);
+    ``group`` names the axis a tick label belongs to ("" for other texts)."""
+    out: list[tuple[Any, str, str]] = []
+
+    def add(t: Any, role: str, group: str = "") -> None:
+        if isinstance(t, Text) and t.get_visible() and t.get_text().strip():
+            if isinstance(t, Annotation) and hasattr(t, "_check_xy") and not t._check_xy(None):
+                return  # an annotation clipped away (its point outside its axes)
+            out.append((t, role, group))
+
+    def walk(artist: Any, ax: Any, legend: bool) -> None:
+        if not artist.get_visible():
+            return
+        if isinstance(artist, maxis.Axis):
+            name = f"{artist.axis_name} axis of {_axes_name(fig, ax)}"
+            add(artist.label, f"{artist.axis_name} label of {_axes_name(fig, ax)}")
+            add(artist.offsetText, f"{artist.axis_name} offset text of {_axes_name(fig, ax)}")
+            for tick in artist._update_ticks():  # the ticks a draw shows
+                if tick.get_visible():
+                    for lab in (tick.label1, tick.label2):
+                        add(lab, f"{artist.axis_name} tick label of {_axes_name(fig, ax)}", name)
+            return
+        if isinstance(artist, Text):
+            if ax is not None and artist in (ax.title, getattr(ax, "_left_title", None),
+                                             getattr(ax, "_right_title", None)):
+                role = f"title of {_axes_name(fig, ax)}"
+            elif artist is getattr(fig, "_suptitle", None):
+                role = "suptitle"
+            elif artist is getattr(fig, "_supxlabel", None) or artist is getattr(fig, "_supylabel", None):
+                role = "figure label"
+            elif legend:
+                role = "legend text" + (f" of {_axes_name(fig, ax)}" if ax is not None else "")
+            else:
+                role = "text" + (f" of {_axes_name(fig, ax)}" if ax is not None else "")
+            add(artist, role)
+        for child in artist.get_children():
+            walk(child, artist if isinstance(artist, Axes) else ax,
+                 legend or isinstance(artist, Legend))
+
+    walk(fig, None, False)
+    return out
+
+
+def min_font_px(fig: Figure) -> float:
+    """The smallest font of a figure's texts, in pixels at the size the report shows it.
+
+    A figure ``w`` inches wide is shown ``100 w`` pixels wide (:data:`DISPLAY_PPI`), so a
+    font of ``s`` points is :math:`s \\cdot 100 / 72` pixels high. Counted are the visible,
+    non-empty texts a draw of the figure shows: tick labels, axis labels, titles, legend
+    entries, annotations and the suptitle.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+
+    Returns
+    -------
+    float
+        The smallest font size in display pixels (``inf`` for a figure without text).
+
+    Examples
+    --------
+    >>> fig = Figure(figsize=(4, 3))
+    >>> _ = fig.add_subplot().set_title("t", fontsize=9)
+    >>> round(min_font_px(fig), 1)  # 9 pt, the tick labels of the default style are 10 pt
+    12.5
+    """
+    _ensure_canvas(fig)
+    sizes = [float(t.get_fontsize()) for t, _, _ in _visible_texts(fig)]
+    return min(sizes) * DISPLAY_PPI / 72.0 if sizes else float("inf")
+
+
+def _ensure_canvas(fig: Figure) -> Any:
+    """A renderer for ``fig`` (an Agg canvas is attached when the figure has none that renders)."""
+    if not hasattr(fig.canvas, "get_renderer"):
+        FigureCanvasAgg(fig)
+    return fig.canvas
+
+
+def text_overlaps(fig: Figure, tolerance: float = 1.0) -> list[str]:
+    """Texts of a figure that overlap each other or stick out of it, once drawn.
+
+    The figure is drawn (on an Agg canvas if it has none that renders) and the window
+    extent of every visible, non-empty text is compared, in pixels at the displayed size
+    (:data:`DISPLAY_PPI` per inch):
+
+    * two texts overlap when their boxes share more than ``tolerance`` pixels in both
+      directions;
+    * two tick labels of the same axis collide already when they touch (a gap under
+      ``tolerance`` pixels);
+    * a text sticks out when its box reaches more than ``tolerance`` pixels beyond the figure.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    tolerance : float
+        Pixels of overlap (or of missing gap, for tick labels) tolerated.
+
+    Returns
+    -------
+    list of str
+        One readable line per problem, e.g. ``"x tick label of axes 0 '10' overlaps x tick
+        label of axes 0 '20' (3 × 11 px)"``; empty when every text stands free.
+    """
+    canvas = _ensure_canvas(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    scale = DISPLAY_PPI / fig.dpi
+    texts, boxes = [], []
+    for t, role, group in _visible_texts(fig):
+        bb = t.get_window_extent(renderer)
+        if not (np.all(np.isfinite(bb.extents)) and bb.width > 0 and bb.height > 0):
+            continue
+        texts.append((t, role, group))
+        boxes.append(np.asarray(bb.extents, dtype=float) * scale)
+    found: list[str] = []
+
+    def name(k: int) -> str:
+        text = texts[k][0].get_text().replace("\n", " ")
+        return f"{texts[k][1]} {textwrap.shorten(text, 60, placeholder='…')!r}"
+
+    w, h = fig.get_figwidth() * DISPLAY_PPI, fig.get_figheight() * DISPLAY_PPI
+    for k, (x0, y0, x1, y1) in enumerate(boxes):
+        beyond = {"left": -x0, "bottom": -y0, "right": x1 - w, "top": y1 - h}
+        out = {side: d for side, d in beyond.items() if d > tolerance}
+        if out:
+            found.append(f"{name(k)} sticks out of the figure ("
+                         + ", ".join(f"{side} by {d:.0f} px" for side, d in out.items()) + ")")
+    for i in range(len(boxes)):
+        for j in range(i + 1, len(boxes)):
+            a, b = boxes[i], boxes[j]
+            dx = min(a[2], b[2]) - max(a[0], b[0])
+            dy = min(a[3], b[3]) - max(a[1], b[1])
+            same_axis = texts[i][2] and texts[i][2] == texts[j][2]
+            if (same_axis and dx > -tolerance and dy > -tolerance) or (dx > tolerance and dy > tolerance):
+                verb = "touches" if same_axis and min(dx, dy) <= tolerance else "overlaps"
+                found.append(f"{name(i)} {verb} {name(j)} ({max(dx, 0):.0f} × {max(dy, 0):.0f} px)")
+    return found
+
+
+# --------------------------------------------------------------------------- layout and labels
+
+
+def _figure(width: float, height: float) -> Figure:
+    return Figure(figsize=(min(width, PAGE_WIDTH), height), layout="constrained")
+
+
+def _grid(n: int, ncols: int = 3, panel: tuple[float, float] = (3.6, 3.0),
+          extra_height: float = 0.0) -> tuple[Figure, list[Any]]:
+    """A figure with ``n`` panels on at most ``ncols`` columns (unused panels removed).
+
+    Panels are ``panel`` inches (narrower when the row would pass :data:`PAGE_WIDTH`);
+    ``extra_height`` is added for a legend or title below or above them.
+    """
     n = max(int(n), 1)
     cols = min(n, ncols)
     rows = -(-n // cols)
-    fig = Figure(figsize=(panel[0] * cols, panel[1] * rows), layout="constrained")
+    width = min(panel[0] * cols, PAGE_WIDTH)
+    fig = _figure(width, panel[1] * rows + extra_height)
     axes = list(np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel())
     for ax in axes[n:]:
         fig.delaxes(ax)
     return fig, axes[:n]
+
+
+def _wrap(text: str, inches: float, size: float = FONT) -> str:
+    """``text`` wrapped to lines of about ``inches`` at ``size`` points (existing breaks kept)."""
+    width = max(12, int(inches * 72.0 / (0.6 * size)))
+    return "\n".join(textwrap.fill(line, width, break_long_words=False) for line in str(text).split("\n"))
+
+
+def _axes_inches(ax: Any) -> tuple[float, float]:
+    """Width and height (inches) of the axes' slot before the layout shrinks it."""
+    pos = ax.get_position(original=True)
+    w, h = ax.figure.get_size_inches()
+    return pos.width * w, pos.height * h
+
+
+def _ticks(nbins: int = 5) -> mticker.MaxNLocator:
+    """A linear axis' locator: at most ``nbins`` intervals of 1, 2, 2.5 or 5 × 10ⁿ (no 1.5 steps)."""
+    return mticker.MaxNLocator(nbins=nbins, steps=[1, 2, 2.5, 5, 10])
+
+
+def _shared_legend(fig: Figure, axes: Sequence[Any], max_columns: int = 6,
+                   extra: Sequence[tuple[Any, str]] = ()) -> None:
+    """One legend below the panels, each label once, in as many columns (up to ``max_columns``)
+    as fit the figure's width; the figure grows by the legend's height."""
+    handles, labels = [], []
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    for h, lab in extra:
+        handles.append(h)
+        labels.append(lab)
+    if not labels:
+        return
+    renderer = _ensure_canvas(fig).get_renderer()
+    room = (fig.get_figwidth() - 0.2) * fig.dpi
+    for cols in range(min(max_columns, len(labels)), 0, -1):
+        legend = fig.legend(handles, labels, loc="outside lower center", ncols=cols)
+        if cols == 1 or legend.get_window_extent(renderer).width <= room:
+            break
+        legend.remove()
+    fig.set_figheight(fig.get_figheight() + legend.get_window_extent(renderer).height / fig.dpi + 0.05)
 
 
 def plain(text: Any) -> str:
@@ -163,36 +418,97 @@ def plain(text: Any) -> str:
     return str(text).replace("$", r"\$")
 
 
-def axis_label(name: str, dim: int | None = None, voxel_size: float | None = None) -> str:
-    """Axis label with units of a parameter or property name (the name itself if unknown).
-
-    ``volume`` (the SVE volume, in the unit of the voxel size to the power ``dim``) is
-    labelled with :func:`_volume_unit` from ``dim`` and ``voxel_size`` when they are given.
-    """
-    if dim is not None and (name, dim) in _PROPERTY_LABELS:
-        return _PROPERTY_LABELS[(name, dim)]
-    if name == "volume":
-        return f"SVE volume V [{_volume_unit(dim, voxel_size)}]"
-    return PARAMETER_LABELS.get(name, plain(name).replace("_", " "))
+def _units(units: Units | None, voxel_size: float | None = None) -> Units:
+    """The declared ``units``, or nothing declared at ``voxel_size`` (1 when unknown)."""
+    if units is None:
+        h = 1.0 if voxel_size is None or not np.isfinite(float(voxel_size)) else float(voxel_size)
+        return Units(voxel_size=h)
+    if not isinstance(units, Units):
+        raise InputError(f"units: expected a stochhom.units.Units, got {units!r}; build one with "
+                         "stochhom.units.units_from_dict({'length': 'um', 'modulus': 'GPa'})")
+    return units
 
 
-def _parameter_name(name: str) -> str:
-    """A parameter's name for a legend or tick label: :data:`PARAMETER_LABELS` without the unit."""
-    return re.sub(r"\s*\[[^\]]*\]$", "", axis_label(name))
+def _compound(unit: str) -> bool:
+    return any(c in unit for c in " /·*^⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _squared(unit: str) -> str:
+    """The unit of a variance: ``GPa²``, ``(phase units)²``; ``–`` stays ``–``."""
+    if unit in ("", DIMENSIONLESS):
+        return DIMENSIONLESS
+    return f"({unit})²" if _compound(unit) else f"{unit}²"
+
+
+def _per(unit: str) -> str:
+    """The unit of a density of a quantity in ``unit``: ``1/GPa``, ``1/(phase units)``."""
+    if unit in ("", DIMENSIONLESS):
+        return DIMENSIONLESS
+    return f"1/({unit})" if _compound(unit) else f"1/{unit}"
 
 
 _SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
 _SUBSCRIPT = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 
 
-def _volume_unit(dim: int | None, voxel_size: float | None = None) -> str:
-    """Unit of an SVE volume: ``voxels²``/``voxels³`` when the voxel size is 1, else
-    ``length²``/``length³`` (the unit of the voxel size); ``voxel volume units`` when the
-    dimension is unknown."""
-    if dim not in (1, 2, 3):
-        return "voxel volume units"
-    power = "" if dim == 1 else str(dim).translate(_SUPERSCRIPT)
-    return f"voxels{power}" if voxel_size is not None and float(voxel_size) == 1.0 else f"length{power}"
+def _volume_unit(dim: int | None, units: Units) -> str:
+    """Unit of an SVE volume: the length unit to the power ``dim`` (``µm²``, ``voxels³``);
+    without ``dim``, ``voxel volume units`` (or the declared length unit to the power d)."""
+    if dim in (1, 2, 3):
+        return units.length_unit(int(dim))
+    return f"{units.length_unit(1)}ᵈ" if units.length else "voxel volume units"
+
+
+def axis_label(name: str, dim: int | None = None, voxel_size: float | None = None,
+               units: Units | None = None) -> str:
+    """Axis label with its unit of a parameter, property or target name.
+
+    Parameters
+    ----------
+    name : str
+        A parameter (``volume_fraction``, ``correlation_length``, ``volume`` ...), a plotted
+        property (``bulk_modulus``, ``mean_conductivity``) or a target.
+    dim : int, optional
+        Dimension of the SVEs: names the 2D properties (plane-strain κ, tr k / 2) and
+        gives the power of the SVE volume's unit.
+    voxel_size : float, optional
+        The voxel size, when ``units`` is not given: an undeclared length unit is ``voxels``
+        when it is 1 (or unknown), else ``voxel-size units``.
+    units : stochhom.units.Units, optional
+        The study's declared units.
+
+    Returns
+    -------
+    str
+        E.g. ``"SVE volume V [µm²]"``, ``"bulk modulus K [GPa]"``, ``"volume fraction φ [–]"``;
+        ``size`` (the SVE edge, a number of voxels) is always in ``voxels``; a name whose unit
+        is unknown has no bracket.
+
+    Examples
+    --------
+    >>> axis_label("volume", 2, units=Units(length="um"))
+    'SVE volume V [µm²]'
+    >>> axis_label("correlation_length")
+    'correlation length ℓ [voxels]'
+    """
+    u = _units(units, voxel_size)
+    if dim is not None and (name, dim) in _PROPERTY_LABELS:
+        return _PROPERTY_LABELS[(name, dim)] + u.bracket(name)
+    if name == "volume":
+        return f"{PARAMETER_LABELS['volume']} [{_volume_unit(dim, u)}]"
+    if name == "size":  # the number of voxels along an edge of the SVE
+        return f"{PARAMETER_LABELS['size']} [voxels]"
+    return _parameter_name(name) + u.bracket(name)
+
+
+def _parameter_name(name: str) -> str:
+    """A parameter's name for a legend or tick label (:data:`PARAMETER_LABELS`, without the unit)."""
+    return PARAMETER_LABELS.get(str(name)) or target_label(name)
+
+
+def _short(name: str) -> str:
+    """A parameter's short name in a panel title (``φ``, ``ℓ``, ``R``; else its name)."""
+    return _SHORT.get(str(name), plain(name).replace("_", " "))
 
 
 def target_label(name: str) -> str:
@@ -237,15 +553,22 @@ def target_label(name: str) -> str:
     return fixed.get(n, plain(n).replace("_", " "))
 
 
-def target_unit(name: str) -> str:
-    """Unit of a target, without brackets: ``–`` for ln targets (the ln of a property
-    relative to a unit phase input), phase fractions and the anisotropy index; else
-    ``phase units`` (effective properties carry the units of the phase laws, which stochhom
-    does not know)."""
-    n = str(name)
-    if n.startswith("log_") or n.startswith("phase_fraction") or n == "anisotropy_index":
-        return "–"
-    return "phase units"
+def target_unit(name: str, units: Units | None = None) -> str:
+    """Unit of a target, without brackets.
+
+    ``–`` for ln targets (the ln of a property relative to a unit phase input), phase
+    fractions and the anisotropy index; a conductivity or modulus takes the declared unit of
+    ``units`` (:meth:`stochhom.units.Units.of`), else ``phase units`` (effective properties
+    carry the units of the phase laws, which stochhom does not know otherwise).
+
+    Examples
+    --------
+    >>> target_unit("log_bulk_modulus"), target_unit("bulk_modulus")
+    ('–', 'phase units')
+    >>> target_unit("conductivity_0_0", Units(conductivity="W/m/K"))
+    'W/m/K'
+    """
+    return _units(units).of(str(name)) or PHASE_UNITS
 
 
 def _fmt(v: Any) -> str:
@@ -302,9 +625,27 @@ def _parameters(ens: xr.Dataset, k: int) -> dict[str, Any]:
     return params
 
 
+def _gallery_shape(n: int, max_columns: int = 4) -> tuple[int, int]:
+    """Rows and columns of a gallery of ``n`` images: as few rows as ``max_columns`` allow,
+    then as few columns as fill them (4 → 1 × 4, 5 → 2 × 3, 7 → 2 × 4): fewer empty panels
+    than rows."""
+    n = max(int(n), 1)
+    rows = -(-n // max_columns)
+    return rows, -(-n // rows)
+
+
+#: Phase labels shown in a legend (one patch per label) up to this many; more get a colour bar.
+_MAX_PHASE_LEGEND = 8
+
+
 @styled
-def gallery_figure(ensemble: xr.Dataset, max_samples: int = 6) -> Figure:
+def gallery_figure(ensemble: xr.Dataset, max_samples: int = 6, *, units: Units | None = None) -> Figure:
     """Label images of the first ``max_samples`` samples (the middle ``z`` slice in 3D).
+
+    The images are square panels on a grid fitted to their number (:func:`_gallery_shape`:
+    up to 4 per row, as few empty panels as possible); one colour per phase label, named
+    in a legend below. Parameters shared by every sample are given once, in the title;
+    those that differ, in each panel's title.
 
     Parameters
     ----------
@@ -312,22 +653,44 @@ def gallery_figure(ensemble: xr.Dataset, max_samples: int = 6) -> Figure:
         A microstructure ensemble (variable ``phase``, dims ``sample, x, y[, z]``).
     max_samples : int
         Samples shown.
+    units : stochhom.units.Units, optional
+        The study's units: the axes are in its length unit (voxels when undeclared and the
+        voxel size is 1).
     """
     ens = _ensemble(ensemble)
     phase = ens["phase"].transpose("sample", ...)
-    n = min(int(max_samples), phase.sizes["sample"])
+    n = max(min(int(max_samples), phase.sizes["sample"]), 1)
     dim = phase.ndim - 1
     top = max(int(phase.max()), 1)
-    fig, axes = _grid(n, ncols=3, panel=(3.0, 3.0))
     h = float(ens.attrs.get("voxel_size", 1.0))
+    u = _units(units, h)
+    rows, cols = _gallery_shape(n)
+    params = [_parameters(ens, k) for k in range(n)]
+    shared = {p: v for p, v in params[0].items()
+              if all(p in q and json.dumps(q[p], default=str) == json.dumps(v, default=str) for q in params)}
+    varying = [{p: v for p, v in params[k].items() if p not in shared} for k in range(n)]
+    side = 3.0 if cols >= 3 else 3.1  # inches per panel: two fit a column, three or four span the page
+    width = max(side * cols, 3.8)
+    title_lines = 1 + max((1 if v else 0) for v in varying)
+    generator = str(ens.attrs.get("generator", "") or "")
+    head = f"{plain(generator)} generator" if generator else "parameters"
+    text = ", ".join(f"{_parameter_name(p)} = {_fmt(v)}" for p, v in shared.items())
+    line = f"{head}{', every sample' if n > 1 else ''}: {text}" if text else (head if generator else "")
+    line = _wrap(line, width - 0.3, FONT + 1) if line else ""
+    legend = top + 1 <= _MAX_PHASE_LEGEND  # else a colour bar, right of the images
+    height = rows * (side + 0.25 * title_lines + 0.05) + 0.3 * (line.count("\n") + 1 if line else 0)
+    fig = _figure(width + (0.0 if legend else 0.9), height + (0.4 if legend else 0.0))
+    grid = fig.subplots(rows, cols, squeeze=False)
+    axes = list(grid.ravel())
+    for ax in axes[n:]:
+        fig.delaxes(ax)
+    axes = axes[:n]
     # one colour per phase label: a discrete map with boundaries halfway between the labels
     base = mpl.colormaps["tab10"].colors if top < 10 else mpl.colormaps["viridis"].resampled(top + 1).colors
     cmap = ListedColormap(list(base[: top + 1]), name="phase labels")
     norm = BoundaryNorm(np.arange(-0.5, top + 1.0), cmap.N)
-    params = [_parameters(ens, k) for k in range(n)]
-    shared = {p: v for p, v in params[0].items()
-              if all(p in q and json.dumps(q[p], default=str) == json.dumps(v, default=str) for q in params)}
     im = None
+    unit = u.length_unit(1)
     for k, ax in enumerate(axes):
         img = phase.isel(sample=k).values
         if dim == 3:
@@ -338,21 +701,22 @@ def gallery_figure(ensemble: xr.Dataset, max_samples: int = 6) -> Figure:
         ax.grid(False)
         for axis in (ax.xaxis, ax.yaxis):  # few, short tick labels on small panels
             axis.set_major_locator(mticker.MaxNLocator(nbins=4, steps=[1, 2, 5, 10]))
-        varying = {p: v for p, v in params[k].items() if p not in shared}
-        title = f"sample {ens['sample'].values[k]}" + "".join(f", {plain(p)} = {_fmt(v)}" for p, v in varying.items())
-        ax.set_title(title + (" (middle z slice)" if dim == 3 else ""))
-        ax.set_xlabel("x [length]")
-        ax.set_ylabel("y [length]")
-    generator = str(ens.attrs.get("generator", "") or "")
-    head = f"{plain(generator)} generator" if generator else "parameters"
-    text = ", ".join(f"{_parameter_name(p)} = {_fmt(v)}" for p, v in shared.items())
-    if text:
-        line = f"{head}{', every sample shown' if n > 1 else ''}: {text}"
-        fig.suptitle(textwrap.fill(line, width=int(fig.get_figwidth() * 100 / 7.5)), fontsize=9)
-    elif generator:
-        fig.suptitle(head, fontsize=9)
-    if im is not None:
-        bar = fig.colorbar(im, ax=axes, shrink=0.8, ticks=range(top + 1))
+        title = f"sample {ens['sample'].values[k]}" + (", middle z slice" if dim == 3 else "")
+        if varying[k]:
+            title += "\n" + _wrap(", ".join(f"{_short(p)} = {_fmt(v)}" for p, v in varying[k].items()),
+                                  side - 0.2)
+        ax.set_title(title)
+        if k + cols >= n:  # nothing below: the bottom panel of its column
+            ax.set_xlabel(f"x [{unit}]")
+        if k % cols == 0:
+            ax.set_ylabel(f"y [{unit}]")
+    if line:
+        fig.suptitle(line)
+    if im is not None and legend:
+        handles = [Patch(facecolor=cmap(k), edgecolor="0.3", lw=0.5, label=f"phase {k}") for k in range(top + 1)]
+        fig.legend(handles=handles, loc="outside lower center", ncols=top + 1)
+    elif im is not None:
+        bar = fig.colorbar(im, ax=axes, shrink=0.8, ticks=mticker.MaxNLocator(nbins=6, integer=True))
         bar.set_label("phase label")
         bar.minorticks_off()
     return fig
@@ -427,17 +791,23 @@ def s2_theory(generator: str, params: Mapping[str, Any], r: Any, dim: int, phase
 
 
 @styled
-def s2_figure(ensemble: xr.Dataset, phase: int = 1) -> Figure:
+def s2_figure(ensemble: xr.Dataset, phase: int = 1, *, units: Units | None = None) -> Figure:
     """Radial :math:`S_2(r)` of ``phase`` per parameter group: the ensemble mean and the
-    closed form of :func:`s2_theory` where the generator has one (dashed)."""
+    closed form of :func:`s2_theory` where the generator has one (dashed).
+
+    The distance axis is in the length unit of ``units`` (voxels when undeclared and the
+    voxel size is 1). One group's legend sits inside the axes; several groups' below them.
+    """
     ens = _ensemble(ensemble)
     dim = ens["phase"].ndim - 1
     generator = str(ens.attrs.get("generator", ""))
+    u = _units(units, ens.attrs.get("voxel_size"))
     s2 = radial_average(two_point_probability(ens, phase))
     groups: dict[str, list[int]] = {}
     for k in range(ens.sizes["sample"]):
         groups.setdefault(json.dumps(_parameters(ens, k), sort_keys=True, default=str), []).append(k)
-    fig = Figure(figsize=(5.0, 3.8), layout="constrained")
+    below = len(groups) > 1
+    fig = _figure(COLUMN_WIDTH, 3.6)
     ax = fig.add_subplot()
     r = s2["r"].values
     fine = np.linspace(0.0, r.max(), 200)
@@ -448,7 +818,7 @@ def s2_figure(ensemble: xr.Dataset, phase: int = 1) -> Figure:
                                                     mpl.rcParams["axes.prop_cycle"].by_key()["color"] * 10)):
         params = json.loads(key)
         varying = {p: v for p, v in params.items() if p in ens.coords and np.unique(ens[p].values).size > 1}
-        tag = ", ".join(f"{plain(p)} = {_fmt(v)}" for p, v in varying.items())
+        tag = ", ".join(f"{_short(p)} = {_fmt(v)}" for p, v in varying.items())
         mean = s2.isel(sample=members).mean("sample").values
         ax.plot(r, mean, "o", color=color, label=f"measured ({len(members)} samples){', ' + tag if tag else ''}")
         theory = s2_theory(generator, params, fine, dim, phase)
@@ -463,11 +833,14 @@ def s2_figure(ensemble: xr.Dataset, phase: int = 1) -> Figure:
     if len(nominal) == 1 and len(groups) == 1:
         phi = nominal.pop()
         ax.axhline(phi**2, color="0.5", lw=0.8, ls="-.", label="nominal φ² (limit of the theory)")
-    ax.set_xlabel("distance r [length]")
-    ax.set_ylabel(f"two-point probability S₂(r) of phase {phase} [–]")
-    if not any_theory:
-        ax.set_title(f"no closed-form S₂ for generator {plain(repr(generator))}")
-    ax.legend()
+    ax.set_xlabel(f"distance r [{u.length_unit(1)}]")
+    ax.set_ylabel(f"S₂(r) of phase {phase} [–]")
+    ax.set_title(f"two-point probability of phase {phase}" if any_theory
+                 else f"two-point probability (no closed form for {plain(repr(generator))})")
+    if below:
+        _shared_legend(fig, [ax], 2)
+    else:
+        ax.legend(loc="upper right")
     return fig
 
 
@@ -572,6 +945,19 @@ def sample_bounds(props: xr.Dataset, phases: PhaseSpec) -> dict[str, dict[str, n
     return out
 
 
+def _property_layout(names: Sequence[str], params: Sequence[str]) -> tuple[int, int, list[tuple[str, str, int, int]]]:
+    """Rows, columns and ``(property, parameter, row, column)`` of each panel: a row per property
+    with its parameters (up to 3 per row), or, with one parameter, the properties side by side."""
+    if len(params) == 1:
+        cols = min(len(names), 2)
+        return (-(-len(names) // cols), cols,
+                [(name, params[0], i // cols, i % cols) for i, name in enumerate(names)])
+    cols = min(len(params), 3)
+    per = -(-len(params) // cols)
+    return (per * len(names), cols,
+            [(name, p, i * per + j // cols, j % cols) for i, name in enumerate(names) for j, p in enumerate(params)])
+
+
 @styled
 def properties_figure(
     props: xr.Dataset,
@@ -579,20 +965,30 @@ def properties_figure(
     parameters: Sequence[str] | None = None,
     summary: xr.Dataset | None = None,
     confidence: float = 0.95,
+    *,
+    units: Units | None = None,
 ) -> Figure:
     """Apparent properties against each swept parameter, with their bounds.
 
-    One panel per property (rows, :func:`property_columns`) and swept parameter
-    (columns, :func:`swept_parameters`): the converged samples (dots), the mean of each
-    point with its ``confidence`` interval (:func:`~stochhom.statistics.summarize`,
-    black), and, when ``phases`` is given, each sample's Voigt/Reuss (grey) and
-    Hashin–Shtrikman (green) bounds (:func:`sample_bounds`). The bound markers carry the
-    ``gid`` ``"<bound>:<property>"`` (e.g. ``"hs_upper:bulk_modulus"``).
+    One panel per property (:func:`property_columns`) and swept parameter
+    (:func:`swept_parameters`), the panels of a property on the same y-range: the
+    converged samples (dots), the mean of each point with its ``confidence`` interval
+    (:func:`~stochhom.statistics.summarize`, black squares), and, when ``phases`` is given,
+    each sample's Voigt/Reuss (grey) and Hashin–Shtrikman (green) bounds
+    (:func:`sample_bounds`). The bound markers carry the ``gid`` ``"<bound>:<property>"``
+    (e.g. ``"hs_upper:bulk_modulus"``). One legend, below the panels.
 
     When the bounds cannot be computed (no ``phase_fraction``, e.g. a many-phase study,
     or phases that do not resolve), the figure is drawn without them and its title says
-    why. On a logarithmic property axis the limits follow the samples and bounds; an
-    interval that reaches beyond them is cut at the axis and marked with a caret (▼ or ▲).
+    why. The axis limits include every interval, except on a logarithmic property axis an
+    interval end at or below zero or more than ten times beyond the samples and bounds: it
+    is cut at the axis and marked with an open triangle (explained in the legend).
+
+    Parameters
+    ----------
+    units : stochhom.units.Units, optional
+        The study's units: properties in its modulus or conductivity unit ("phase units"
+        when undeclared), lengths in its length unit.
 
     Raises
     ------
@@ -620,53 +1016,69 @@ def properties_figure(
         summary = summarize(props.assign({c: ("sample", v) for c, v in cols.items()}),
                             variables=list(cols), confidence=confidence, rng=0)
     dim = _dim(props)
-    h = props.attrs.get("voxel_size")
-    fig = Figure(figsize=(4.0 * len(params), 3.4 * len(cols)), layout="constrained")
-    axes = fig.subplots(len(cols), len(params), squeeze=False)
-    for i, (name, values) in enumerate(cols.items()):
-        for j, p in enumerate(params):
-            ax = axes[i, j]
-            x = props[p].values.astype(float)
-            ok = conv & np.isfinite(values)
-            ax.plot(x[ok], values[ok], "o", alpha=0.6, ms=4, label="samples", zorder=2)
-            shown = [values[ok]]
-            if bounds is not None:
-                b = bounds[name]
-                for key, style, marker in (("hs_lower", _HS, "_"), ("hs_upper", _HS, "_"),
-                                           ("reuss", _VR, "_"), ("voigt", _VR, "_")):
-                    fin = np.isfinite(b[key])
-                    if fin.any():
-                        label = style["label"] if key in ("hs_lower", "reuss") else "_nolegend_"
-                        ax.plot(x[fin], b[key][fin], marker, color=style["color"], ms=10, mew=1.0, alpha=0.7,
-                                label=label, gid=f"{key}:{name}", zorder=1)
-                        shown.append(b[key][fin])
-            ax.set_xlabel(axis_label(p, dim, h))
-            ax.set_ylabel(axis_label(name, dim))
-            _log_if_wide(ax, x, "x")
-            log_y = _log_if_wide(ax, values[ok], "y")
-            if log_y:  # limits from the samples and bounds, not from intervals reaching below 0
-                v = np.concatenate(shown)
-                v = v[np.isfinite(v) & (v > 0)]
-                ax.set_ylim(v.min() / 1.5, v.max() * 1.5)
-            if p in summary.coords and name in summary["variable"].values:
-                s = summary.sel(variable=name)
-                _mean_with_intervals(ax, s[p].values.astype(float), s["mean"].values, s["ci_low"].values,
-                                     s["ci_high"].values, clip=log_y, gid=f"mean:{name}",
-                                     label=f"mean ± {confidence:.0%} CI per point")
-            for axis, scale in (("x", ax.get_xscale()), ("y", ax.get_yscale())):
-                if scale == "log":
-                    _log_ticks(ax, axis)
-            if i == 0 and j == 0:
-                ax.legend(loc="best")
+    u = _units(units, props.attrs.get("voxel_size"))
+    nrows, ncols, panels = _property_layout(list(cols), params)
+    side = {1: 5.2, 2: 3.2}.get(ncols, 3.9)  # one or two panels fit a column; three span the page
+    width = side * ncols
+    note = _wrap(plain(note), width - 0.3, SMALL_FONT) if note else ""
+    fig = _figure(width, 3.0 * nrows + (0.2 * (note.count("\n") + 1) if note else 0.0))
+    grid = fig.add_gridspec(nrows, ncols)
+    first: dict[str, Any] = {}
+    axes = []
+    for name, p, r, c in panels:
+        values = cols[name]
+        ax = fig.add_subplot(grid[r, c], sharey=first.get(name))  # one y-range per property
+        first.setdefault(name, ax)
+        axes.append(ax)
+        x = props[p].values.astype(float)
+        ok = conv & np.isfinite(values)
+        ax.plot(x[ok], values[ok], "o", alpha=0.6, ms=4, label="samples", zorder=2)
+        shown = [values[ok]]
+        if bounds is not None:
+            b = bounds[name]
+            for key, style in (("hs_lower", _HS), ("hs_upper", _HS), ("reuss", _VR), ("voigt", _VR)):
+                fin = np.isfinite(b[key])
+                if fin.any():
+                    label = style["label"] if key in ("hs_lower", "reuss") else "_nolegend_"
+                    ax.plot(x[fin], b[key][fin], "_", color=style["color"], ms=8, mew=1.2, alpha=0.8,
+                            label=label, gid=f"{key}:{name}", zorder=1)
+                    shown.append(b[key][fin])
+        ax.set_xlabel(_wrap(axis_label(p, dim, units=u), side - 0.3))
+        ax.set_ylabel(_wrap(axis_label(name, dim, units=u), 2.6))
+        _log_if_wide(ax, x, "x")
+        log_y = _log_if_wide(ax, values[ok], "y")
+        s = summary.sel(variable=name) if p in summary.coords and name in summary["variable"].values else None
+        if log_y:  # limits from the samples, bounds and the intervals that a log axis can show
+            v = np.concatenate(shown)
+            v = v[np.isfinite(v) & (v > 0)]
+            lo, hi = v.min(), v.max()
+            if s is not None:
+                ends = np.concatenate([s["ci_low"].values, s["ci_high"].values]).astype(float)
+                ends = ends[np.isfinite(ends) & (ends >= lo / 10) & (ends <= hi * 10)]
+                if ends.size:
+                    lo, hi = min(lo, ends.min()), max(hi, ends.max())
+            ax.set_ylim(lo / 1.2, hi * 1.2)
+        if s is not None:
+            _mean_with_intervals(ax, s[p].values.astype(float), s["mean"].values, s["ci_low"].values,
+                                 s["ci_high"].values, clip=log_y, gid=f"mean:{name}",
+                                 label=f"mean ± {confidence:.0%} CI per point")
+        for axis, scale in (("x", ax.get_xscale()), ("y", ax.get_yscale())):
+            if scale == "log":
+                _log_ticks(ax, axis)
+            elif axis == "x" and _few(x):
+                ax.set_xticks(np.unique(x[np.isfinite(x)]))
+            else:
+                (ax.xaxis if axis == "x" else ax.yaxis).set_major_locator(_ticks(5))
+    _shared_legend(fig, axes, 5)
     if note:
-        fig.suptitle(plain(note), fontsize=8, color="0.3")
+        fig.suptitle(note, fontsize=SMALL_FONT, color="0.3")
     return fig
 
 
 def _mean_with_intervals(ax: Any, x: np.ndarray, mean: np.ndarray, lo: np.ndarray, hi: np.ndarray, *,
                          clip: bool, gid: str, label: str) -> None:
     """Means with their intervals; with ``clip`` (a log axis with fixed limits) the ends beyond
-    the limits are cut at the axis and marked with a caret, so that nothing is hidden silently."""
+    the limits are cut at the axis and marked (:data:`_CUT`), so that nothing is hidden silently."""
     mean, lo, hi = (np.asarray(a, dtype=float) for a in (mean, lo, hi))
     below = above = np.zeros(mean.shape, bool)
     if clip:
@@ -679,13 +1091,21 @@ def _mean_with_intervals(ax: Any, x: np.ndarray, mean: np.ndarray, lo: np.ndarra
     ax.errorbar(x, mean, yerr=err, fmt="s", color="k", ms=4, capsize=3, zorder=3, label=label, gid=gid)
     if below.any() or above.any():
         bottom, top = ax.get_ylim()
-        label = "interval cut at the axis"
-        for mask, y, marker in ((below, bottom, "v"), (above, top, "^")):
-            if mask.any():
-                ax.plot(x[mask], np.full(mask.sum(), y), marker, color="k", ms=6, clip_on=False, zorder=4,
-                        label=label, gid=f"cut:{gid}")
-                label = "_nolegend_"
+        _cut_marks(ax, x[below], bottom, "v", f"cut:{gid}")
+        _cut_marks(ax, x[above], top, "^", f"cut:{gid}")
         ax.set_ylim(bottom, top)
+
+
+def _cut_marks(ax: Any, x: np.ndarray, y: float, marker: str, gid: str) -> None:
+    """The markers of interval ends cut at an axis limit ``y``: one style, one legend entry."""
+    if np.size(x):
+        ax.plot(x, np.full(np.size(x), y), marker, clip_on=False, zorder=4, gid=gid, **_CUT)
+
+
+def _few(x: np.ndarray) -> bool:
+    """Whether the swept values ``x`` are few (2 to 6) and far enough apart to label each."""
+    u = np.unique(np.asarray(x, dtype=float)[np.isfinite(x)])
+    return 2 <= u.size <= 6 and float(np.diff(u).min()) >= 0.12 * float(u[-1] - u[0])
 
 
 def _log_if_wide(ax: Any, values: np.ndarray, axis: str) -> bool:
@@ -712,7 +1132,7 @@ def _ci_text(value: Any, ci: Any) -> str:
 
 @styled
 def rve_figure(rve: Mapping[str, Mapping[str, Any]], *, dim: int | None = None,
-               voxel_size: float | None = None) -> Figure:
+               voxel_size: float | None = None, units: Units | None = None) -> Figure:
     r"""Variance of the apparent property against the SVE volume, log-log, per target.
 
     Points: the sample variances :math:`D_Z^2(V)` (with their counts); line: the fit
@@ -720,10 +1140,10 @@ def rve_figure(rve: Mapping[str, Mapping[str, Any]], *, dim: int | None = None,
     integral range :math:`A` with their intervals (``rve.json`` entries, see
     :class:`~stochhom.statistics.rve.VarianceScaling`).
 
-    The variance of a property is in (phase units)², which stochhom does not know; that of
-    a phase fraction or an ln target is dimensionless. The volume axis is in voxels² or
-    voxels³ when ``voxel_size`` is 1, else in (unit of the voxel size)² or ³; without
-    ``dim`` it says "voxel volume units".
+    The variance of a property is in the square of its unit (``GPa²``; ``(phase units)²``
+    when undeclared); that of a phase fraction or an ln target is dimensionless. The volume
+    axis is in the length unit to the power ``dim`` (``µm²``, ``µm³``; ``voxels²`` when
+    undeclared and the voxel size is 1); without ``dim`` it says "voxel volume units".
 
     Parameters
     ----------
@@ -732,12 +1152,15 @@ def rve_figure(rve: Mapping[str, Mapping[str, Any]], *, dim: int | None = None,
     dim : {2, 3}, optional
         Dimension of the SVEs (``attrs["dim"]`` of the apparent properties).
     voxel_size : float, optional
-        Edge of a voxel (``attrs["voxel_size"]``).
+        Edge of a voxel (``attrs["voxel_size"]``), used when ``units`` is not given.
+    units : stochhom.units.Units, optional
+        The study's units.
     """
     if not rve:
         raise InputError("no RVE results to plot")
-    fig, axes = _grid(len(rve), ncols=3, panel=(4.0, 4.2))
-    v_unit = _volume_unit(dim, voxel_size)
+    fig, axes = _grid(len(rve), ncols=3, panel=(4.2, 4.3))
+    u = _units(units, voxel_size)
+    v_unit = _volume_unit(dim, u)
     for ax, (target, fit) in zip(axes, rve.items()):
         v = np.asarray(fit["volumes"], dtype=float)
         var = np.asarray(fit["variances"], dtype=float)
@@ -746,25 +1169,23 @@ def rve_figure(rve: Mapping[str, Mapping[str, Any]], *, dim: int | None = None,
         ax.loglog(v, var, "o", label="sample variance" + (f" (n = {counts[0]} per volume)" if same else ""))
         if counts and not same:  # the counts differ: one label per point, below it
             for vi, di, c in zip(v, var, counts):
-                ax.annotate(f"n={c}", (vi, di), textcoords="offset points", xytext=(0, -10), ha="center",
-                            va="top", fontsize=7)
+                ax.annotate(f"n={c}", (vi, di), textcoords="offset points", xytext=(0, -7), ha="center",
+                            va="top", fontsize=SMALL_FONT)
         vv = np.geomspace(v.min(), v.max(), 50)
         alpha, amplitude = float(fit["alpha"]), float(fit["amplitude"])
         ax.loglog(vv, amplitude * vv ** (-alpha), "-",
                   label=f"fit K V^(−α), α = {_ci_text(alpha, fit.get('alpha_ci'))}", gid=f"fit:{target}")
         a_text = _ci_text(fit.get("integral_range"), fit.get("integral_range_ci"))
-        ax.plot([], [], " ", label=f"integral range A = {a_text}" + (" (unit of V)" if a_text != "n/a" else ""))
+        ax.plot([], [], " ", label=f"integral range A = {a_text}" + (f" {v_unit}" if a_text != "n/a" else ""))
         if "chi2" in fit and fit["chi2"] is not None:
             ax.plot([], [], " ", label=f"χ² = {float(fit['chi2']):.3g} ({len(v)} volumes)")
-        unit = target_unit(target)
-        var_unit = "–" if unit == "–" else f"({unit})²"
         ax.set_title(target_label(target))
         ax.set_xlabel(f"SVE volume V [{v_unit}]")
-        ax.set_ylabel(f"variance D²(V) [{var_unit}]")
-        ax.margins(x=0.08, y=0.15)
+        ax.set_ylabel(f"variance D²(V) [{_squared(target_unit(target, u))}]")
+        ax.margins(x=0.08, y=0.2 if counts and not same else 0.12)
         _log_ticks(ax, "x")
         _log_ticks(ax, "y")
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncols=1, borderaxespad=0.0)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=1, borderaxespad=0.0)
     return fig
 
 
@@ -773,17 +1194,18 @@ def rve_figure(rve: Mapping[str, Mapping[str, Any]], *, dim: int | None = None,
 
 @styled
 def propagation_figure(samples: Mapping[str, Any], target: str, unit: str = "",
-                       means: Mapping[str, float] | None = None) -> Figure:
+                       means: Mapping[str, float] | None = None, *, units: Units | None = None) -> Figure:
     """Density of a propagated output, one histogram and kernel density estimate per model.
 
-    ``unit`` defaults to :func:`target_unit` of ``target``. ``means`` (per model) are the
-    propagated means of the study's ``propagation.json``, marked and written in the legend, so
-    that the figure shows the same number as the tables (the samples drawn here are a
-    subsample); without them the mean of the samples is shown.
+    ``unit`` defaults to :func:`target_unit` of ``target`` (with ``units``, the study's
+    declared units). ``means`` (per model) are the propagated means of the study's
+    ``propagation.json``, marked and written in the legend, so that the figure shows the
+    same number as the tables (the samples drawn here are a subsample); without them the
+    mean of the samples is shown. The legend is below the axes.
     """
     if not samples:
         raise InputError(f"no propagated samples of {target!r} to plot")
-    fig = Figure(figsize=(5.0, 3.6), layout="constrained")
+    fig = _figure(COLUMN_WIDTH, 3.4)
     ax = fig.add_subplot()
     colors = mpl.rcParams["axes.prop_cycle"].by_key()["color"]
     for (model, y), color in zip(samples.items(), colors * 10):
@@ -798,34 +1220,16 @@ def propagation_figure(samples: Mapping[str, Any], target: str, unit: str = "",
             ax.plot(grid, stats.gaussian_kde(y)(grid), color=color, label=f"{plain(model)} (KDE)")
         m = float(means[model]) if means is not None and model in means else float(y.mean())
         ax.axvline(m, color=color, ls="--", lw=1, label=f"{plain(model)} mean = {m:.4g}")
-    u = plain(unit) if unit else target_unit(target)
-    ax.set_xlabel(f"{target_label(target)} [{u}]")
-    ax.set_ylabel("probability density [–]" if u == "–" else f"probability density [1/{u}]")
-    ax.legend()
+    u = plain(unit) if unit else target_unit(target, units)
+    ax.set_xlabel(_wrap(f"{target_label(target)} [{u}]", COLUMN_WIDTH - 1.0))
+    ax.set_ylabel(f"probability density [{_per(u)}]")
+    ax.xaxis.set_major_locator(_ticks(6))
+    _shared_legend(fig, [ax], 2)
     return fig
 
 
-def _edge_marks(ax: Any, x: float, value: float, lo: float, hi: float, limits: tuple[float, float]) -> bool:
-    """Carets at the axis limits where a bar or its interval ends beyond them, and the
-    numbers written along the bar; True when anything was beyond."""
-    ends = np.array([value, lo, hi], dtype=float)
-    beyond = np.isfinite(ends) & ((ends < limits[0]) | (ends > limits[1]))
-    if not beyond.any():
-        return False
-    if np.any(ends[beyond] > limits[1]):
-        ax.plot([x], [limits[1]], "^", color="k", ms=6, clip_on=False, zorder=5)
-    if np.any(ends[beyond] < limits[0]):
-        ax.plot([x], [limits[0]], "v", color="k", ms=6, clip_on=False, zorder=5)
-    text = f"estimate {value:.3g}"
-    if np.isfinite(lo) and np.isfinite(hi):
-        text += f", interval [{lo:.3g}, {hi:.3g}]"
-    ax.text(x, 0.5 * (limits[0] + limits[1]), text, rotation=90, ha="center", va="center", fontsize=6.5,
-            zorder=6, bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "0.6", "alpha": 0.9})
-    return True
-
-
-#: The y-range of the Sobol figure: indices lie in [0, 1]; estimates and interval ends beyond
-#: this range are cut at the axis and printed.
+#: The y-range of the Sobol figure: indices lie in [0, 1]; an interval end beyond it is cut at
+#: the axis and marked (its value is in the report's table).
 SOBOL_LIMITS = (-0.1, 1.1)
 
 
@@ -834,16 +1238,20 @@ _SHARE_SOURCES = (("aleatoric", "SVE scatter", "#8c564b"), ("epistemic", "surrog
 
 
 @styled
-def sobol_figure(indices: Mapping[str, Mapping[str, Any]], target: str) -> Figure:
+def sobol_figure(indices: Mapping[str, Mapping[str, Any]], target: str, *, units: Units | None = None) -> Figure:
     """Sobol indices per input with intervals, and the shares of every source of variance.
 
-    Left: first-order and total indices per input, one bar group per model, as shares of
-    the whole output variance when the indices carry ``shares`` (``relative_to="total"``,
-    as the study runner writes them), else of the mean response's variance. The y-axis is
-    fixed to :data:`SOBOL_LIMITS`; estimates and interval ends beyond it are cut at the axis,
-    marked with a caret and printed. Right (with ``shares``): one stacked bar per model, the
-    whole variance split into the first-order effect of each input, their interactions, the
-    SVE scatter and the surrogate's uncertainty, adding up to 1.
+    Left: first-order (solid) and total (hatched) indices per input, one colour per model,
+    as shares of the whole output variance when the indices carry ``shares``
+    (``relative_to="total"``, as the study runner writes them), else of the mean response's
+    variance. The y-axis is fixed to :data:`SOBOL_LIMITS`; a bar or interval end beyond it
+    is cut at the axis and marked with an open triangle, explained once in the legend (the
+    values are in the report's table). No numbers are written on the bars. Right (with
+    ``shares``): one stacked bar per model, the whole variance split into the first-order
+    effect of each input, their interactions, the SVE scatter and the surrogate's
+    uncertainty, adding up to 1 (shares of 6 % and more are written in their segment).
+
+    ``units`` is accepted for a uniform signature: Sobol indices are dimensionless.
 
     Raises
     ------
@@ -859,15 +1267,20 @@ def sobol_figure(indices: Mapping[str, Mapping[str, Any]], target: str) -> Figur
         raise InputError(f"the Sobol indices of {target!r} name different inputs per model: "
                          + "; ".join(f"{m}: {n}" for m, n in names_of.items()))
     whole = all(ind.get("shares") for ind in indices.values())
-    width_left = max(4.2, 1.3 * len(names) * len(indices))
-    fig = Figure(figsize=(width_left + (3.4 if whole else 0.0), 4.0), layout="constrained")
-    ax = fig.add_subplot(1, 2, 1) if whole else fig.add_subplot()
-    x = np.arange(len(names))
     bars = 2 * len(indices)
+    width_left = min(max(4.6, 0.32 * bars * len(names) + 1.4), 7.0) if whole else COLUMN_WIDTH
+    width_right = 1.6 + 0.8 * len(indices) + 2.9
+    fig = _figure(width_left + (width_right if whole else 0.0), 3.6)
+    if whole:
+        grid = fig.add_gridspec(1, 2, width_ratios=[width_left, width_right])
+        ax = fig.add_subplot(grid[0, 0])
+    else:
+        ax = fig.add_subplot()
+    x = np.arange(len(names))
     width = 0.8 / bars
     colors = mpl.rcParams["axes.prop_cycle"].by_key()["color"]
     lim = SOBOL_LIMITS
-    cut = 0
+    below, above = [], []
     for m, ((model, ind), color) in enumerate(zip(indices.items(), colors * 10)):
         for k, (kind, hatch) in enumerate((("first", ""), ("total", "//"))):
             v = np.asarray(ind[kind], dtype=float).reshape(-1)
@@ -884,26 +1297,31 @@ def sobol_figure(indices: Mapping[str, Mapping[str, Any]], target: str) -> Figur
                                  np.clip(np.clip(hi, *lim) - shown, 0, None)])
                 ax.errorbar(x + offset, shown, yerr=np.where(np.isfinite(err), err, 0.0), fmt="none",
                             ecolor="k", elinewidth=1.0, capsize=2)
-            for xi, vi, li, hi_ in zip(x + offset, v, lo, hi):
-                cut += _edge_marks(ax, xi, vi, li, hi_, lim)
-    ax.set_xticks(x, [_parameter_name(n) for n in names])
-    ax.set_xlabel("input parameter")
+            ends = np.vstack([v, lo, hi])
+            below += list((x + offset)[np.any(np.isfinite(ends) & (ends < lim[0]), axis=0)])
+            above += list((x + offset)[np.any(np.isfinite(ends) & (ends > lim[1]), axis=0)])
+    slot = _axes_inches(ax)[0] / max(len(names), 1)
+    ax.set_xticks(x, [_wrap(_parameter_name(n), slot, SMALL_FONT) for n in names])
+    ax.tick_params(axis="x", length=0)
+    ax.grid(axis="x", visible=False)
     ax.set_ylabel("Sobol index: share of the whole variance [–]" if whole
                   else "Sobol index: share of Var E[Y | θ] [–]")
-    ax.set_title(f"Sobol indices of {target_label(target)}")
+    ax.set_title(_wrap(f"Sobol indices of {target_label(target)}", width_left - 0.6))
     ax.set_ylim(*lim)
     ax.axhline(0.0, color="k", lw=0.8)
+    _cut_marks(ax, np.asarray(below), lim[0], "v", "cut:sobol")
+    _cut_marks(ax, np.asarray(above), lim[1], "^", "cut:sobol")
     handles, labels = ax.get_legend_handles_labels()
-    if cut:
-        handles.append(ax.plot([], [], "k^", ms=6)[0])
-        labels.append("beyond the axis (numbers on the bar)")
-    ax.legend(handles, labels, loc="upper right", fontsize=7)
+    keep = dict(zip(labels, handles))
+    if _CUT["label"] in keep:  # the cut marker last, named for where its values are
+        keep["interval cut at the axis (values in the table)"] = keep.pop(_CUT["label"])
+    _shared_legend(fig, [], 4, [(h, lab) for lab, h in keep.items()])
     if whole:
-        _shares_panel(fig.add_subplot(1, 2, 2), indices, names, colors)
+        _shares_panel(fig.add_subplot(grid[0, 1]), indices, names)
     return fig
 
 
-def _shares_panel(ax: Any, indices: Mapping[str, Mapping[str, Any]], names: list[str], colors: list[str]) -> None:
+def _shares_panel(ax: Any, indices: Mapping[str, Mapping[str, Any]], names: list[str]) -> None:
     """One stacked bar per model: first-order effects, interactions, scatter, surrogate (adding up to 1)."""
     models = list(indices)
     input_colors = ["#9ecae1", "#fdae6b", "#a1d99b", "#bcbddc", "#fc9272", "#c7e9c0"]
@@ -921,25 +1339,24 @@ def _shares_panel(ax: Any, indices: Mapping[str, Mapping[str, Any]], names: list
                 continue
             ax.bar(j, value, 0.6, bottom=bottom, color=color, hatch=hatch, edgecolor="0.3", lw=0.5,
                    label=label if j == 0 else None)
-            if value >= 0.04:
-                ax.text(j, bottom + value / 2, f"{100 * value:.0f} %", ha="center", va="center", fontsize=7)
+            if value >= 0.06:
+                ax.text(j, bottom + value / 2, f"{100 * value:.0f} %", ha="center", va="center",
+                        fontsize=SMALL_FONT, bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none",
+                                                   "alpha": 0.8})
             bottom += value
     ax.set_xticks(range(len(models)), [plain(m) for m in models])
+    ax.tick_params(axis="x", length=0)
+    ax.set_xlim(-0.6, len(models) - 0.4)
     ax.set_ylim(0, 1.0)
     ax.set_ylabel("share of the whole variance [–]")
     ax.set_title("where the variance comes from")
     ax.grid(axis="x", visible=False)
     handles, labels = ax.get_legend_handles_labels()
     seen = dict(zip(labels, handles))
-    ax.legend(list(seen.values()), list(seen.keys()), loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7)
+    ax.legend(list(seen.values())[::-1], list(seen.keys())[::-1], loc="upper left", bbox_to_anchor=(1.0, 1.0))
 
 
 # --------------------------------------------------------------------------- validation (validation.plots, styled)
-
-
-def _title(fig: Figure, text: str) -> Figure:
-    fig.axes[0].set_title(text)
-    return fig
 
 
 def _select(table: pd.DataFrame, model: str, target: str) -> pd.DataFrame:
@@ -951,18 +1368,25 @@ def _select(table: pd.DataFrame, model: str, target: str) -> pd.DataFrame:
 
 
 @styled
-def parity_figure(predictions: pd.DataFrame, model: str, target: str, unit: str = "") -> Figure:
+def parity_figure(predictions: pd.DataFrame, model: str, target: str, unit: str = "", *,
+                  units: Units | None = None) -> Figure:
     """Out-of-fold predictions against observations (:func:`~stochhom.validation.plots.parity_plot`).
 
-    The axes name the target by :func:`target_label`; ``unit`` defaults to :func:`target_unit`.
+    The axes name the target by :func:`target_label`; ``unit`` defaults to
+    :func:`target_unit` (with ``units``, the study's declared units).
     """
     t = _select(predictions, model, target)
-    u = plain(unit) if unit else target_unit(target)
+    u = plain(unit) if unit else target_unit(target, units)
     ends = {"lower": t["lower"], "upper": t["upper"]} if {"lower", "upper"} <= set(t.columns) else {}
     fig = plots.parity_plot(t["y"], t["mean"], t["std"], label=target_label(target), unit=u, **ends)
-    fig.set_size_inches(5.0, 4.6)
-    fig.axes[0].set_ylabel(f"predicted {target_label(target)} [{u}]\n(bars: 95 % interval)")
-    return _title(fig, f"{plain(model)}: grouped-CV predictions")
+    fig.set_size_inches(5.2, 4.4)
+    ax = fig.axes[0]
+    ax.set_xlabel(_wrap(f"observed {target_label(target)} [{u}]", 4.0))
+    ax.set_ylabel(_wrap(f"predicted {target_label(target)} [{u}]", 3.4) + "\n(bars: 95 % interval)")
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(_ticks(5))
+    ax.set_title(f"{plain(model)}: grouped-CV predictions")
+    return fig
 
 
 def _coverage_level(metric: str) -> float | None:
@@ -972,7 +1396,7 @@ def _coverage_level(metric: str) -> float | None:
 
 @styled
 def calibration_figure(predictions: pd.DataFrame, model: str, target: str,
-                       check_alpha: float | None = 0.01) -> Figure:
+                       check_alpha: float | None = 0.01, *, units: Units | None = None) -> Figure:
     """Coverage of central intervals (:func:`~stochhom.validation.plots.calibration_plot`).
 
     The grey band is the pointwise binomial 95 % band of each level alone. With
@@ -980,7 +1404,9 @@ def calibration_figure(predictions: pd.DataFrame, model: str, target: str,
     :func:`~stochhom.validation.calibration_check` are added: the acceptance band of each
     level (black bars, Bonferroni over the levels and the KS test at the family-wise level
     ``check_alpha``) and its observed coverage (green inside, red outside); the title gives
-    the verdict. ``None`` leaves them out.
+    the verdict. ``None`` leaves them out. The legend is right of the axes.
+
+    ``units`` is accepted for a uniform signature: coverages are dimensionless.
     """
     t = _select(predictions, model, target)
     if "z" in t:  # standardized (latent) residuals: calibration is invariant under the output map
@@ -989,19 +1415,19 @@ def calibration_figure(predictions: pd.DataFrame, model: str, target: str,
     else:
         y, mean, std = (t[c].to_numpy(float) for c in ("y", "mean", "std"))
     fig = plots.calibration_plot(y, mean, std)
-    fig.set_size_inches(5.0, 4.4)
+    fig.set_size_inches(COLUMN_WIDTH, 4.0)
     ax = fig.axes[0]
     for artist in (*ax.collections, *ax.lines):
         if artist.get_label() == "binomial 95 % band":
             artist.set_label("pointwise binomial 95 % band")
         elif artist.get_label() == "observed":
-            artist.set_label("observed (19 levels)")
-    title = f"{plain(model)}: calibration of {target_label(target)}"
+            artist.set_label(f"observed ({len(artist.get_xdata())} levels)")
+    title = f"{plain(model)}: {target_label(target)}"
     if check_alpha is not None:
         try:
             chk = calibration_check(y, mean, std, alpha=check_alpha)
         except StochhomError as exc:
-            title += f"\ncheck not run: {plain(exc)}"
+            title += "\n" + _wrap(f"check not run: {plain(exc)}", 3.4)
         else:
             lv = np.asarray(chk.levels, dtype=float)
             cov = np.asarray(chk.coverage, dtype=float).reshape(len(lv), -1)[:, 0]
@@ -1009,24 +1435,24 @@ def calibration_figure(predictions: pd.DataFrame, model: str, target: str,
             upper = np.asarray(chk.upper, dtype=float).reshape(-1)
             ok = np.asarray(chk.level_passed).reshape(len(lv), -1)[:, 0]
             ax.errorbar(lv, lv, yerr=[lv - lower, upper - lv], fmt="none", ecolor="k", elinewidth=1.2, capsize=4,
-                        zorder=4, label=f"acceptance band of the check (family-wise α = {check_alpha:g})")
-            for mask, color, text in ((ok, "tab:green", "inside its band"), (~ok, "tab:red", "outside its band")):
+                        zorder=4, label=f"acceptance band of the check\n(family-wise α = {check_alpha:g})")
+            for mask, color, text in ((ok, "#2ca02c", "inside its band"), (~ok, "#d62728", "outside its band")):
                 if mask.any():
                     ax.plot(lv[mask], cov[mask], "D", color=color, ms=5, mec="k", mew=0.5, zorder=5,
                             label=f"checked level, {text}")
             ks = float(np.atleast_1d(chk.ks_pvalue)[0])
             title += f"\ncheck {'passed' if chk.passed else 'failed'} (n = {chk.n}, KS p = {ks:.2g})"
-    ax.set_title(title)
+    ax.set_title(_wrap(title, 3.8))
     ax.set_xlabel("nominal coverage of the central interval [–]")
     ax.set_ylabel("observed coverage [–]")
     ax.set_ylim(0, 1.02)
-    ax.legend(loc="upper left", fontsize=7)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     return fig
 
 
-def _metric_axis(metric: str, target: str) -> str:
+def _metric_axis(metric: str, target: str, units: Units | None = None) -> str:
     """y label of a validation metric, with its unit."""
-    unit = target_unit(target)
+    unit = target_unit(target, units)
     level = _coverage_level(metric)
     if level is not None:
         return f"coverage of the {level:.0%} interval [–]"
@@ -1036,6 +1462,7 @@ def _metric_axis(metric: str, target: str) -> str:
 
 
 _METRIC_ORDER = ("rmse", "mae", "crps", "r2", "nlpd")
+_METRIC_NAMES = {"rmse": "RMSE", "mae": "MAE", "crps": "CRPS", "nlpd": "NLPD", "r2": "R²", "max_error": "max error"}
 
 
 def _metric_order(metrics: Sequence[str]) -> list[str]:
@@ -1044,16 +1471,17 @@ def _metric_order(metrics: Sequence[str]) -> list[str]:
 
 
 @styled
-def leakage_figure(leakage: pd.DataFrame, model: str, target: str) -> Figure:
+def leakage_figure(leakage: pd.DataFrame, model: str, target: str, *, units: Units | None = None) -> Figure:
     """Naive against grouped K-fold (the table of
     :func:`~stochhom.validation.leakage_demonstration`), one small panel per metric with its
-    own axis: RMSE in the target's unit, NLPD in nats (either may be negative for NLPD), and
-    coverage with its nominal level (dashed)."""
+    own axis: RMSE and CRPS in the target's unit (``units``: the study's declared units),
+    NLPD in nats (either may be negative for NLPD), and coverage with its nominal level
+    (dashed). One legend below the panels."""
     t = _select(leakage, model, target)
     if not {"metric", "naive", "grouped"} <= set(t.columns):
         raise InputError("expected the table returned by leakage_demonstration()")
     metrics = _metric_order(t["metric"])
-    fig, axes = _grid(len(metrics), ncols=3, panel=(2.6, 2.9))
+    fig, axes = _grid(len(metrics), ncols=4, panel=(3.0, 3.0), extra_height=0.3)
     outputs = list(dict.fromkeys(t["output"]))
     colors = mpl.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, metric in zip(axes, metrics):
@@ -1064,24 +1492,20 @@ def leakage_figure(leakage: pd.DataFrame, model: str, target: str) -> Figure:
             ax.bar(x + (k - 0.5) * 0.38, vals, 0.36, color=colors[k], label=label)
         level = _coverage_level(metric)
         if level is not None:
-            ax.axhline(level, color="k", ls="--", lw=1, label="nominal")
+            ax.axhline(level, color="0.3", ls="--", lw=1, label="nominal coverage")
             ax.set_ylim(0, 1.05)
         else:
             ax.axhline(0.0, color="k", lw=0.8)
         ax.set_xticks(x, [f"output {o}" for o in outputs] if len(outputs) > 1 else [""])
         ax.tick_params(axis="x", length=0)
-        ax.set_ylabel(_metric_axis(metric, target))
-        ax.set_title({"rmse": "RMSE (lower is better)", "nlpd": "NLPD (lower is better)"}.get(
-            metric, f"coverage, nominal {level:g}" if level is not None else plain(metric)))
+        ax.yaxis.set_major_locator(_ticks(5))
+        ax.set_ylabel(_metric_axis(metric, target, units))
+        name = _METRIC_NAMES.get(metric, plain(metric))
+        ax.set_title(f"coverage, nominal {level:g}" if level is not None
+                     else f"{name} (lower is better)" if metric in ("rmse", "mae", "crps", "nlpd") else name)
         ax.grid(axis="x", visible=False)
-    handles, labels = axes[0].get_legend_handles_labels()
-    for ax in axes[1:]:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            if lab not in labels:
-                handles.append(h)
-                labels.append(lab)
-    fig.legend(handles, labels, loc="outside lower center", ncols=len(labels))
-    fig.suptitle(f"{plain(model)}: leakage, {target_label(target)}")
+    _shared_legend(fig, axes, 3)
+    fig.suptitle(_wrap(f"{plain(model)}: leakage, {target_label(target)}", fig.get_figwidth() - 0.4, FONT + 1))
     return fig
 
 
@@ -1098,20 +1522,41 @@ def _shell_counts(table: pd.DataFrame, validation: pd.DataFrame | None, model: s
     return {str(s): float(n) for s, n in v.groupby("split")["n"].mean().items()}
 
 
-def _shared_legend(fig: Figure, axes: Sequence[Any], max_columns: int) -> None:
-    """One legend below the panels, each label once."""
-    handles, labels = [], []
-    for ax in axes:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            if lab not in labels:
-                handles.append(h)
-                labels.append(lab)
-    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), max_columns))
+#: Label of the invisible legend entry that explains the counts written next to the points.
+_COUNT_NOTE = "n = test points of each set (first panel)"
+
+
+def _counts(ax: Any, x: Sequence[float], y: Sequence[float], counts: Sequence[float]) -> None:
+    """The count behind each point, above it (in the first panel only: it is the same in every one)."""
+    for xi, yi, n in zip(x, y, counts):
+        if np.isfinite(yi) and np.isfinite(n):
+            ax.annotate(f"n={n:.0f}", (xi, yi), textcoords="offset points", xytext=(0, 7), ha="center",
+                        va="bottom", fontsize=SMALL_FONT)
+
+
+def _ood_axes(ax: Any, metric: str, target: str, units: Units | None, level: float | None, reference: str) -> None:
+    """Title, reference line and y label of one panel of the out-of-distribution figures."""
+    if level is not None:
+        ax.axhline(level, color="0.3", ls="--", lw=1, label=f"nominal {level:g}")
+        ax.set_ylim(0, 1.1)
+        ax.set_ylabel(_metric_axis(metric, target, units))
+        ax.set_title("coverage (not a ratio)")
+        return
+    ax.axhline(1.0, color="k", ls="--", lw=1, label="no degradation")
+    if metric == "nlpd":
+        ax.set_ylabel("predictive density ratio\nexp(ΔNLPD) [–]")
+        ax.set_title(f"ΔNLPD = NLPD(OOD) − NLPD({reference})" if reference == "ID"
+                     else "ΔNLPD = NLPD(shell) − NLPD(ref.)")
+    else:
+        name = _METRIC_NAMES.get(metric, plain(metric))
+        ax.set_ylabel(f"{name} ratio OOD / in-distribution [–]" if reference == "ID"
+                      else f"{name} ratio to the reference [–]")
+        ax.set_title(f"{name} ratio")
 
 
 @styled
 def degradation_figure(table: pd.DataFrame, model: str, target: str,
-                       validation: pd.DataFrame | None = None) -> Figure:
+                       validation: pd.DataFrame | None = None, *, units: Units | None = None) -> Figure:
     r"""Out-of-distribution metrics against the distance to the training box, one panel per metric.
 
     From the table of :func:`~stochhom.validation.degradation` (``degradation.csv``):
@@ -1124,103 +1569,87 @@ def degradation_figure(table: pd.DataFrame, model: str, target: str,
     * RMSE and other metrics: the ratio OOD / in-distribution (1: no degradation).
 
     The in-distribution reference (distance 0) is drawn as a square. The number of test
-    points of each set is printed next to it when the table has an ``n`` column or
-    ``validation`` (the ``validation.csv`` table of the same run) is given.
+    points of each set is printed next to its point in the first panel (the same in every
+    panel) when the table has an ``n`` column or ``validation`` (the ``validation.csv``
+    table of the same run) is given. ``units``: the study's declared units.
     """
     t = _select(table, model, target)
     if not {"distance", "metric", "ratio", "value", "split"} <= set(t.columns):
         raise InputError("expected the table returned by degradation()")
     counts = _shell_counts(t, validation, model, target)
     metrics = _metric_order(t["metric"])
-    fig, axes = _grid(len(metrics), ncols=3, panel=(3.2, 3.4))
+    fig, axes = _grid(len(metrics), ncols=4, panel=(3.1, 3.2), extra_height=0.3)
     outputs = list(dict.fromkeys(t["output"]))
     colors = mpl.rcParams["axes.prop_cycle"].by_key()["color"]
-    for ax, metric in zip(axes, metrics):
+    for i, (ax, metric) in enumerate(zip(axes, metrics)):
         level = _coverage_level(metric)
         for o, color in zip(outputs, colors * 10):
             sub = t[(t["metric"].astype(str) == metric) & (t["output"] == o)]
             sub = sub.sort_values("distance")
-            y = sub["value"] if level is not None else sub["ratio"]
-            ax.plot(sub["distance"], y, "-", color=color, lw=1.0, label=f"output {o}" if len(outputs) > 1 else None)
+            y = (sub["value"] if level is not None else sub["ratio"]).to_numpy(float)
+            d = sub["distance"].to_numpy(float)
+            ax.plot(d, y, "-", color=color, lw=1.0, label=f"output {o}" if len(outputs) > 1 else None)
             ref = (sub["split"].astype(str) == "test").to_numpy()
-            ax.plot(sub["distance"][~ref], y[~ref], "o", color=color, label="OOD shells" if o == outputs[0] else None)
-            ax.plot(sub["distance"][ref], y[ref], "s", color=color, mfc="white",
+            ax.plot(d[~ref], y[~ref], "o", color=color, label="OOD shells" if o == outputs[0] else None)
+            ax.plot(d[ref], y[ref], "s", color=color, mfc="white",
                     label="in-distribution test" if o == outputs[0] else None)
-            if counts and o == outputs[0]:
-                for d, yi, split in zip(sub["distance"], y, sub["split"].astype(str)):
-                    if split in counts and np.isfinite(yi):
-                        ax.annotate(f"n={counts[split]:.0f}", (d, yi), textcoords="offset points", xytext=(0, 6),
-                                    ha="center", fontsize=6.5)
-        if level is not None:
-            ax.axhline(level, color="k", ls="--", lw=1, label=f"nominal {level:g}")
-            ax.set_ylim(0, 1.08)
-            ax.set_ylabel(_metric_axis(metric, target))
-            ax.set_title("coverage (not a ratio)")
-        elif metric == "nlpd":
-            ax.axhline(1.0, color="k", ls="--", lw=1, label="no degradation")
-            ax.set_ylabel("predictive density ratio exp(ΔNLPD) [–]")
-            ax.set_title("ΔNLPD = NLPD(OOD) − NLPD(ID)")
-        else:
-            ax.axhline(1.0, color="k", ls="--", lw=1, label="no degradation")
-            name = {"rmse": "RMSE", "mae": "MAE", "crps": "CRPS"}.get(metric, plain(metric))
-            ax.set_ylabel(f"{name} ratio OOD / in-distribution [–]")
-            ax.set_title(f"{name} ratio")
+            if counts and o == outputs[0] and i == 0:
+                split = sub["split"].astype(str).to_numpy()
+                _counts(ax, d, y, [counts.get(s, np.nan) for s in split])
+        _ood_axes(ax, metric, target, units, level, "ID")
         if level is None:
             vals = (t.loc[t["metric"].astype(str) == metric, "ratio"]).to_numpy(float)
             vals = vals[np.isfinite(vals) & (vals > 0)]
             if vals.size and vals.max() / vals.min() >= 10:
                 ax.set_yscale("log")
                 _log_ticks(ax, "y")
-        ax.set_xlabel("distance to the training box [box widths]")
-        ax.margins(y=0.12)
-    _shared_legend(fig, axes, 5)
-    fig.suptitle(f"{plain(model)}: out-of-distribution degradation, {target_label(target)}")
+        ax.set_xlabel(_wrap("distance to the training box [box widths]", 2.6))
+        ax.xaxis.set_major_locator(_ticks(4))
+        ax.margins(y=0.15)
+    extra = [(Line2D([], [], ls="none"), _COUNT_NOTE)] if counts else []
+    _shared_legend(fig, axes, 6, extra)
+    fig.suptitle(_wrap(f"{plain(model)}: out-of-distribution degradation, {target_label(target)}",
+                       fig.get_figwidth() - 0.4, FONT + 1))
     return fig
 
 
 @styled
-def ood_figure(table: pd.DataFrame, model: str, target: str) -> Figure:
+def ood_figure(table: pd.DataFrame, model: str, target: str, *, units: Units | None = None) -> Figure:
     r"""Out-of-distribution metrics against the distance to the training box, with intervals.
 
     From the table of :func:`~stochhom.validation.ood_evaluation` (``ood.csv``), one panel
-    per metric: RMSE as a ratio to its in-box (reference) value, NLPD as the predictive
-    density ratio :math:`\exp(\Delta\mathrm{NLPD})`, coverage as itself (nominal dashed), each
-    with its 95 % bootstrap interval over the groups and the number of samples behind it.
-    The reference (distance 0) is a square.
+    per metric: RMSE and CRPS as ratios to their in-box (reference) value, NLPD as the
+    predictive density ratio :math:`\exp(\Delta\mathrm{NLPD})`, coverage as itself (nominal
+    dashed), each with its 95 % bootstrap interval over the groups. The reference
+    (distance 0) is a square; the number of samples behind each point is written next to
+    it in the first panel (the same in every panel). ``units``: the study's declared units.
     """
     t = _select(table, model, target).sort_values("distance_mean")
     panels = [m for m in ("rmse", "nlpd", "crps", "coverage_0.95") if m in t.columns]
-    fig, axes = _grid(len(panels), ncols=3, panel=(3.2, 3.3))
+    fig, axes = _grid(len(panels), ncols=4, panel=(3.1, 3.2), extra_height=0.3)
     ref = (t["split"].astype(str) == "reference").to_numpy()
     d = t["distance_mean"].to_numpy(float)
-    for ax, metric in zip(axes, panels):
+    for i, (ax, metric) in enumerate(zip(axes, panels)):
         level = _coverage_level(metric)
         col = metric if level is not None else f"{metric}_ratio"
         y = t[col].to_numpy(float)
         lo = t.get(f"{col}_low", pd.Series(np.nan, index=t.index)).to_numpy(float)
         hi = t.get(f"{col}_high", pd.Series(np.nan, index=t.index)).to_numpy(float)
-        if metric != "coverage_0.95" and level is None:
+        if level is None:
             lo, hi = np.where(ref, 1.0, lo), np.where(ref, 1.0, hi)
         err = np.vstack([np.clip(y - lo, 0, None), np.clip(hi - y, 0, None)])
         ax.errorbar(d, y, yerr=np.where(np.isfinite(err), err, 0.0), fmt="-", color="C0", ecolor="0.3",
                     capsize=3, lw=1.0)
         ax.plot(d[~ref], y[~ref], "o", color="C0", label="OOD shells")
         ax.plot(d[ref], y[ref], "s", color="C0", mfc="white", label="in the box (reference)")
-        for di, yi, n in zip(d, y, t["n_samples"]):
-            ax.annotate(f"n={int(n)}", (di, yi), textcoords="offset points", xytext=(4, 6), fontsize=6.5)
-        if level is not None:
-            ax.axhline(level, color="k", ls="--", lw=1, label=f"nominal {level:g}")
-            ax.set_ylim(0, 1.08)
-            ax.set_ylabel(_metric_axis(metric, target))
-            ax.set_title("coverage (not a ratio)")
-        else:
-            ax.axhline(1.0, color="k", ls="--", lw=1, label="no degradation")
-            name = {"rmse": "RMSE", "crps": "CRPS"}.get(metric)
-            ax.set_ylabel("predictive density ratio exp(ΔNLPD) [–]" if metric == "nlpd"
-                          else f"{name} ratio to the reference [–]")
-            ax.set_title("ΔNLPD = NLPD(shell) − NLPD(reference)" if metric == "nlpd" else f"{name} ratio")
-        ax.set_xlabel("distance to the training box [box widths]")
-        ax.margins(y=0.12)
-    _shared_legend(fig, axes, 4)
-    fig.suptitle(f"{plain(model)}: out of distribution, {target_label(target)}")
+        if i == 0:
+            _counts(ax, d, np.where(np.isfinite(hi), np.maximum(hi, y), y), t["n_samples"].to_numpy(float))
+        _ood_axes(ax, metric, target, units, level, "reference")
+        ax.set_xlabel(_wrap("distance to the training box [box widths]", 2.6))
+        ax.xaxis.set_major_locator(_ticks(4))
+        ax.margins(y=0.15)
+    _shared_legend(fig, axes, 6, [(Line2D([], [], ls="none"),
+                                   "n = samples of each set (first panel)")])
+    fig.suptitle(_wrap(f"{plain(model)}: out of distribution, {target_label(target)}",
+                       fig.get_figwidth() - 0.4, FONT + 1))
     return fig

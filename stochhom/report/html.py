@@ -3,21 +3,29 @@
 :func:`write_report` reads a results directory written by ``stochhom run`` (see
 :mod:`stochhom.study.runner`) and writes
 
-* ``report.html``: every figure embedded as a base64 PNG, the CSS inline, no external
-  resource, so that the file can be mailed or archived alone;
-* ``summary.json``: the numbers of the report (counts, per-point means, RVE fits,
-  surrogate metrics, propagated moments, Sobol indices, leakage), strict JSON with
-  ``null`` for missing or non-finite values;
-* ``report.pdf`` when ``pdf=True``: a text page with the key numbers, then every figure,
-  one per page, written by matplotlib's ``PdfPages`` (no external tool).
+* ``report.html``: the answers first (a summary of the study's question and its answers
+  with their uncertainty, the surrogate to trust and how far, where the variance comes
+  from, and every warning), then one section per stage, and the configuration,
+  provenance and timings in an appendix (tables, not JSON). Every figure is embedded as
+  a base64 PNG and the CSS is inline, so the file can be mailed or archived alone; on a
+  wide screen figures sit in two columns;
+* ``summary.json``: the numbers of the report, strict JSON (``null`` for missing or
+  non-finite values) with a ``schema_version``, the ``units`` of every quantity, and one
+  layout for every estimate with an interval: ``{"value": v, "low": a, "high": b,
+  "level": 0.95}``;
+* ``report.pdf`` when ``pdf=True``: the same report, tables included, printed by headless
+  Chromium (:func:`stochhom.report.browser.print_pdf`; Debian package ``chromium``).
+
+Units come from the study's ``[study].units`` table (:mod:`stochhom.units`); without it,
+properties are in "phase units" and lengths in voxels.
 
 Inputs of the results directory (all optional except ``study.json`` and ``samples.zarr``):
 
 ========================  ==============  ===============================================
 file                      stage           section
 ========================  ==============  ===============================================
-study.json                report          provenance
-samples.zarr              sweep           provenance, properties, failures
+study.json                report          appendix (configuration, timings), units
+samples.zarr              sweep           appendix, properties, failures
 gallery.nc                gallery         microstructure
 phases.json               report          properties (the bounds)
 rve.json                  rve             rve
@@ -30,19 +38,19 @@ leakage.csv               validation      validation (leakage demonstration)
 ood.json, ood.csv         validation      validation (out-of-distribution evaluation)
 ========================  ==============  ===============================================
 
-A section whose input is missing says so and names the stage to run first. Every
-string that comes from the user or the data (study name, parameter and model names,
-statuses, phase tables) is HTML-escaped.
+The summary is built last, from the numbers the sections computed (one value of each
+quantity everywhere). A section whose input is missing says so and names the stage to run
+first. Every string that comes from the user or the data (study name, parameter and model
+names, statuses, phase tables) is HTML-escaped.
 """
 
 from __future__ import annotations
 
 import base64
-import html
 import io
 import json
-import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -59,13 +67,35 @@ from ..io import open_dataset
 from ..microstructure.descriptors import describe
 from ..statistics.ensemble import sample_parameters
 from ..statistics.summary import CI_METHODS, IDENTIFIERS, summarize
+from ..units import UNIT_KEYS, Units, units_from_dict
 from . import figures as F
+from .answers import _summary
+from .markup import (
+    _CSS,
+    _SOURCES,
+    _ci,
+    _details,
+    _dist_text,
+    _esc,
+    _finite,
+    _interval_layout,
+    _jsonable,
+    _num,
+    _parameter_text,
+    _pct,
+    _scalar,
+    _seconds,
+    _table,
+    _units_text,
+    _value_text,
+    _with_unit,
+)
 
-__all__ = ["write_report", "SECTIONS", "STAGE_OF", "RUN_COMMAND"]
+__all__ = ["write_report", "SECTIONS", "STAGE_OF", "RUN_COMMAND", "SCHEMA_VERSION"]
 
 #: Report sections in order: (id, title). The ids are stable anchors of ``report.html``.
 SECTIONS: tuple[tuple[str, str], ...] = (
-    ("provenance", "Study and provenance"),
+    ("summary", "Summary: the answers"),
     ("microstructure", "Microstructure"),
     ("properties", "Apparent properties"),
     ("rve", "RVE size"),
@@ -73,7 +103,12 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("propagation", "Propagated distributions and sensitivity"),
     ("validation", "Validation"),
     ("failures", "Failed samples"),
+    ("provenance", "Appendix: configuration, provenance and timings"),
 )
+
+#: Version of the layout of ``summary.json`` (1: the first versioned layout, with units
+#: and one interval layout).
+SCHEMA_VERSION = 1
 
 #: The ``stochhom run`` stage that writes each input file.
 STAGE_OF: dict[str, str] = {
@@ -103,83 +138,8 @@ _COLUMNS = {
                 "n_groups"),
 }
 
-_CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0 auto; max-width: 1100px;
-       padding: 1.5em; color: #222; line-height: 1.45; }
-h1 { margin-bottom: 0.2em; } h2 { border-bottom: 2px solid #ddd; padding-bottom: 0.2em; margin-top: 2em; }
-h3 { margin-top: 1.4em; }
-nav ol { columns: 2; font-size: 0.95em; }
-table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.88em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; vertical-align: top; }
-th { background: #f3f3f3; } td.text, th.text { text-align: left; }
-figure { margin: 1em 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
-figcaption { font-size: 0.88em; color: #555; }
-.not-run { background: #fff7e0; border-left: 4px solid #e0a800; padding: 0.5em 0.8em; }
-.error { background: #fde8e8; border-left: 4px solid #c62828; padding: 0.5em 0.8em; }
-.meta { color: #555; font-size: 0.9em; }
-code { background: #f4f4f4; padding: 0 0.2em; }
-"""
-
 
 # --------------------------------------------------------------------------- small helpers
-
-
-def _esc(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _finite(v: Any) -> bool:
-    return isinstance(v, (int, float, np.integer, np.floating)) and math.isfinite(float(v))
-
-
-def _num(v: Any) -> str:
-    """A number for a table cell (4 significant digits; '–' for missing values)."""
-    if v is None:
-        return "–"
-    if isinstance(v, (bool, np.bool_)):
-        return str(bool(v))
-    if isinstance(v, (int, np.integer)):
-        return str(int(v))
-    if isinstance(v, (float, np.floating)):
-        return f"{float(v):.4g}" if math.isfinite(float(v)) else "–"
-    return str(v)
-
-
-def _ci(value: Any, lo: Any, hi: Any) -> str:
-    text = _num(value)
-    if _finite(lo) and _finite(hi):
-        text += f" [{_num(lo)}, {_num(hi)}]"
-    return text
-
-
-def _jsonable(obj: Any) -> Any:
-    """Plain JSON values: numpy scalars and arrays converted, NaN and inf as None."""
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, (np.bool_, bool)):
-        return bool(obj)
-    if isinstance(obj, (np.integer, int)):
-        return int(obj)
-    if isinstance(obj, (np.floating, float)):
-        return float(obj) if math.isfinite(float(obj)) else None
-    if isinstance(obj, np.str_):
-        return str(obj)
-    return obj
-
-
-def _table(columns: Sequence[str], rows: Iterable[Sequence[Any]], text_columns: int = 0) -> str:
-    """An HTML table; every header and cell is escaped (numbers formatted by :func:`_num`)."""
-    head = "".join(f'<th class="{"text" if i < text_columns else ""}">{_esc(c)}</th>' for i, c in enumerate(columns))
-    body = []
-    for row in rows:
-        cells = "".join(f'<td class="{"text" if i < text_columns else ""}">{_esc(_num(c))}</td>'
-                        for i, c in enumerate(row))
-        body.append(f"<tr>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
 def _not_run(file: str, extra: str = "") -> str:
@@ -210,10 +170,18 @@ def _read_csv(path: Path) -> pd.DataFrame:
     return table
 
 
+#: Pixels per inch of a figure at its displayed (CSS) size; the PNG has twice as many, for sharp
+#: text on high-density screens.
+CSS_PPI = 100
+
+#: Figures wider than this (inches) span both columns of the page.
+WIDE_FIGURE = 6.6
+
+
 def _png(fig: Figure) -> str:
     buf = io.BytesIO()
     with mpl.rc_context(F.STYLE):
-        fig.savefig(buf, format="png")
+        fig.savefig(buf, format="png", dpi=2 * CSS_PPI)
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
@@ -224,7 +192,7 @@ def _png(fig: Figure) -> str:
 class _Section:
     id: str
     title: str
-    parts: list[str] = field(default_factory=list)
+    parts: list[tuple[str, str]] = field(default_factory=list)  # ("html" | "figure", markup)
     status: str = "ok"
     message: str = ""
 
@@ -233,27 +201,41 @@ class _Section:
 class _Report:
     root: Path
     sections: dict[str, _Section]
+    units: Units = field(default_factory=Units)
     summary: dict[str, Any] = field(default_factory=dict)
     figures: list[tuple[str, Figure]] = field(default_factory=list)
+    #: Warnings for the summary: (section id, HTML text).
+    warnings: list[tuple[str, str]] = field(default_factory=list)
+    #: Parts rendered last (the timings, which include the report's own time), by key.
+    deferred: dict[str, Callable[[], str]] = field(default_factory=dict)
 
     def file(self, name: str) -> Path | None:
         path = self.root / name
         return path if path.exists() else None
 
     def figure(self, section: str, fig: Figure, caption: str) -> None:
-        """Embed ``fig`` in ``section`` as a base64 PNG (and keep it for the PDF)."""
+        """Embed ``fig`` in ``section`` as a base64 PNG, at a displayed width of its width in
+        inches × :data:`CSS_PPI` px (both columns when wider than :data:`WIDE_FIGURE`)."""
         self.figures.append((caption, fig))
-        self.sections[section].parts.append(
-            f'<figure><img src="data:image/png;base64,{_png(fig)}" alt="{_esc(caption)}">'
-            f"<figcaption>{_esc(caption)}</figcaption></figure>")
+        width_in, height_in = fig.get_size_inches()
+        w, h = round(width_in * CSS_PPI), round(height_in * CSS_PPI)
+        font = F.min_font_px(fig)
+        wide = ' class="wide"' if width_in > WIDE_FIGURE else ""
+        self.sections[section].parts.append(("figure",
+            f'<figure{wide}><img src="data:image/png;base64,{_png(fig)}" width="{w}" height="{h}" '
+            f'data-min-font-px="{font:.1f}" alt="{_esc(caption)}"><figcaption>{_esc(caption)}</figcaption></figure>'))
 
     def add(self, section: str, part: str) -> None:
-        self.sections[section].parts.append(part)
+        self.sections[section].parts.append(("html", part))
+
+    def warn(self, section: str, text: str) -> None:
+        """A warning (HTML) shown in ``section`` and listed in the summary."""
+        self.warnings.append((section, text))
 
     def not_run(self, section: str, file: str, extra: str = "") -> None:
         s = self.sections[section]
         s.status, s.message = "not run", _not_run_text(file)
-        s.parts.append(_not_run(file, extra))
+        self.add(section, _not_run(file, extra))
 
 
 # --------------------------------------------------------------------------- sections
@@ -286,27 +268,65 @@ def _stats(values: np.ndarray) -> dict[str, float | None]:
     return {"mean": float(v.mean()), "median": float(np.median(v)), "max": float(v.max())}
 
 
-def _provenance(rep: _Report, meta: Mapping[str, Any], props: xr.Dataset, pending: int) -> None:
+def _flatten(d: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping) and v and all(isinstance(x, Mapping) for x in v.values()):
+            out += _flatten(v, key + ".")
+        elif isinstance(v, Mapping) and v and not any(isinstance(x, Mapping) for x in v.values()) and len(v) > 3:
+            out += _flatten(v, key + ".")
+        else:
+            out.append((key, v))
+    return out
+
+
+def _provenance(rep: _Report, meta: Mapping[str, Any], props: xr.Dataset, pending: int,
+                report_seconds: Callable[[], float]) -> None:
     study = meta.get("study", {}) or {}
+    u = rep.units
     conv = _converged(props)
-    rows = [
-        ("name", meta.get("name", "")),
-        ("hash", meta.get("hash", "")),
+    shape = study.get("shape") or props.attrs.get("shape") or []
+    voxel = study.get("voxel_size", props.attrs.get("voxel_size", 1.0))
+    length = u.length if u.length else None
+    rows: list[tuple[Any, ...]] = [
+        ("study", meta.get("name", "")),
+        ("study hash", meta.get("hash", "")),
         ("physics", props.attrs.get("physics", "")),
         ("dimension", props.attrs.get("dim", "")),
         ("generator", study.get("generator", props.attrs.get("generator", ""))),
-        ("shape", json.dumps(study.get("shape", ""))),
-        ("voxel size", study.get("voxel_size", props.attrs.get("voxel_size", ""))),
-        ("fixed parameters", json.dumps(study.get("fixed", {}), sort_keys=True)),
-        ("design", study.get("design", "")),
-        ("swept parameters", json.dumps(study.get("parameters", {}), sort_keys=True)),
-        ("replicates per point", study.get("replicates", "")),
-        ("phases", json.dumps(study.get("phases", {}), sort_keys=True)),
-        ("solver", json.dumps(study.get("solver", {}), sort_keys=True)),
+        ("SVE shape", " × ".join(str(s) for s in shape) + " voxels" if shape else "–"),
+        ("voxel size", f"{_num(voxel)} {u.length_unit(1)}" if length else _num(voxel)),
     ]
-    if meta.get("pipeline"):
-        rows.append(("pipeline options", json.dumps(meta["pipeline"], sort_keys=True, default=str)))
+    for k, v in (study.get("fixed") or {}).items():
+        rows.append((f"fixed: {F.axis_label(k, units=u)}", _value_text(v)))
+    design = study.get("design", "")
+    npts = study.get("points")
+    rows.append(("design", f"{design}" + (f", {npts} points" if npts else "")
+                 + f", {study.get('replicates', '')} replicates per point"))
+    for k, v in (study.get("parameters") or {}).items():
+        rows.append((f"swept: {k}", _parameter_text(k, v, u)))
+    rows.append(("root seed", study.get("seed", "unknown")))
+    physics = props.attrs.get("physics", "")
+    relevant = {"length", "conductivity" if physics == "conductivity" else "modulus"} if physics else set(UNIT_KEYS)
+    rows.append(("units", "; ".join(f"{k} = {v}" for k, v in u.as_dict().items() if k in relevant)
+                 + ("" if u.declared else " (none declared: add [study].units to the study file)")))
     rep.add("provenance", "<h3>Study</h3>" + _table(("item", "value"), rows, text_columns=2))
+
+    phases = study.get("phases") or {}
+    if phases:
+        prow = [(label, spec.get("law", ""), _value_text({k: v for k, v in spec.items() if k != "law"}))
+                for label, spec in sorted(phases.items(), key=lambda kv: int(kv[0]) if str(kv[0]).isdigit() else 0)
+                if isinstance(spec, Mapping)]
+        rep.add("provenance", "<h3>Phases</h3><p>Values that are names or expressions are evaluated with each "
+                "sample's parameters.</p>" + _table(("label", "law", "parameters"), prow, 3))
+    solver = study.get("solver") or {}
+    pipeline = meta.get("pipeline") or {}
+    crow = [(f"solver: {k}", _value_text(v)) for k, v in solver.items()]
+    crow += [(k.replace("_", " "), _value_text(v)) for k, v in _flatten(pipeline)]
+    if crow:
+        rep.add("provenance", "<h3>Solver and pipeline options</h3>"
+                + _details(f"Show the {len(crow)} options", _table(("option", "value"), crow, 2)))
 
     seeds = props["seed"].values if "seed" in props.coords else np.array([])
     seed_text = (f"Root seed {_esc(study.get('seed', 'unknown'))}; each sample's seed is spawned from it with "
@@ -314,35 +334,60 @@ def _provenance(rep: _Report, meta: Mapping[str, Any], props: xr.Dataset, pendin
                  + (f", e.g. {_esc(', '.join(str(s) for s in seeds[:3]))}" if seeds.size else "") + ").")
     rep.add("provenance", f"<h3>Seeds</h3><p>{seed_text}</p>")
 
-    versions = meta.get("versions", {}) or {}
-    rep.add("provenance", "<h3>Versions</h3>" + _table(("package", "version"), sorted(versions.items()), 2))
-
-    stages = meta.get("stages", {}) or {}
-    trows = [(k, v.get("seconds"), v.get("finished", "")) for k, v in stages.items()]
-    total = sum(float(v.get("seconds") or 0.0) for v in stages.values())
-    rep.add("provenance", "<h3>Timings</h3>" + _table(("stage", "seconds", "finished"), trows, 1)
-            + f"<p>Total: {_num(total)} s.</p>")
+    stages = dict(meta.get("stages", {}) or {})
+    stages.pop("report", None)  # this rendering is timed below, not a previous one
+    warm = props["warmup_time"].values if "warmup_time" in props else np.array([])
+    warm = warm[np.isfinite(warm)] if warm.size else warm
+    compile_s = float(warm.sum()) if warm.size else _scalar((meta.get("compile") or {}).get("seconds"))
+    processes = int((warm > 0).sum()) if warm.size else (meta.get("compile") or {}).get("processes")
+    trows = [(k, _seconds(v.get("seconds")), v.get("finished", "")) for k, v in stages.items()]
+    timings = {k: v.get("seconds") for k, v in stages.items()}
+    rep.summary["timings"] = timings
+    rep.summary["compile"] = {"seconds": compile_s, "processes": processes}
+    solver_rows_at = len(rep.sections["provenance"].parts)
 
     its = props["iterations"].values[conv] if "iterations" in props else np.array([])
     res = props["residual"].values[conv] if "residual" in props else np.array([])
     st = props["solve_time"].values if "solve_time" in props else np.array([])
     its = np.where(np.asarray(its) < 0, np.nan, its)
-    solver = {"iterations": _stats(its), "residual": _stats(res),
-              "solve_time": {**_stats(st), "total": float(np.nansum(st)) if np.size(st) else None}}
-    srows = [(name, d["mean"], d["median"], d["max"]) for name, d in solver.items()]
+    solver_stats = {"iterations": _stats(its), "residual": _stats(res),
+                    "solve_time": {**_stats(st), "total": float(np.nansum(st)) if np.size(st) else None}}
+    srows = [("iterations per load case", *(solver_stats["iterations"][k] for k in ("mean", "median", "max"))),
+             ("final relative residual", *(solver_stats["residual"][k] for k in ("mean", "median", "max"))),
+             ("solve time per sample [s]", *(solver_stats["solve_time"][k] for k in ("mean", "median", "max")))]
     rep.add("provenance", "<h3>Solver diagnostics</h3>"
             f"<p>{int(conv.sum())} of {conv.size} samples converged"
             + (f"; {pending} samples not computed yet" if pending else "")
-            + ". Iterations and final relative residuals per load case, over the converged samples; "
-              "solve times in seconds over all samples.</p>"
+            + ". Iterations and residuals over the converged samples; solve times (the cell problems of one "
+              "sample, not the generation) over all samples"
+            + (", without the one-time compilation of the solver's kernels (counted once, in the timings above)"
+               if warm.size else "") + ".</p>"
             + _table(("quantity", "mean", "median", "max"), srows, 1))
+
+    def timing_table() -> str:
+        rows = list(trows)
+        if _finite(compile_s) and compile_s:
+            rows.insert(1 if rows else 0, (f"  of which kernel compilation (once in each of {processes or '?'} "
+                                           "process(es))", _seconds(compile_s), "–"))
+        rows.append(("report (this rendering)", _seconds(report_seconds()), "now"))
+        total = sum(float(v or 0.0) for v in timings.values()) + report_seconds()
+        return ("<h3>Timings</h3><p>Wall time of each stage of the last <code>stochhom run</code> that ran it (a stage "
+                "that was up to date is not rerun). Compilation of the solver's kernels happens once per worker "
+                "process and is part of the sweep stage, not of any sample's solve time.</p>"
+                + _table(("stage", "seconds", "finished"), rows, 1) + f"<p>Total: {_seconds(total)} s.</p>")
+
+    rep.sections["provenance"].parts.insert(solver_rows_at, ("deferred", "timings"))
+    rep.deferred["timings"] = timing_table
+
+    versions = meta.get("versions", {}) or {}
+    rep.add("provenance", "<h3>Versions</h3>" + _table(
+        [k for k in sorted(versions)], [[versions[k] for k in sorted(versions)]], 0))
     rep.summary["study"] = {"name": meta.get("name"), "hash": meta.get("hash"),
                             "generator": study.get("generator", props.attrs.get("generator")),
                             "physics": props.attrs.get("physics"), "dim": props.attrs.get("dim"),
-                            "seed": study.get("seed")}
+                            "seed": study.get("seed"), "question": meta.get("question")}
     rep.summary["versions"] = versions
-    rep.summary["timings"] = {k: v.get("seconds") for k, v in stages.items()}
-    rep.summary["solver"] = solver
+    rep.summary["solver"] = solver_stats
 
 
 def _microstructure(rep: _Report) -> None:
@@ -351,16 +396,20 @@ def _microstructure(rep: _Report) -> None:
         rep.not_run("microstructure", "gallery.nc")
         return
     ens = open_dataset(path).load()
-    rep.figure("microstructure", F.gallery_figure(ens), "Microstructure gallery (phase labels; 3D: middle z slice)")
-    rep.figure("microstructure", F.s2_figure(ens),
+    u = rep.units
+    dim = len([d for d in ("x", "y", "z") if d in ens.dims]) or None
+    rep.figure("microstructure", F.gallery_figure(ens, units=u),
+               "Microstructure gallery: phase labels of the first samples (3D: the middle z slice)")
+    rep.figure("microstructure", F.s2_figure(ens, units=u),
                "Radially averaged two-point probability S₂(r) of phase 1, against its closed form where one exists")
     d = describe(ens)
     cols = ("phase_fraction", "specific_surface", "correlation_length", "integral_range")
     rows = [(int(s), *(float(d[c].values[k]) for c in cols), float(d["mean_chord"].values[k].mean()))
             for k, s in enumerate(d["sample"].values)]
     rep.add("microstructure", "<h3>Descriptors of phase 1</h3>" + _table(
-        ("sample", "phase fraction [–]", "specific surface [1/length]", "correlation length [length]",
-         "integral range [length^d]", "mean chord [length]"), rows))
+        ("sample", "phase fraction [–]", _with_unit("specific surface", u.of("specific_surface")),
+         _with_unit("correlation length", u.length_unit(1)),
+         _with_unit("integral range", u.length_unit(dim or 1)), _with_unit("mean chord", u.length_unit(1))), rows))
     rep.summary["microstructure"] = {"samples": int(d.sizes["sample"]),
                                      "descriptors": {c: float(d[c].mean()) for c in (*cols, "mean_chord")}}
 
@@ -397,14 +446,16 @@ def _properties(rep: _Report, meta: Mapping[str, Any], props: xr.Dataset) -> Non
             summary = None
     if summary is None:
         summary = summarize(data, variables=variables, rng=0)
+    u = rep.units
     try:
-        fig = F.properties_figure(props, phases, summary=summary)
+        fig = F.properties_figure(props, phases, summary=summary, units=u)
     except InputError as exc:
         s = rep.sections["properties"]
         s.status, s.message = "not available", str(exc)
         rep.add("properties", f'<p class="not-run">Not available: {_esc(exc)}. See the failed samples below.</p>')
         return
     labels = " ".join(lab for ax in fig.axes for lab in ax.get_legend_handles_labels()[1])
+    labels += " ".join(t.get_text() for leg in fig.legends for t in leg.get_texts())
     drawn = [name for name, key in (("Voigt/Reuss", "Voigt"), ("Hashin–Shtrikman", "Hashin")) if key in labels]
     if drawn:
         note = (f"Bounds of each sample at its measured phase fractions (phases from {source}, resolved with the "
@@ -414,38 +465,63 @@ def _properties(rep: _Report, meta: Mapping[str, Any], props: xr.Dataset) -> Non
                 "isotropic phases).")
     else:
         note = "No phase table (phases.json) was found: the bounds are not drawn."
-    rep.figure("properties", fig, "Apparent properties against the swept parameters. " + note)
+    rep.figure("properties", fig, "Apparent properties against the swept parameters: samples, and the mean of each "
+               "point with its 95 % confidence interval. " + note)
 
     keys = [str(c) for c, da in summary.coords.items() if da.dims == ("point",) and c != "point"]
     shown = list(F.property_columns(props))
-    columns = [*keys, "samples", "failed", "finite values", *(f"{v} mean [95 % CI]" for v in shown)]
+    columns = [*(F.axis_label(k, units=u) for k in keys), "samples", "failed"]
+    groups: list[tuple[str, int]] = [("parameters", len(keys)), ("samples", 2)] if keys else [("samples", 2)]
+    for v in shown:
+        columns += ["mean", "95 % CI low", "95 % CI high"]
+        groups.append((_with_unit(F.target_label(v), u.of(v)), 3))
     if "within_hs" in summary:
-        columns.append("inside HS bounds")
+        columns.append("inside the HS bounds")
+        groups.append(("bounds", 1))
     rows, points = [], []
     for p in range(summary.sizes["point"]):
         s = summary.isel(point=p)
         counts = [int(s["count"].sel(variable=v).item()) for v in shown] if shown else [0]
-        row = [s[k].item() for k in keys] + [int(s["n_samples"]), int(s["n_failed"]), min(counts)]
-        row += [_ci(s["mean"].sel(variable=v).item(), s["ci_low"].sel(variable=v).item(),
-                    s["ci_high"].sel(variable=v).item()) + _mark(str(s["ci_method"].sel(variable=v).item()))
-                for v in shown]
+        row: list[Any] = [s[k].item() for k in keys] + [int(s["n_samples"]), int(s["n_failed"])]
+        for v in shown:
+            row += [f"{_num(s['mean'].sel(variable=v).item())}{_mark(str(s['ci_method'].sel(variable=v).item()))}",
+                    s["ci_low"].sel(variable=v).item(), s["ci_high"].sel(variable=v).item()]
         if "within_hs" in summary:
-            row.append(s["within_hs"].item())
+            frac, n = s["within_hs"].item(), min(counts)
+            row.append(f"{round(frac * n)} of {n}" if _finite(frac) and n else "–")
         rows.append(row)
         entry: dict[str, Any] = {"point": s["point"].item(), "parameters": {k: s[k].item() for k in keys},
                                  "n_samples": int(s["n_samples"]), "n_failed": int(s["n_failed"])}
-        for stat in ("mean", "std", "ci_low", "ci_high", "count"):
+        entry["mean"] = {str(v): {"value": s["mean"].sel(variable=v).item(), "low": s["ci_low"].sel(variable=v).item(),
+                                  "high": s["ci_high"].sel(variable=v).item(), "level": 0.95,
+                                  "method": str(s["ci_method"].sel(variable=v).item())}
+                         for v in summary["variable"].values}
+        for stat in ("std", "count"):
             entry[stat] = {str(v): s[stat].sel(variable=v).item() for v in summary["variable"].values}
         if "within_hs" in summary:
-            entry["within_hs"] = s["within_hs"].item()
+            entry["fraction_within_hs"] = s["within_hs"].item()
         points.append(entry)
     used = list(dict.fromkeys(str(m) for v in shown for m in summary["ci_method"].sel(variable=v).values))
     notes = "; ".join(f"{_MARKS.get(m, '')} {_esc(CI_METHODS.get(m, m))}" for m in used if m != "none")
+    table = _table(columns, rows, 0, groups=groups)
+    n_points = summary.sizes["point"]
     rep.add("properties", "<h3>Per-point statistics</h3>"
             "<p>Means over the converged samples of each point, with 95 % confidence intervals of the mean "
             "that respect each quantity's range (a positive quantity's interval never goes below zero). How "
-            f"each interval was made: {notes}.</p>" + _table(columns, rows, len(keys)))
+            f"each interval was made: {notes}.</p>"
+            + (table if n_points <= 12 else _details(f"Show the table of the {n_points} points", table)))
     rep.summary["points"] = points
+    conv = _converged(props)
+    overall = {}
+    for v, values in F.property_columns(props).items():
+        x = np.asarray(values, dtype=float)[conv]
+        x = x[np.isfinite(x)]
+        if x.size:
+            overall[v] = {"n": int(x.size), "mean": float(x.mean()),
+                          "std": float(x.std(ddof=1)) if x.size > 1 else None,
+                          "q025": float(np.quantile(x, 0.025)), "median": float(np.median(x)),
+                          "q975": float(np.quantile(x, 0.975)), "unit": u.of(v)}
+    rep.summary["samples_overall"] = overall
 
 
 #: Marks of the interval methods in the per-point table (explained below it).
@@ -462,7 +538,7 @@ def _rve(rep: _Report, size_swept: bool = True, props: xr.Dataset | None = None)
     if path is None and not size_swept:
         s = rep.sections["rve"]
         s.status, s.message = "not applicable", "the study does not sweep the SVE size (parameter `size`)"
-        s.parts.append("<p>Not applicable: the study does not sweep the SVE size. Add <code>size = [...]</code> "
+        rep.add("rve", "<p>Not applicable: the study does not sweep the SVE size. Add <code>size = [...]</code> "
                        "to <code>[sweep.parameters]</code> for a Kanit-style RVE analysis.</p>")
         return
     if path is None:
@@ -474,29 +550,35 @@ def _rve(rep: _Report, size_swept: bool = True, props: xr.Dataset | None = None)
         rep.add("rve", "<p>The RVE stage fitted no target (see the run log).</p>")
         return
     attrs = props.attrs if props is not None else {}
-    fig = F.rve_figure(rve, dim=attrs.get("dim"), voxel_size=attrs.get("voxel_size"))
+    u = rep.units
+    dim = attrs.get("dim")
+    fig = F.rve_figure(rve, dim=dim, voxel_size=attrs.get("voxel_size"), units=u)
     rep.figure("rve", fig, "Variance of the apparent properties against the SVE volume (log-log), "
                "with the fitted power law and integral range")
     rows = []
+    summary_rve = {}
     for t, f in rve.items():
         d = f.get("dim")
         v, vci = f.get("rve_volume"), f.get("rve_volume_ci") or (None, None)
-        edge = (_ci(*(x ** (1.0 / d) if _finite(x) and x > 0 else None for x in (v, *vci)))
-                if d in (2, 3) else "–")
+        edges = [x ** (1.0 / d) if _finite(x) and x > 0 else None for x in (v, *vci)] if d in (2, 3) else [None] * 3
         dof = f.get("dof")
         a_ci = f.get("integral_range_ci") or (None, None)
-        rows.append((t, _ci(f.get("alpha"), *(f.get("alpha_ci") or (None, None))), f.get("amplitude"),
-                     f.get("point_variance"), _ci(f.get("integral_range"), *a_ci),
+        rows.append((F.target_label(t), f.get("alpha"), *(f.get("alpha_ci") or (None, None)),
+                     _ci(f.get("integral_range"), *a_ci),
                      f"{_num(f.get('chi2'))} ({dof} dof)" if dof is not None else f.get("chi2"),
-                     len(f.get("volumes", [])), f.get("epsilon"), f.get("realizations"), _ci(v, *vci), edge))
+                     len(f.get("volumes", [])), f.get("epsilon"), f.get("realizations"), _ci(v, *vci), *edges))
+        summary_rve[t] = {**f, "rve_edge": edges[0], "rve_edge_ci": edges[1:] if edges[0] is not None else None}
+    rep.summary["rve"] = summary_rve
+    vol = u.length_unit(dim or 3)
     rep.add("rve", "<p>Kanit et al. (2003): the variance of the apparent property over SVEs of volume V follows "
             "D²(V) = K V<sup>−α</sup>, and K = D²<sub>Z</sub> A<sup>α</sup> gives the integral range A when the "
             "point variance D²<sub>Z</sub> is known (p(1−p) for a phase fraction; p(1−p)(Z₁−Z₀)² for a property "
-            "of two isotropic phases; – otherwise, when only K is fitted). The RVE volume is the V at which n "
-            "realizations estimate the mean within a relative error ε (95 %). Volumes and edges in the study's "
-            "length unit (voxels when the voxel size is 1).</p>"
-            + _table(("target", "α [CI]", "amplitude K", "point variance D²_Z", "integral range A [CI]", "χ²",
-                      "volumes", "ε", "n", "RVE volume [CI]", "RVE edge [CI]"), rows, 1))
+            "of two isotropic phases; – otherwise, when only K is fitted). The RVE is the smallest volume at which "
+            "n realizations estimate the mean within a relative error ε (95 %); its edge is the cube (square) "
+            "root of its volume.</p>"
+            + _table(("target", "α", "α: 95 % CI low", "high", _with_unit("integral range A [95 % CI]", vol), "χ²",
+                      "volumes", "ε", "n", _with_unit("RVE volume [95 % CI]", vol),
+                      _with_unit("RVE edge", u.length_unit(1)), "edge: 95 % CI low", "high"), rows, 1))
 
 
 def _grouped(table: pd.DataFrame) -> Iterable[tuple[str, str, pd.DataFrame]]:
@@ -517,10 +599,6 @@ SCATTER_WARNING = 0.2
 
 #: Range of the ratio of a model's scatter to the replicates' within which its noise model is accepted.
 SCATTER_RATIO_OK = (0.5, 2.0)
-
-
-def _pct(v: Any) -> str:
-    return f"{100 * float(v):.1f} %" if _finite(v) else "–"
 
 
 def _transform_note(target: str, rec: Mapping[str, Any], scatter: Mapping[str, Any]) -> str:
@@ -585,13 +663,22 @@ def _surrogates(rep: _Report) -> None:
     info = _read_json(info_path)
     transforms = info.get("transforms") or {}
     scatters = info.get("scatter") or {}
+    u = rep.units
     for target in info.get("targets", []):
+        warning = _scatter_warning(target, scatters.get(target, {}))
         rep.add("surrogates", _transform_note(target, transforms.get(target, {}), scatters.get(target, {}))
-                + _scatter_warning(target, scatters.get(target, {})))
+                + warning)
+        if warning:
+            share = scatters.get(target, {}).get("scatter_share")
+            rep.warn("surrogates", f"<b>Too-small SVEs for {_esc(F.target_label(target))}</b>: the scatter of the "
+                     f"replicates of a point is {_pct(min(share, 1.0))} of its variance over the design, so no "
+                     f"surrogate can reach R² above {_num(scatters.get(target, {}).get('r2_ceiling'))} "
+                     '(<a href="#surrogates">surrogates</a>).')
     test = pred[pred["split"] == "test"] if "split" in pred else pred
     metrics: dict[str, dict[str, Any]] = {}
     rows = []
     misstated: list[str] = []
+    figures: list[tuple[Figure, str]] = []
     for key, m in (info.get("models") or {}).items():
         target, model = key.split("__")
         cv = m.get("cv") or {}
@@ -600,7 +687,8 @@ def _surrogates(rep: _Report) -> None:
                                                  "rmse_over_scatter": m.get("rmse_over_scatter"),
                                                  "scatter_std": sc.get("scatter_std"),
                                                  "r2_ceiling": sc.get("r2_ceiling")}
-        rows.append((model, F.target_label(target), cv.get("n"), m.get("folds"), cv.get("rmse"), sc.get("scatter_std"),
+        rows.append((model, _with_unit(F.target_label(target), u.of(target)), cv.get("n"), m.get("folds"),
+                     cv.get("rmse"), sc.get("scatter_std"),
                      m.get("rmse_over_scatter"), cv.get("r2"), sc.get("r2_ceiling"), cv.get("nlpd"), cv.get("crps"),
                      cv.get("coverage_0.95"), m.get("calibration"), m.get("scatter_ratio")))
         ratio = m.get("scatter_ratio")
@@ -609,13 +697,13 @@ def _surrogates(rep: _Report) -> None:
         metrics[model][target]["scatter_ratio"] = ratio
         t = test[(test["model"] == model) & (test["target"] == target)]
         if len(t):
-            rep.figure("surrogates", F.parity_figure(t, model, target),
-                       f"Parity of the out-of-fold predictions of {model} for {F.target_label(target)} (95 % "
-                       "intervals of the predictive law: asymmetric where it is bounded)")
-            rep.figure("surrogates", F.calibration_figure(t, model, target),
-                       f"Calibration of {model} for {F.target_label(target)}: observed against nominal coverage of "
-                       "the central intervals, with the pointwise 95 % binomial band (the check in the table is "
-                       "family-wise, at the levels 50–99 %)")
+            figures.append((F.parity_figure(t, model, target, units=u),
+                            f"Parity of the out-of-fold predictions of {model} for {F.target_label(target)} (95 % "
+                            "intervals of the predictive law: asymmetric where it is bounded)"))
+            figures.append((F.calibration_figure(t, model, target),
+                            f"Calibration of {model} for {F.target_label(target)}: observed against nominal coverage "
+                            "of the central intervals, with the pointwise 95 % binomial band (the check in the table "
+                            "is family-wise, at the levels 50–99 %)"))
     unit = _esc(_cv_unit(rep))
     rep.add("surrogates", "<h3>Grouped cross-validation</h3><p>Out-of-fold predictions of grouped K-fold "
             f"cross-validation ({unit} held out), every metric pooled over all out-of-fold predictions (computed "
@@ -623,8 +711,11 @@ def _surrogates(rep: _Report) -> None:
             "scale of the target. <em>SVE scatter</em> is the standard deviation of the replicates of a point "
             "(pooled): the noise floor of the RMSE of any model of the mean response. <em>R² ceiling</em> is the "
             "highest R² such a model can reach, 1 − scatter variance / variance over the design.</p>"
-            + _table(("model", "target", "n", "folds", "RMSE", "SVE scatter", "RMSE / scatter", "R²", "R² ceiling",
-                      "NLPD", "CRPS", "95 % coverage", "calibration check", "model scatter / replicates"), rows, 2)
+            + _table(("model", "target [unit]", "samples", "folds", "RMSE", "SVE scatter", "RMSE / scatter", "R²",
+                      "R² ceiling", "NLPD", "CRPS", "95 % coverage", "calibration check",
+                      "model scatter / replicates"), rows, 2,
+                     groups=[("", 4), ("accuracy (in the unit of the target)", 5),
+                             ("probabilistic", 4), ("noise model", 1)])
             + f"<p>RMSE / scatter near 1: the surrogate predicts to within the microstructural scatter (it cannot "
             "do better; a value a little below 1 is the sampling error of the scatter itself); well above 1: it "
             "misses part of the mean response. <em>Model scatter / replicates</em>: the variance that the model's "
@@ -639,33 +730,27 @@ def _surrogates(rep: _Report) -> None:
                 + "; ".join(misstated) + " the variance of the replicates): the share of the propagated variance "
                 "that it attributes to the microstructure is off by as much; compare the models, and read the "
                 "scatter share of the data in the table above.</p>")
-    mrows = [(key.split("__")[1], F.target_label(key.split("__")[0]), m.get("n_train"), m.get("degree"),
+        rep.warn("surrogates", "<b>A noise model misstates the SVE scatter</b> (" + "; ".join(misstated)
+                 + ' the variance of the replicates): its share of the propagated variance is off by as much '
+                 '(<a href="#surrogates">surrogates</a>).')
+    mrows = [(key.split("__")[1], _with_unit(F.target_label(key.split("__")[0]), u.of(key.split("__")[0])),
+              m.get("n_train"), m.get("degree"),
               (m.get("train") or {}).get("rmse"), (m.get("cv") or {}).get("rmse"), m.get("seconds"))
              for key, m in (info.get("models") or {}).items()]
     rep.add("surrogates", "<h3>Fitted models</h3><p>Inputs: " + _esc(", ".join(map(str, info.get("features", []))))
             + ". The training RMSE (in-fold predictions, pooled) against the cross-validated one shows the "
               "over-fit.</p>"
-            + _table(("model", "target", "training samples", "PCE degree", "training RMSE", "CV RMSE",
+            + _table(("model", "target [unit]", "training samples", "PCE degree", "training RMSE", "CV RMSE",
                       "seconds (CV and final fit)"), mrows, 2))
+    rep.add("surrogates", "<h3>Out-of-fold predictions and calibration</h3>")
+    for fig, caption in figures:
+        rep.figure("surrogates", fig, caption)
     rep.summary["surrogates"] = metrics
     rep.summary["scatter"] = scatters
 
 
 #: Family-wise level of the report's calibration check (a calibrated model fails it 1 time in 100).
 _CALIBRATION_ALPHA = 0.01
-
-
-def _dist_text(spec: Mapping[str, Any]) -> str:
-    """An input distribution in words, e.g. ``uniform on [0.2, 0.5]``."""
-    d = dict(spec)
-    kind = d.pop("distribution", "?")
-    if kind in ("uniform", "loguniform") and {"low", "high"} <= set(d):
-        return f"{kind} on [{_num(d['low'])}, {_num(d['high'])}]"
-    return f"{kind} (" + ", ".join(f"{k} = {_num(v)}" for k, v in d.items()) + ")"
-
-
-_SOURCES = (("input", "parameters (mean response)"), ("aleatoric", "SVE scatter (microstructure)"),
-            ("epistemic", "surrogate (epistemic)"), ("unsplit", "scatter and surrogate, unsplit"))
 
 
 def _propagation(rep: _Report) -> None:
@@ -679,6 +764,7 @@ def _propagation(rep: _Report) -> None:
         rep.add("propagation", "<p>Nothing to propagate: the only swept parameter is the SVE size, a numerical "
                 "choice rather than an uncertain input.</p>")
         return
+    u = rep.units
     first = next(iter(next(iter(prop.values())).values()))
     spec = first.get("input_distribution") or {}
     source = first.get("input_source") or {}
@@ -688,7 +774,7 @@ def _propagation(rep: _Report) -> None:
                 "surrogate functions); every propagated value is the apparent property of a new SVE at the drawn "
                 "parameters, so it carries the SVE scatter and the surrogate's uncertainty as well.</p>"
                 + _table(("input", "distribution", "from"),
-                         [(k, _dist_text(v), source.get(k, "")) for k, v in spec.items()], 3))
+                         [(F.axis_label(k, units=u), _dist_text(v), source.get(k, "")) for k, v in spec.items()], 3))
     held = sorted({r.get("size") for models in prop.values() for r in models.values() if r.get("size") is not None})
     if held:
         rep.add("propagation", f"<p>The SVE size is held at {_esc(_num(held[-1]))} voxels (the largest swept): "
@@ -709,32 +795,36 @@ def _propagation(rep: _Report) -> None:
             found = {m: samples[f"{target}__{m}"] for m in models if f"{target}__{m}" in samples}
             if found:
                 means = {m: _scalar(models[m].get("mean")) for m in found}
-                rep.figure("propagation", F.propagation_figure(found, target, means=means),
+                rep.figure("propagation", F.propagation_figure(found, target, means=means, units=u),
                            f"Propagated distribution of {F.target_label(target)}, per surrogate (dashed: the mean)")
     rows, vrows = [], []
+    shown_sources = [src for src in _SOURCES if src[0] != "unsplit" or any(
+        _finite(_scalar((r.get("variance") or {}).get("unsplit"))) and _scalar(r["variance"]["unsplit"]) > 0
+        for models in prop.values() for r in models.values())]
     for target, models in prop.items():
         for model, r in models.items():
             var = r.get("variance", {}) or {}
             q = {float(k): _scalar(v) for k, v in (r.get("quantiles") or {}).items()}
-            rows.append((F.target_label(target), model,
+            rows.append((_with_unit(F.target_label(target), u.of(target)), model,
                          _ci(_scalar(r.get("mean")), *map(_scalar, r.get("mean_ci") or (None, None))),
                          _ci(_scalar(r.get("std")), *map(_scalar, r.get("std_ci") or (None, None))),
                          q.get(0.025), q.get(0.5), q.get(0.975)))
             total = _scalar(var.get("total"))
-            vrows.append((F.target_label(target), model, total,
+            vrows.append((_with_unit(F.target_label(target), u.of(target)), model, total,
                           *(_pct(_scalar(var.get(k)) / total) if _finite(total) and total > 0 and
-                            _finite(_scalar(var.get(k))) else "–" for k, _ in _SOURCES)))
+                            _finite(_scalar(var.get(k))) else "–" for k, _ in shown_sources)))
     rep.add("propagation", "<h3>Moments and quantiles</h3><p>On the physical scale of each target. The interval "
             "of the mean and of the standard deviation is their spread over the surrogate's posterior (GPR) or "
             "bootstrap (PCE) functions, widened by the Monte Carlo error.</p>" + _table(
-                ("target", "model", "mean [95 % CI]", "std [95 % CI]", "2.5 % quantile", "median",
-                 "97.5 % quantile"), rows, 2))
+                ("target [unit]", "model", "mean [95 % CI]", "std [95 % CI]", "2.5 %", "50 % (median)",
+                 "97.5 %"), rows, 2, groups=[("", 2), ("moments", 2), ("quantiles of the distribution", 3)]))
     rep.add("propagation", "<h3>Where the variance comes from</h3><p>The law of total variance splits the output "
             "variance into the parameters' share (the variance of the mean response E[Y | θ]), the SVE scatter "
             "(microstructural, irreducible at this SVE size) and the surrogate's own uncertainty (what more "
             "samples would remove); the shares add up to 100 %. The SVE scatter is the one each model's noise "
             "model predicts: the surrogate section compares it with the replicates.</p>" + _table(
-                ("target", "model", "total variance", *(label for _, label in _SOURCES)), vrows, 2))
+                ("target [unit]", "model", "total variance [unit²]", *(label for _, label in shown_sources)), vrows,
+                2, groups=[("", 3), ("share of the variance", len(shown_sources))]))
     for target, models in prop.items():
         alea = [_scalar(r["variance"].get("aleatoric")) / _scalar(r["variance"].get("total"))
                 for r in models.values() if _finite(_scalar((r.get("variance") or {}).get("total")))
@@ -744,6 +834,9 @@ def _propagation(rep: _Report) -> None:
                     f"propagated variance of {_esc(F.target_label(target))}: the spread of this distribution is "
                     "largely the scatter of SVEs of this size, not of the material at larger scales. See the RVE "
                     "section, or use larger SVEs.</p>")
+            rep.warn("propagation", f"<b>The SVE scatter makes up {_pct(max(alea))} of the propagated variance of "
+                     f"{_esc(F.target_label(target))}</b>: its distribution describes SVEs of this size more than "
+                     'the material (<a href="#propagation">propagation</a>).')
 
     spath = rep.file("sobol.json")
     if spath is None:
@@ -760,36 +853,43 @@ def _propagation(rep: _Report) -> None:
                        "interactions)")
         except InputError as exc:  # e.g. results of an older run whose models name their inputs differently
             rep.add("propagation", f'<p class="error">Sobol figure of {_esc(target)} not drawn: {_esc(exc)}</p>')
+    u = rep.units
+    names = list(dict.fromkeys(n for models in sob.values() for ind in models.values() for n in ind["names"]))
+    extra = [("interactions", "interactions of the parameters"), *_SOURCES[1:]]
+    unsplit = any(_finite(_scalar((ind.get("shares") or {}).get("unsplit"))) and
+                  _scalar(ind["shares"]["unsplit"]) > 0 for models in sob.values() for ind in models.values())
+    extra = [e for e in extra if e[0] != "unsplit" or unsplit]
+    for target, models in sob.items():
         for model, ind in models.items():
             first, total = (np.asarray(ind[k], dtype=float).reshape(-1) for k in ("first", "total"))
             fci = [np.asarray(c, dtype=float).reshape(-1) for c in ind.get("first_ci") or ()]
             tci = [np.asarray(c, dtype=float).reshape(-1) for c in ind.get("total_ci") or ()]
-            for i, name in enumerate(ind["names"]):
-                srows.append((F.target_label(target), model, name,
-                              _ci(first[i], *(c[i] for c in fci)) if len(fci) == 2 else _num(first[i]),
-                              _ci(total[i], *(c[i] for c in tci)) if len(tci) == 2 else _num(total[i])))
+            row: list[Any] = [F.target_label(target), model]
+            for name in names:
+                if name not in ind["names"]:
+                    row += ["–", "–"]
+                    continue
+                i = list(ind["names"]).index(name)
+                row += [_ci(first[i], *(c[i] for c in fci)) if len(fci) == 2 else _num(first[i]),
+                        _ci(total[i], *(c[i] for c in tci)) if len(tci) == 2 else _num(total[i])]
             shares = ind.get("shares") or {}
-            if shares:
-                inter = _scalar(shares.get("input", 0.0)) - float(np.sum(first))
-                srows.append((F.target_label(target), model, "interactions of the parameters", _num(inter), "–"))
-                for k, label in _SOURCES[1:]:
-                    if _finite(_scalar(shares.get(k))) and (k != "unsplit" or _scalar(shares.get(k)) > 0):
-                        srows.append((F.target_label(target), model, label, _num(_scalar(shares.get(k))), "–"))
+            for key, _ in extra:
+                if key == "interactions":
+                    row.append(_scalar(shares.get("input", 0.0)) - float(np.sum(first)) if shares else "–")
+                else:
+                    row.append(_scalar(shares.get(key)) if shares else "–")
+            srows.append(row)
+    labels = [F.axis_label(n, units=u).split(" [")[0] for n in names]
     rep.add("propagation", "<h3>Sobol indices</h3><p>Every index is a share of the <em>whole</em> propagated "
             "variance of the target (not only of the mean response): the first-order index of a parameter is the "
             "variance its variation alone explains, the total index adds its interactions; the SVE scatter and the "
-            "surrogate's uncertainty are listed as their own shares, so that the rows add up to 1 (first-order "
-            "indices + interactions + scatter + surrogate). Saltelli/Jansen estimates of the mean response, with "
+            "surrogate's uncertainty are their own shares, so that a row adds up to 1 (first-order indices + "
+            "interactions + scatter + surrogate). Saltelli/Jansen estimates of the mean response, with 95 % "
             "intervals over the surrogate's posterior or bootstrap functions and a bootstrap of the rows; interval "
             "ends outside [0, 1] are sampling error of the estimator.</p>"
-            + _table(("target", "model", "input or source", "first order [CI]", "total [CI]"), srows, 3))
-
-
-def _scalar(v: Any) -> Any:
-    """A scalar from a JSON value (a one-element list for single-output surrogates)."""
-    if isinstance(v, list) and len(v) == 1:
-        return _scalar(v[0])
-    return v
+            + _table(("target", "model", *(c for _ in names for c in ("first order [CI]", "total [CI]")),
+                      *("share" for _ in extra)), srows, 2,
+                     groups=[("", 2), *((lab, 2) for lab in labels), *((lab, 1) for _, lab in extra)]))
 
 
 def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
@@ -848,11 +948,21 @@ def _validation(rep: _Report) -> None:
             rep.add("validation", '<p class="not-run">Each sample is its own group here, so naive and grouped '
                     "folds differ only in their random assignment: the comparison measures nothing. Sweep more "
                     "points with replicates, or windows of specimens, to see the leakage.</p>")
-        lrows = [(r.model, F.target_label(r.target), _METRIC_NAMES.get(r.metric, r.metric), r.naive, r.grouped,
-                  _ci(r.optimism, r.optimism_low, r.optimism_high), r.ratio, f"{r.n} ({r.n_groups} groups)")
-                 for r in leak.itertuples(index=False)]
-        rep.add("validation", _table(("model", "target", "metric", "naive", "grouped", "optimism [95 % CI]",
-                                      "ratio", "samples"), lrows, 3))
+        metrics = [m for m in _METRIC_NAMES if m in set(leak["metric"])]
+        metrics += [m for m in dict.fromkeys(leak["metric"]) if m not in metrics]
+        lrows = []
+        for model, target, t in _grouped(leak):
+            by = {r.metric: r for r in t.itertuples(index=False)}
+            first = next(iter(by.values()))
+            row: list[Any] = [model, F.target_label(target), f"{first.n} ({first.n_groups} groups)"]
+            for m in metrics:
+                r = by.get(m)
+                row += ([r.naive, r.grouped, _ci(r.optimism, r.optimism_low, r.optimism_high)] if r is not None
+                        else ["–"] * 3)
+            lrows.append(row)
+        rep.add("validation", _table(
+            ("model", "target", "samples", *(c for _ in metrics for c in ("naive", "grouped", "optimism [95 % CI]"))),
+            lrows, 3, groups=[("", 3), *((_METRIC_NAMES.get(m, m), 3) for m in metrics)]))
         if leak.empty:
             rep.add("validation", "<p>No scalar target: nothing to compare.</p>")
         for model, target, _ in _grouped(leak):
@@ -947,14 +1057,36 @@ def _failures(rep: _Report, props: xr.Dataset) -> None:
             + _table(("sample", "seed", "parameters", "status", "max residual", "max iterations"), rows, 4))
 
 
+# --------------------------------------------------------------------------- the summary (built last)
+
+
 # --------------------------------------------------------------------------- output
 
 
-def _html(rep: _Report, title: str) -> str:
+def _section_body(rep: _Report, sec: _Section) -> str:
+    """The markup of a section: consecutive figures share one responsive grid."""
+    out: list[str] = []
+    figs: list[str] = []
+    for kind, markup in sec.parts:
+        if kind == "figure":
+            figs.append(markup)
+            continue
+        if figs:
+            out.append('<div class="figs">' + "".join(figs) + "</div>")
+            figs = []
+        out.append(rep.deferred[markup]() if kind == "deferred" else markup)
+    if figs:
+        out.append('<div class="figs">' + "".join(figs) + "</div>")
+    return "".join(out)
+
+
+def _html(rep: _Report, title: str, print_version: bool = False) -> str:
     nav = "".join(f'<li><a href="#{sid}">{_esc(s.title)}</a>{" (not run)" if s.status == "not run" else ""}</li>'
                   for sid, s in rep.sections.items())
-    body = "".join(f'<section id="{sid}"><h2>{i}. {_esc(s.title)}</h2>{"".join(s.parts)}</section>'
-                   for i, (sid, s) in enumerate(rep.sections.items(), start=1))
+    body = "".join(f'<section id="{sid}"><h2>{_esc(s.title)}</h2>{_section_body(rep, s)}</section>'
+                   for sid, s in rep.sections.items())
+    if print_version:  # every collapsed table shown
+        body = body.replace("<details>", "<details open>")
     study = rep.summary.get("study", {})
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     from .. import __version__
@@ -963,42 +1095,22 @@ def _html(rep: _Report, title: str) -> str:
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>stochhom report: {_esc(title)}</title><style>{_CSS}</style></head><body>"
             f"<header><h1>stochhom report: {_esc(title)}</h1>"
-            f'<p class="meta">study hash {_esc(study.get("hash") or "unknown")} · generated {_esc(stamp)} by '
-            f"stochhom {_esc(__version__)} · machine-readable numbers in <code>summary.json</code></p>"
+            f'<p class="meta">study hash {_esc((study.get("hash") or "unknown")[:16])} · generated {_esc(stamp)} by '
+            f"stochhom {_esc(__version__)} · units: {_esc(_units_text(rep.units))} · machine-readable numbers in "
+            f"<code>summary.json</code></p>"
             f"<nav><ol>{nav}</ol></nav></header><main>{body}</main></body></html>\n")
 
 
 def _pdf(rep: _Report, path: Path, title: str) -> None:
-    from matplotlib.backends.backend_pdf import PdfPages
+    """``report.pdf``: the report with every collapsed table open, printed by headless Chromium."""
+    import tempfile
 
-    counts = rep.summary.get("counts", {})
-    lines = [f"stochhom report: {title}", f"study hash: {rep.summary.get('study', {}).get('hash')}", "",
-             f"samples: {counts.get('samples')}   converged: {counts.get('converged')}   "
-             f"failed: {counts.get('failed')}   points: {counts.get('points')}", "", "Sections:"]
-    lines += [f"  {s.title}: {s.status if s.status != 'not run' else s.message}" for s in rep.sections.values()]
-    for target, fit in (rep.summary.get("rve") or {}).items():
-        lines.append(f"RVE {target}: alpha = {_num(fit.get('alpha'))}, integral range = "
-                     f"{_num(fit.get('integral_range'))}")
-    for model, targets in (rep.summary.get("surrogates") or {}).items():
-        for target, m in targets.items():
-            lines.append(f"{model} / {target}: RMSE = {_num(m.get('rmse'))}, R2 = {_num(m.get('r2'))}, "
-                         f"coverage 95% = {_num(m.get('coverage_0.95'))}")
-    lines += ["", f"Figures follow, one per page ({len(rep.figures)})."]
-    with mpl.rc_context(F.STYLE):
-        page = Figure(figsize=(8.27, 11.69))
-        page.text(0.06, 0.95, F.plain("\n".join(_wrap(line, 95) for line in lines)), va="top", ha="left",
-                  family="monospace", fontsize=8)
-        with PdfPages(path, metadata={"Title": f"stochhom report: {title}", "Creator": "stochhom"}) as pdf:
-            pdf.savefig(page)
-            for caption, fig in rep.figures:
-                fig.suptitle(F.plain(_wrap(caption, 110)), fontsize=8)
-                pdf.savefig(fig)
+    from .browser import print_pdf
 
-
-def _wrap(text: str, width: int) -> str:
-    import textwrap
-
-    return "\n".join(textwrap.wrap(text, width, subsequent_indent="    ")) or text
+    with tempfile.TemporaryDirectory(prefix="stochhom-pdf-") as tmp:
+        page = Path(tmp) / "report.html"
+        page.write_text(_html(rep, title, print_version=True), encoding="utf-8")
+        print_pdf(page, path)
 
 
 def _run(rep: _Report, section: str, build: Callable[[], None]) -> None:
@@ -1008,7 +1120,7 @@ def _run(rep: _Report, section: str, build: Callable[[], None]) -> None:
     except (StochhomError, KeyError, TypeError, ValueError) as exc:
         s = rep.sections[section]
         s.status, s.message = "error", f"{type(exc).__name__}: {exc}"
-        s.parts.append(f'<p class="error">This section could not be rendered: {_esc(s.message)}</p>')
+        rep.add(section, f'<p class="error">This section could not be rendered: {_esc(s.message)}</p>')
 
 
 def write_report(results_dir: str | Path, out: str | Path | None = None, pdf: bool = False) -> Path:
@@ -1024,8 +1136,9 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, pdf: bo
         ``report.pdf`` inside it) or a path ending in ``.html`` (the others next to it).
         Default: ``results_dir``.
     pdf : bool
-        Also write ``report.pdf``: a text page with the key numbers, then every figure,
-        one per page (matplotlib ``PdfPages``; no external tool).
+        Also write ``report.pdf``: the whole report, tables included, printed by headless
+        Chromium (Debian package ``chromium``, or the browser named by the environment
+        variable ``STOCHHOM_CHROMIUM``).
 
     Returns
     -------
@@ -1036,13 +1149,22 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, pdf: bo
     ------
     InputError
         ``results_dir`` is not a directory, or lacks ``study.json`` or ``samples.zarr``
-        (the message names the stage to run first).
+        (the message names the stage to run first); ``pdf=True`` without a browser (checked
+        before anything is written).
     """
+    t0 = time.perf_counter()
     root = Path(results_dir)
     if not root.is_dir():
         raise InputError(f"results directory {str(root)!r} does not exist; run `{RUN_COMMAND}` first")
     if not (root / "study.json").is_file():
         raise InputError(f"{str(root)!r} has no study.json; run `{RUN_COMMAND}` (stage \"report\") first")
+    if pdf:
+        from .browser import find_chromium
+
+        if find_chromium() is None:
+            raise InputError("--pdf needs headless Chromium to print the report: install Debian's `chromium` package "
+                             "(apt-get install chromium), or set STOCHHOM_CHROMIUM to a Chromium or Chrome "
+                             "executable; or print report.html from any browser")
     target = root if out is None else Path(out)
     html_path = target if target.suffix.lower() == ".html" else target / "report.html"
     html_path.parent.mkdir(parents=True, exist_ok=True)
@@ -1052,29 +1174,44 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, pdf: bo
         raise InputError(f"{root / 'study.json'}: expected a JSON object, got {type(meta).__name__}")
     props, pending = _load_samples(root)
     title = str(meta.get("name") or root.name)
-    rep = _Report(root, {sid: _Section(sid, t) for sid, t in SECTIONS})
+    study = meta.get("study", {}) or {}
+    try:
+        units = units_from_dict(meta.get("units"), "study.json units",
+                                voxel_size=float(study.get("voxel_size", props.attrs.get("voxel_size", 1.0)) or 1.0))
+    except InputError:
+        units = Units()
+    rep = _Report(root, {sid: _Section(sid, t) for sid, t in SECTIONS}, units=units)
     conv = _converged(props)
     points = np.unique(props["point"].values).size if "point" in props.coords else None
     rep.summary["counts"] = {"samples": int(conv.size + pending), "computed": int(conv.size),
                              "converged": int(conv.sum()), "failed": int((~conv).sum()), "pending": pending,
                              "points": points}
+    elapsed = {"report": None}
+
+    def report_seconds() -> float:
+        return elapsed["report"] if elapsed["report"] is not None else time.perf_counter() - t0
+
     with mpl.rc_context(F.STYLE):
-        _run(rep, "provenance", lambda: _provenance(rep, meta, props, pending))
+        _run(rep, "provenance", lambda: _provenance(rep, meta, props, pending, report_seconds))
         _run(rep, "microstructure", lambda: _microstructure(rep))
         _run(rep, "properties", lambda: _properties(rep, meta, props))
-        swept = (meta.get("study") or {}).get("parameters") or {}
+        swept = study.get("parameters") or {}
         _run(rep, "rve", lambda: _rve(rep, size_swept="size" in swept or not swept, props=props))
         _run(rep, "surrogates", lambda: _surrogates(rep))
         _run(rep, "propagation", lambda: _propagation(rep))
         _run(rep, "validation", lambda: _validation(rep))
         _run(rep, "failures", lambda: _failures(rep, props))
+        _run(rep, "summary", lambda: _summary(rep, meta, props))
     rep.summary["sections"] = {sid: {"status": s.status, **({"message": s.message} if s.message else {})}
                                for sid, s in rep.sections.items()}
     pdf_path = html_path.with_name("report.pdf")
     rep.summary["files"] = {"html": html_path.name, "pdf": pdf_path.name if pdf else None}
     from .. import __version__
 
-    summary = {"stochhom_version": __version__, **rep.summary}
+    elapsed["report"] = time.perf_counter() - t0
+    rep.summary.setdefault("timings", {})["report"] = elapsed["report"]
+    summary = {"schema_version": SCHEMA_VERSION, "stochhom_version": __version__, "units": units.as_dict(),
+               **_interval_layout(rep.summary)}
     html_path.write_text(_html(rep, title), encoding="utf-8")
     (html_path.with_name("summary.json")).write_text(
         json.dumps(_jsonable(summary), indent=2, allow_nan=False) + "\n", encoding="utf-8")

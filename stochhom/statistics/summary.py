@@ -63,7 +63,7 @@ __all__ = [
 IDENTIFIERS = ("sample", "seed", "specimen", "parent_sample", "replicate")
 
 #: Per-sample variables that describe the solve, not the material.
-DIAGNOSTICS = ("converged", "status", "solve_time", "iterations", "residual", "volume")
+DIAGNOSTICS = ("converged", "status", "solve_time", "warmup_time", "iterations", "residual", "volume")
 
 #: Symmetric tensor variables: only their upper-triangle entries are scalar quantities.
 _SYMMETRIC = ("stiffness", "conductivity")

@@ -23,6 +23,12 @@ is unchanged and whose outputs exist, so a change of, say, the surrogate options
 redoes the surrogates, propagation, validation and report, not the sweep. The sweep
 itself resumes sample by sample (:func:`~stochhom.study.sweep.run_sweep`), so a killed
 run loses at most the samples in flight.
+
+**Timings.** ``stages.json`` and the ``stages`` of ``study.json`` hold, per stage, the
+``seconds`` and ``finished`` time of its last run; ``study.json`` is written after the
+sweep and updated after every later stage, the report included. Its ``compile`` entry
+(``seconds``, ``processes``) is the kernel warm-up of the sweep, summed over the store's
+``warmup_time``: counted once per worker process, and in no sample's ``solve_time``.
 """
 
 from __future__ import annotations
@@ -879,14 +885,54 @@ def _stage_validation(study: Study, out: Path, cfg: PipelineConfig, props: Any) 
 # ----------------------------------------------------------------------------- runner
 
 
-def _write_provenance(out: Path, study: Study, cfg: PipelineConfig, record: dict[str, Any]) -> None:
-    """``study.json`` and ``phases.json``: written after the sweep, so a partial run can be reported."""
-    _write_json(out / "study.json", {
+def _stage_times(record: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{stage: {"seconds", "finished"}}`` of every stage in ``stages.json``'s record, in run order."""
+    return {k: {"seconds": v.get("seconds"), "finished": v.get("finished")} for k, v in record.items()}
+
+
+def _compile_time(props: Any) -> dict[str, Any] | None:
+    """Kernel warm-up of the sweep: total seconds and the number of processes that paid it.
+
+    From the store's ``warmup_time`` (:mod:`~stochhom.study.sweep`); None for a store written
+    before that variable existed.
+    """
+    if props is None or "warmup_time" not in props:
+        return None
+    warm = np.asarray(props["warmup_time"].values, dtype=float)
+    return {"seconds": float(np.nansum(warm)), "processes": int(np.sum(warm > 0))}
+
+
+def _write_provenance(out: Path, study: Study, cfg: PipelineConfig, record: dict[str, Any],
+                      props: Any = None) -> None:
+    """``study.json`` and ``phases.json``: written after the sweep, so a partial run can be reported.
+
+    ``stages`` holds the stages timed so far; :func:`_update_stage_times` completes it
+    after each later stage (the report included). ``compile`` (when the store has
+    ``warmup_time``) is the kernel warm-up summed over the samples.
+    """
+    meta: dict[str, Any] = {
         "name": study.name, "hash": study.hash(), "study": study.content(), "versions": _versions(),
-        "stages": {k: {"seconds": v.get("seconds"), "finished": v.get("finished")} for k, v in record.items()},
-        "pipeline": dataclasses.asdict(cfg),
-    })
+        "stages": _stage_times(record), "units": study.units.declaration(), "question": study.question,
+    }
+    compile_ = _compile_time(props)
+    if compile_ is not None:
+        meta["compile"] = compile_
+    meta["pipeline"] = dataclasses.asdict(cfg)
+    _write_json(out / "study.json", meta)
     (out / "phases.json").write_text(json.dumps(study.phases, indent=2))
+
+
+def _update_stage_times(out: Path, record: Mapping[str, Any]) -> None:
+    """Rewrite the ``stages`` of ``study.json`` (if written) from ``record``: after each stage, so
+    that the stages run after :func:`_write_provenance` (the report itself) are timed there too."""
+    path = out / "study.json"
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError):  # not written yet (the sweep failed), or not ours
+        return
+    if isinstance(meta, dict):
+        meta["stages"] = _stage_times(record)
+        _write_json(path, meta)
 
 
 def run_study(
@@ -958,7 +1004,8 @@ def run_study(
     ran: set[str] = set()  # stages run in this call: their downstream stages run too
     for stage in STAGES:
         if stage != "sweep":
-            section = cfg.section(stage) if stage not in ("report",) else {"pdf": pdf}
+            section = cfg.section(stage) if stage not in ("report",) else {
+                "pdf": pdf, "units": study.units.declaration(), "question": study.question}
             inputs[stage] = {"study": sweep_hash, "options": section, "version": PIPELINE_VERSION,
                              "upstream": [record.get(u, {}).get("hash") for u in upstream[stage]]}
         h = _hash(inputs[stage])
@@ -975,7 +1022,7 @@ def run_study(
         if stage == "sweep":
             swept = dataclasses.replace(study, output=out / "samples.zarr")
             props = run_sweep(swept, workers=workers, scheduler=scheduler, progress=progress, log=say)
-            _write_provenance(out, study, cfg, record)
+            _write_provenance(out, study, cfg, record, props)
         else:
             if props is None:
                 props = open_store(out / "samples.zarr").load()
@@ -990,12 +1037,16 @@ def run_study(
             elif stage == "validation":
                 _stage_validation(study, out, cfg, props)
             elif stage == "report":
-                _write_provenance(out, study, cfg, record)
+                _write_provenance(out, study, cfg, record, props)
                 from ..report import write_report
 
                 write_report(out, pdf=pdf)
         record[stage] = {"hash": h, "seconds": time.perf_counter() - t0,
                          "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         _write_json(record_path, record)
-        say(f"stage {stage}: done in {record[stage]['seconds']:.1f} s")
+        _update_stage_times(out, record)
+        extra = ""
+        if stage == "sweep" and (warm := _compile_time(props)) and warm["processes"]:
+            extra = f" (of which kernel warm-up {warm['seconds']:.1f} s in {warm['processes']} process(es))"
+        say(f"stage {stage}: done in {record[stage]['seconds']:.1f} s{extra}")
     return out

@@ -9,6 +9,8 @@ parameters), the solver options and the output store::
     name = "contrast"            # optional (default: the file name)
     output = "contrast.zarr"     # zarr store, relative to the study file
     seed = 2026                  # root seed of every sample
+    question = "How does ..."    # optional: the question the report answers first
+    units = { length = "um", conductivity = "W/m/K" }   # optional (stochhom.units)
 
     [generator]
     name = "gaussian"
@@ -65,6 +67,7 @@ from ..io import LAWS
 from ..microstructure.ensemble import GENERATORS, sample_seeds
 from ..spectral.grid import DISCRETIZATIONS
 from ..spectral.schemes import SCHEMES
+from ..units import Units, units_from_dict
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -145,6 +148,10 @@ class Study:
     solver: dict[str, Any]
     source: dict[str, Any] = field(default_factory=dict, repr=False)
     pipeline: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: Declared units (labels only: they change no number, so they are not hashed).
+    units: Units = field(default_factory=Units)
+    #: The question the report answers first (optional; not hashed).
+    question: str | None = None
 
     # -- identity -----------------------------------------------------------------------
     def content(self) -> dict[str, Any]:
@@ -273,7 +280,7 @@ def study_from_dict(data: Mapping[str, Any], base: Path | None = None, name: str
     _check_keys(data, "study file", _TOP | set(PIPELINE_TABLES), {"generator", "phases"})
     base = Path(".") if base is None else base
     st = data.get("study", {})
-    _check_keys(st, "[study]", {"name", "output", "seed"}, {"output"})
+    _check_keys(st, "[study]", {"name", "output", "seed", "question", "units"}, {"output"})
     if not isinstance(st["output"], str) or not st["output"].strip():
         raise _err("[study].output", f"expected a path string, got {st['output']!r}")
     output = Path(st["output"])
@@ -283,6 +290,9 @@ def study_from_dict(data: Mapping[str, Any], base: Path | None = None, name: str
     if seed < 0:
         raise _err("[study].seed", f"must be >= 0, got {seed}")
     study_name = str(st.get("name", name))
+    question = st.get("question")
+    if question is not None and (not isinstance(question, str) or not question.strip()):
+        raise _err("[study].question", f"expected a sentence (a string), got {question!r}")
 
     gen = dict(data["generator"])
     _check_keys(gen, "[generator]", set(gen) | {"name", "shape"}, {"name", "shape"})
@@ -294,6 +304,10 @@ def study_from_dict(data: Mapping[str, Any], base: Path | None = None, name: str
             or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape)):
         raise _err("[generator].shape", f"expected 2 or 3 positive integers, got {shape!r}")
     voxel_size = _number(gen.pop("voxel_size", 1.0), "[generator].voxel_size", float, positive=True)
+    try:
+        units = units_from_dict(st.get("units"), "[study].units", voxel_size=voxel_size)
+    except InputError as exc:
+        raise StudyError(str(exc)) from None
     fixed = gen
 
     sweep = data.get("sweep", {})
@@ -372,6 +386,7 @@ def study_from_dict(data: Mapping[str, Any], base: Path | None = None, name: str
         fixed=fixed, design=design, parameters=parameters, points=points, replicates=replicates,
         phases={str(k): dict(v) for k, v in phases.items()}, solver=dict(solver), source=dict(data),
         pipeline={t: data[t] for t in PIPELINE_TABLES if t in data},
+        units=units, question=question.strip() if question else None,
     )
     _check_points(study)
     from .pipeline import pipeline_config

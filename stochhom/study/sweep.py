@@ -6,9 +6,22 @@ store as soon as a batch completes.
 
 Store layout (zarr format 2, readable with ``xarray.open_zarr``): the
 apparent-properties variables of :mod:`stochhom.statistics.ensemble`, chunked along
-``sample``, a ``done`` flag per sample, the coordinates of every sample (``point``,
-``replicate``, ``seed``, ``specimen``, every parameter), and ``attrs`` with the study,
-its hash and the stochhom version.
+``sample``, a ``done`` flag and a ``warmup_time`` (seconds, see Timings) per sample,
+the coordinates of every sample (``point``, ``replicate``, ``seed``, ``specimen``,
+every parameter), and ``attrs`` with the study, its hash and the stochhom version.
+
+Timings: ``solve_time`` (per sample) is the wall time of the sample's homogenization,
+without the compilation or loading of the numba kernels: every process that computes
+samples (the in-process run of ``workers=1``, each spawned worker, each Dask worker)
+first solves a tiny image of the study's physics and solver options, once per call of
+:func:`run_sweep` (:func:`_warm_up`), and that time is stored as ``warmup_time`` of the
+first sample the process then computes (0.0 for every other computed sample, NaN while
+a sample is not computed). The sum of ``warmup_time`` is the compile/load cost of the
+sweep (over all its runs, when it was resumed) and the number of its positive entries
+the number of warm-ups, one per process and run (a process whose kernels were already
+loaded warms up in milliseconds). Stores written
+before ``warmup_time`` existed lack the variable; they are read and resumed as they are
+(the variable is not added to them, and the new samples' warm-ups are not recorded).
 
 Crash safety: results of a batch are written first and the ``done`` flags after
 them, every chunk write is atomic (zarr writes a temporary file and renames it), and
@@ -16,7 +29,7 @@ a run that restarts skips the samples flagged done and recomputes the others. A 
 killed at any point (even with SIGKILL) therefore loses at most the samples in
 flight and the last unflushed batch, and the final dataset is identical whatever the
 number of workers, the scheduler or the interruptions (every sample has its own
-seed; only ``solve_time`` varies).
+seed; only the timings ``solve_time`` and ``warmup_time`` vary).
 
 Resuming with a changed study is refused, with the differences listed, unless
 ``restart=True`` (which deletes the store).
@@ -30,6 +43,7 @@ import os
 import shutil
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -73,9 +87,51 @@ def _one(study: Study, k: int, params: dict[str, Any], seed: int) -> dict[str, A
     return sample_record(image, study.phases, params, study.voxel_size, workers=workers, **solver)
 
 
-def _run_batch(study: Study, items: list[tuple[int, dict[str, Any], int]]) -> list[tuple[int, dict[str, Any]]]:
-    """Worker task: generate and homogenize a batch of samples (picklable)."""
-    return [(k, _one(study, k, params, seed)) for k, params, seed in items]
+#: The runs (of :func:`run_sweep`) for which this process has warmed up (see :func:`_warm_up`).
+_WARMED: set[str] = set()
+
+
+def _warm_up(study: Study, params: dict[str, Any], run: str | None = None) -> float:
+    """Compile or load the kernels of ``study`` in this process; return the seconds spent.
+
+    Solves a tiny image (4 voxels wide) holding every phase label of the study, with its
+    phases (at ``params``), physics, dimension and solver options (scheme, dtype, ...), so
+    that the compiled kernels the samples use are loaded before any sample is timed.
+    With ``run`` (a token of one call of :func:`run_sweep`), warms up only once per run
+    and process and returns 0.0 for the later calls. A warm-up that fails (it never
+    should) is ignored: the sweep is not affected, only the first sample's
+    ``solve_time`` then holds the compilation.
+    """
+    if run is not None and run in _WARMED:
+        return 0.0
+    t = time.perf_counter()
+    try:
+        labels = np.array(sorted(int(k) for k in study.phases))
+        side = max(4, int(np.ceil(labels.size ** (1 / study.dim))))
+        tiny = np.resize(labels, side**study.dim).reshape((side,) * study.dim)
+        sample_record(tiny, study.phases, params, study.voxel_size, **study.solver)
+    except Exception:  # best effort: a failed warm-up must not fail the sweep
+        pass
+    if run is not None:
+        _WARMED.add(run)
+    return time.perf_counter() - t
+
+
+def _run_batch(
+    study: Study, items: list[tuple[int, dict[str, Any], int]], run: str | None = None
+) -> list[tuple[int, dict[str, Any]]]:
+    """Worker task: generate and homogenize a batch of samples (picklable).
+
+    The first sample this process computes in run ``run`` is preceded by :func:`_warm_up`,
+    whose seconds go into that sample's record as ``warmup_time`` (0.0 for the others).
+    """
+    warm = _warm_up(study, items[0][1], run) if items else 0.0
+    out = []
+    for k, params, seed in items:
+        rec = _one(study, k, params, seed)
+        rec["warmup_time"], warm = warm, 0.0
+        out.append((k, rec))
+    return out
 
 
 # ------------------------------------------------------------------------------- store
@@ -91,6 +147,7 @@ def _template(study: Study, samples: list[dict[str, Any]], seeds: np.ndarray) ->
         "converged": (("sample",), np.zeros(n, dtype=np.int8)),
         "status": (("sample",), np.full(n, "", dtype=f"U{_STATUS_LEN}")),
         "solve_time": (("sample",), np.full(n, np.nan)),
+        "warmup_time": (("sample",), np.full(n, np.nan)),
         "volume": (("sample",), np.full(n, np.nan)),
         "done": (("sample",), np.zeros(n, dtype=np.int8)),
     }
@@ -238,6 +295,8 @@ def _write(path: Path, records: list[tuple[int, dict[str, Any]]], physics: str) 
             padded[:, :m] = values[:, :m]
             values = padded
         arr.oindex[(idx,) + (slice(None),) * (arr.ndim - 1)] = values
+    if "warmup_time" in group:  # absent from stores written before it existed
+        group["warmup_time"].oindex[idx] = np.array([float(records[i][1].get("warmup_time", 0.0)) for i in order])
     group["done"].oindex[idx] = np.ones(idx.size, dtype=np.int8)
 
 
@@ -256,14 +315,15 @@ def _execute(
     on_results: Callable[[list[tuple[int, dict[str, Any]]]], None],
 ) -> None:
     batches = _batches(items, workers)
+    run = uuid.uuid4().hex  # each process that computes samples of this call warms up once
     if scheduler is None and workers == 1:
         for b in batches:
-            on_results(_run_batch(study, b))
+            on_results(_run_batch(study, b, run))
         return
     if scheduler is None:
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            futures = [pool.submit(_run_batch, study, b) for b in batches]
+            futures = [pool.submit(_run_batch, study, b, run) for b in batches]
             for fut in as_completed(futures):
                 on_results(fut.result())
         return
@@ -282,7 +342,7 @@ def _execute(
         except (OSError, ValueError, TimeoutError) as exc:
             raise InputError(f"cannot reach the Dask scheduler at {scheduler!r}: {exc}") from None
     try:
-        futures = client.map(_run_batch, [study] * len(batches), batches, pure=False)
+        futures = client.map(_run_batch, [study] * len(batches), batches, [run] * len(batches), pure=False)
         for fut in dask_completed(futures):
             on_results(fut.result())
     finally:
@@ -313,17 +373,15 @@ def plan_summary(study: Study, done: int = 0) -> dict[str, Any]:
 def _calibrate(study: Study, items: list[tuple[int, dict[str, Any], int]], budget: float = 10.0) -> list[float]:
     """Seconds per sample of ``items`` (timed after a warm-up), stopping once ``budget`` is spent.
 
-    The warm-up is a solve of the first sample's physics on a 4-voxel image, which loads
-    the compiled kernels, so that the timings are those of a running sweep.
+    The warm-up (:func:`_warm_up`, at the first sample's parameters) loads the compiled
+    kernels, so that the timings are those of a running sweep.
     """
-    params = items[0][1]
-    tiny = np.zeros((4,) * study.dim, dtype=np.uint8)
-    tiny[(slice(0, 2),) * study.dim] = max(int(k) for k in study.phases)
-    sample_record(tiny, study.phases, params, 1.0, workers=1)
+    run = uuid.uuid4().hex
+    _warm_up(study, items[0][1], run)
     times: list[float] = []
     for item in items:
         t = time.perf_counter()
-        _run_batch(study, [item])
+        _run_batch(study, [item], run)
         times.append(time.perf_counter() - t)
         if sum(times) > budget:
             break
