@@ -534,3 +534,30 @@ def test_microstructure_figures_show_slices_of_3d_samples(tmp_path: Path) -> Non
     labels = [line.get_label() for line in fig.axes[0].lines]
     assert any(label.startswith("theory") for label in labels)
     assert fig.axes[0].get_xlabel() == "distance r [voxels]"  # voxel size 1, no declared unit
+
+
+def test_an_rve_study_answers_at_its_largest_sve(results: tuple[Path, dict], props: xr.Dataset,
+                                                 tmp_path: Path) -> None:
+    """Without a propagated distribution, the summary gives the distribution over the samples
+    (mean with its Student-t interval, quantiles); in a study that sweeps the SVE size, only
+    over the samples of the largest size, which the summary names."""
+    root, _ = results
+    copy = tmp_path / "rve"
+    shutil.copytree(root, copy)
+    (copy / "propagation.json").unlink()
+    shutil.rmtree(copy / "samples.zarr")
+    n = props.sizes["sample"]
+    size = np.where(np.arange(n) < n // 2, 16.0, 32.0)
+    save_dataset(props.assign_coords(size=("sample", size)), copy / "samples.zarr")
+    text = write_report(copy).read_text()
+    s = _strict_json(copy / "summary.json")
+    conv = props["converged"].values.astype(bool)
+    k = props["bulk_modulus"].values[conv & (size == 32.0)]
+    (answer,) = [a for a in s["answers"]["properties"] if a["target"] == "bulk_modulus"]
+    assert answer["source"] == "samples of the design" and answer["n"] == k.size
+    half = stats.t.ppf(0.975, k.size - 1) * k.std(ddof=1) / np.sqrt(k.size)
+    assert answer["mean"]["value"] == pytest.approx(k.mean(), rel=1e-12)
+    assert answer["mean"]["high"] - answer["mean"]["value"] == pytest.approx(half, rel=1e-9)
+    assert answer["quantiles"]["0.5"] == pytest.approx(np.median(k), rel=1e-12)
+    summary = _section(text, "summary")
+    assert "largest SVE size (32 voxels)" in summary and "16 to 32 voxels (swept)" in summary

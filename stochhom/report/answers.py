@@ -117,6 +117,15 @@ def _trusted_distance(rows: Sequence[Mapping[str, Any]]) -> tuple[Any, str]:
     return reach, ("every shell evaluated" if reach == math.inf else f"{_num(reach)} box widths")
 
 
+def _size_text(study: Mapping[str, Any], shape: Sequence[int], props: xr.Dataset) -> str:
+    """The SVE size of a study: its shape, or the range of a swept ``size``."""
+    if "size" in props.coords:
+        sizes = np.unique(props["size"].values)
+        if sizes.size > 1:
+            return f"{_num(sizes.min())} to {_num(sizes.max())} voxels (swept)"
+    return " × ".join(str(x) for x in shape) + " voxels" if shape else "–"
+
+
 def _summary(rep: _Report, meta: Mapping[str, Any], props: xr.Dataset) -> None:
     u = rep.units
     question = _question(meta, props, u)
@@ -129,7 +138,7 @@ def _summary(rep: _Report, meta: Mapping[str, Any], props: xr.Dataset) -> None:
     failed = len(rep.summary.get("failures") or [])
     cards = [_card("SVEs computed", f"{counts.get('computed')} of {counts.get('samples')}"),
              _card("parameter points × replicates", f"{counts.get('points')} × {study.get('replicates', '–')}"),
-             _card("SVE size", " × ".join(str(x) for x in shape) + " voxels" if shape else "–"),
+             _card("SVE size", _size_text(study, shape, props)),
              _card("failed samples", str(failed))]
     rep.add("summary", '<div class="cards">' + "".join(cards) + "</div>")
 
@@ -169,18 +178,22 @@ def _summary(rep: _Report, meta: Mapping[str, Any], props: xr.Dataset) -> None:
                 + '<p>Details: <a href="#propagation">propagation</a>.</p>')
     else:
         overall = rep.summary.get("samples_overall") or {}
-        orow = [(_with_unit(F.target_label(v), o["unit"]), o["n"], o["mean"], o["std"], o["q025"], o["median"],
-                 o["q975"]) for v, o in overall.items()]
+        orow = [(_with_unit(F.target_label(v), o["unit"]), o["n"], _ci(o["mean"], o["mean_low"], o["mean_high"]),
+                 o["std"], o["q025"], o["median"], o["q975"]) for v, o in overall.items()]
         for v, o in overall.items():
             answer_props.append({"target": v, "unit": o["unit"], "model": None, "source": "samples of the design",
-                                 "n": o["n"], "mean": {"value": o["mean"], "low": None, "high": None, "level": 0.95},
+                                 "n": o["n"], "mean": {"value": o["mean"], "low": o["mean_low"],
+                                                                  "high": o["mean_high"], "level": 0.95},
                                  "std": o["std"], "quantiles": {"0.025": o["q025"], "0.5": o["median"],
                                                                "0.975": o["q975"]}})
         if orow:
-            rep.add("summary", "<h3>The effective properties</h3><p>Over every converged sample of the design (no "
-                    "propagated distribution: run the surrogate and propagation stages for the distribution over "
-                    "the inputs).</p>" + _table(("property [unit]", "samples", "mean", "std", "2.5 %", "median",
-                                                 "97.5 %"), orow, 1))
+            size = next(iter(overall.values())).get("size")
+            where = (f"Over the converged samples of the largest SVE size ({_num(size)} voxels)" if size is not None
+                     else "Over every converged sample of the design")
+            rep.add("summary", f"<h3>The effective properties</h3><p>{where} (no propagated distribution: run the "
+                    "surrogate and propagation stages for the distribution over the inputs).</p>"
+                    + _table(("property [unit]", "samples", "mean [95 % CI]", "std", "2.5 %", "median", "97.5 %"),
+                             orow, 1))
     answers["properties"] = answer_props
 
     # the RVE
@@ -252,7 +265,8 @@ def _summary(rep: _Report, meta: Mapping[str, Any], props: xr.Dataset) -> None:
             verdict = ("optimistic: leakage measured" if _finite(lo) and lo > 0 else
                        "no optimism measured" if _finite(hi) and hi < 0 else "within the sampling error")
             rel = r["optimism"] / r["grouped"] if _finite(r.get("grouped")) and r["grouped"] > 0 else None
-            lrow.append((F.target_label(r["target"]), r["model"], r.get("naive"), r.get("grouped"),
+            lrow.append((_with_unit(F.target_label(r["target"]), u.of(r["target"])), r["model"], r.get("naive"),
+                         r.get("grouped"),
                          _ci(r.get("optimism"), lo, hi), _pct(rel), verdict))
             answer_leak.append({"target": r["target"], "model": r["model"], "naive_rmse": r.get("naive"),
                                 "grouped_rmse": r.get("grouped"),
@@ -261,7 +275,7 @@ def _summary(rep: _Report, meta: Mapping[str, Any], props: xr.Dataset) -> None:
         rep.add("summary", "<h3>What a naive cross-validation would have claimed</h3><p>The RMSE of naive K-fold "
                 "(related samples on both sides of a split) against grouped K-fold on the same samples; the optimism "
                 "is grouped − naive, with a 95 % paired bootstrap interval over the groups.</p>"
-                + _table(("property", "surrogate", "RMSE, naive CV", "RMSE, grouped CV", "optimism [95 % CI]",
+                + _table(("property [unit]", "surrogate", "RMSE, naive CV", "RMSE, grouped CV", "optimism [95 % CI]",
                           "optimism / grouped RMSE", "verdict"), lrow, (0, 1, -1))
                 + '<p>Details: <a href="#validation">validation</a>.</p>')
         answers["leakage"] = answer_leak

@@ -1527,11 +1527,24 @@ _COUNT_NOTE = "n = test points of each set (first panel)"
 
 
 def _counts(ax: Any, x: Sequence[float], y: Sequence[float], counts: Sequence[float]) -> None:
-    """The count behind each point, above it (in the first panel only: it is the same in every one)."""
+    """The count behind each point, above it (in the first panel only: it is the same in every one).
+
+    A label whose point is close (under 15 % of the x range) to the previous one, itself written
+    low, is written one line higher, and the axis gets the headroom for it."""
+    xs = np.asarray(x, dtype=float)
+    span = float(np.ptp(xs[np.isfinite(xs)])) if np.isfinite(xs).any() else 0.0
+    raised_any, previous_low = False, None
     for xi, yi, n in zip(x, y, counts):
-        if np.isfinite(yi) and np.isfinite(n):
-            ax.annotate(f"n={n:.0f}", (xi, yi), textcoords="offset points", xytext=(0, 7), ha="center",
-                        va="bottom", fontsize=SMALL_FONT)
+        if not (np.isfinite(yi) and np.isfinite(n)):
+            continue
+        raise_it = previous_low is not None and span > 0 and abs(xi - previous_low) < 0.15 * span
+        ax.annotate(f"n={n:.0f}", (xi, yi), textcoords="offset points", xytext=(0, 19 if raise_it else 7),
+                    ha="center", va="bottom", fontsize=SMALL_FONT)
+        raised_any |= raise_it
+        previous_low = None if raise_it else xi
+    if raised_any:
+        lo, hi = ax.get_ylim()
+        ax.set_ylim(lo, hi + 0.08 * (hi - lo))
 
 
 def _ood_axes(ax: Any, metric: str, target: str, units: Units | None, level: float | None, reference: str) -> None:

@@ -49,6 +49,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -61,6 +62,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 from matplotlib.figure import Figure
+from scipy import stats
 
 from ..errors import InputError, StochhomError
 from ..io import open_dataset
@@ -513,14 +515,22 @@ def _properties(rep: _Report, meta: Mapping[str, Any], props: xr.Dataset) -> Non
     rep.summary["points"] = points
     conv = _converged(props)
     overall = {}
+    keep = conv.copy()
+    largest = None
+    if "size" in props.coords and np.unique(props["size"].values).size > 1:  # an RVE study: its largest SVEs
+        largest = float(np.max(props["size"].values))
+        keep &= props["size"].values == largest
     for v, values in F.property_columns(props).items():
-        x = np.asarray(values, dtype=float)[conv]
+        x = np.asarray(values, dtype=float)[keep]
         x = x[np.isfinite(x)]
         if x.size:
-            overall[v] = {"n": int(x.size), "mean": float(x.mean()),
+            half = (float(stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
+                    if x.size > 1 else math.nan)  # Student-t interval of the mean
+            overall[v] = {"n": int(x.size), "mean": float(x.mean()), "mean_low": float(x.mean()) - half,
+                          "mean_high": float(x.mean()) + half,
                           "std": float(x.std(ddof=1)) if x.size > 1 else None,
                           "q025": float(np.quantile(x, 0.025)), "median": float(np.median(x)),
-                          "q975": float(np.quantile(x, 0.975)), "unit": u.of(v)}
+                          "q975": float(np.quantile(x, 0.975)), "unit": u.of(v), "size": largest}
     rep.summary["samples_overall"] = overall
 
 
@@ -948,21 +958,23 @@ def _validation(rep: _Report) -> None:
             rep.add("validation", '<p class="not-run">Each sample is its own group here, so naive and grouped '
                     "folds differ only in their random assignment: the comparison measures nothing. Sweep more "
                     "points with replicates, or windows of specimens, to see the leakage.</p>")
-        metrics = [m for m in _METRIC_NAMES if m in set(leak["metric"])]
-        metrics += [m for m in dict.fromkeys(leak["metric"]) if m not in metrics]
-        lrows = []
+        # the table: RMSE, CRPS and coverage (NLPD is in the figures), the samples in the text
+        metrics = [m for m in ("rmse", "crps", "coverage_0.95") if m in set(leak["metric"])]
+        lrows, counts = [], set()
         for model, target, t in _grouped(leak):
             by = {r.metric: r for r in t.itertuples(index=False)}
             first = next(iter(by.values()))
-            row: list[Any] = [model, F.target_label(target), f"{first.n} ({first.n_groups} groups)"]
+            row: list[Any] = [model, _with_unit(F.target_label(target), rep.units.of(target))]
+            counts.add(f"{first.n} samples in {first.n_groups} groups")
             for m in metrics:
                 r = by.get(m)
                 row += ([r.naive, r.grouped, _ci(r.optimism, r.optimism_low, r.optimism_high)] if r is not None
                         else ["–"] * 3)
             lrows.append(row)
         rep.add("validation", _table(
-            ("model", "target", "samples", *(c for _ in metrics for c in ("naive", "grouped", "optimism [95 % CI]"))),
-            lrows, 3, groups=[("", 3), *((_METRIC_NAMES.get(m, m), 3) for m in metrics)]))
+            ("model", "target [unit]", *(c for _ in metrics for c in ("naive", "grouped", "optimism [95 % CI]"))),
+            lrows, 2, groups=[("", 2), *((_METRIC_NAMES.get(m, m), 3) for m in metrics)])
+            + f"<p>Each comparison rests on {_esc('; '.join(sorted(counts)))}. The NLPD is in the figures.</p>")
         if leak.empty:
             rep.add("validation", "<p>No scalar target: nothing to compare.</p>")
         for model, target, _ in _grouped(leak):
@@ -1013,7 +1025,8 @@ def _validation(rep: _Report) -> None:
                                      _ci(r.get(f"{m}_ratio"), r.get(f"{m}_ratio_low"), r.get(f"{m}_ratio_high")))
             rows.append(cells)
         rep.add("validation", f"<p><b>{head}</b></p>" + _table(
-            ("distance to the box", "mean distance", "samples", "RMSE [CI]", "RMSE ratio [CI]", "NLPD [CI]",
+            ("distance to the box", "mean distance", "samples",
+             _with_unit("RMSE", rep.units.of(target)) + " [95 % CI]", "RMSE ratio [CI]", "NLPD [CI]",
              "density ratio exp(ΔNLPD) [CI]", "95 % coverage [CI]"), rows, 1))
         if run.get("declined"):
             rep.add("validation", "<ul>" + "".join(f"<li>{_esc(d)}</li>" for d in run["declined"]) + "</ul>")

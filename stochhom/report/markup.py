@@ -45,7 +45,7 @@ th, td { border-bottom: 1px solid var(--line); padding: 0.3em 0.7em; text-align:
 th { background: var(--head); font-weight: 600; border-bottom: 2px solid #c5ccd3; }
 th.group { text-align: center; border-bottom: 1px solid #c5ccd3; }
 td.text, th.text { text-align: left; }
-td.text { overflow-wrap: anywhere; }
+td.text { overflow-wrap: break-word; }  /* words stay whole: a narrow screen scrolls the table */
 tbody tr:hover { background: #f8fafc; }
 .question { font-size: 1.12em; border-left: 4px solid var(--accent); padding: 0.2em 0 0.2em 0.9em; }
 .cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(13em, 1fr)); gap: 0.8em; margin: 1em 0; }
