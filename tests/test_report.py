@@ -328,7 +328,7 @@ def test_missing_inputs_say_which_stage_to_run(results: tuple[Path, dict], tmp_p
     for sid in ("provenance", "properties", "failures"):
         assert s["sections"][sid]["status"] == "ok"
     # without phases.json the bounds come from the study's phase table
-    assert "phases from study.json" in text
+    assert "phases from the study&#x27;s phase table (study.json)" in text
     shutil.rmtree(bare / "samples.zarr")
     with pytest.raises(InputError, match='stage "sweep"'):
         write_report(bare)
@@ -408,7 +408,7 @@ def test_summary_answers_first_with_the_numbers_of_the_sections(results: tuple[P
     assert trust["ood_farthest"]["rmse_ratio"]["value"] == pytest.approx(1.7 / 0.5)
     (var,) = answers["variance"]
     assert var["shares"]["input"] == pytest.approx(0.06 / 0.09) and var["shares"]["aleatoric"] == pytest.approx(2 / 9)
-    assert var["dominant_parameter"].startswith("volume fraction")
+    assert var["dominant_parameter"] == {"name": "volume_fraction", "total_index": 0.45}
     (rve,) = [a for a in answers["rve"] if a["target"] == "bulk_modulus"]
     assert rve["unit"] == "µm"
     # warnings: the failed sample and the dominant SVE scatter, in the summary and in summary.json
@@ -561,3 +561,79 @@ def test_an_rve_study_answers_at_its_largest_sve(results: tuple[Path, dict], pro
     assert answer["quantiles"]["0.5"] == pytest.approx(np.median(k), rel=1e-12)
     summary = _section(text, "summary")
     assert "largest SVE size (32 voxels)" in summary and "16 to 32 voxels (swept)" in summary
+
+
+def test_the_propagated_distribution_is_checked_against_the_computed_sves(
+        results: tuple[Path, dict], props: xr.Dataset, tmp_path: Path) -> None:
+    """When the design draws its points from the propagated input distribution, the summary sets
+    the computed SVEs' mean and standard deviation (bootstrap intervals over the points) against
+    the surrogate's, and warns when the surrogate's fall outside them."""
+    root, _ = results
+    copy = tmp_path / "check"
+    shutil.copytree(root, copy)
+    prop = json.loads((copy / "propagation.json").read_text())
+    for r in prop[TARGET].values():
+        r["input_source"] = {k: "the sobol design's distribution" for k in r["input_source"]}
+    (copy / "propagation.json").write_text(json.dumps(prop))
+    write_report(copy)
+    s = _strict_json(copy / "summary.json")
+    conv = props["converged"].values.astype(bool)
+    k = props[TARGET].values[conv]
+    for answer in s["answers"]["properties"]:
+        check = answer["design_samples"]
+        assert check["n"] == k.size and check["points"] == len(POINTS)
+        assert check["mean"]["value"] == pytest.approx(k.mean(), rel=1e-12)
+        assert check["std"]["value"] == pytest.approx(k.std(ddof=1), rel=1e-12)
+        assert check["mean"]["low"] <= check["mean"]["value"] <= check["mean"]["high"]
+        inside = (check["mean"]["low"] <= answer["mean"]["value"] <= check["mean"]["high"]
+                  and check["std"]["low"] <= answer["std"] <= check["std"]["high"])
+        assert check["agree"] == inside
+    if not all(a["design_samples"]["agree"] for a in s["answers"]["properties"]):
+        assert any("disagrees with the computed SVEs" in w for w in s["answers"]["warnings"])
+    # the fixture's own study (a grid with inputs of [propagation.inputs]) gets no such check
+    assert all("design_samples" not in a for a in _strict_json(root / "summary.json")["answers"]["properties"])
+
+
+def test_how_far_out_of_distribution_a_surrogate_is_trusted() -> None:
+    """A shell extends the trusted distance only when its whole 95 % interval of the RMSE ratio is
+    below 2; an interval above 2 ends it; one that straddles 2 leaves it undecided."""
+    from stochhom.report.answers import _trusted_distance
+
+    def shell(lo, hi, r, low, high):
+        return {"distance_low": lo, "distance_high": hi, "rmse_ratio": r, "rmse_ratio_low": low,
+                "rmse_ratio_high": high}
+
+    inner = shell(0.0, 0.1, 1.2, 0.9, 1.6)
+    assert _trusted_distance([inner, shell(0.1, float("inf"), 1.5, 1.1, 1.9)])[0] == float("inf")
+    reach, text = _trusted_distance([inner, shell(0.1, 0.25, 5.0, 3.0, 8.0)])
+    assert reach == 0.1 and "beyond" in text
+    assert _trusted_distance([shell(0.0, 0.1, 2.2, 0.6, 4.6)]) == (None, "undecided at (0, 0.1] (2.2× [0.6, 4.6])")
+    assert _trusted_distance([shell(0.0, 0.1, 5.0, 3.0, 8.0)])[0] == 0.0
+
+
+def test_the_model_to_trust_is_calibrated_and_says_what_it_beat() -> None:
+    from stochhom.report.answers import _recommend
+
+    models = {"gpr": {"crps": 0.75, "calibration": "calibrated"}, "pce": {"crps": 0.59, "calibration": "miscalibrated"}}
+    assert _recommend(models) == ("gpr", "calibrated; pce has a lower CRPS but fails the calibration check")
+    models["gpr"]["calibration"] = "miscalibrated"
+    assert _recommend(models) == ("pce", "lowest CRPS; no model passed the calibration check")
+
+
+def test_few_replicates_get_no_interval_totals_add_up_and_a_stale_pdf_goes(
+        results: tuple[Path, dict], props: xr.Dataset, tmp_path: Path) -> None:
+    root, _ = results
+    s = _strict_json(root / "summary.json")
+    failed_point = FAILED // REPLICATES  # 2 converged samples left
+    for entry in s["points"]:
+        n = entry["count"]["bulk_modulus"]
+        assert (entry["mean"]["bulk_modulus"]["low"] is None) == (n < 3)
+    assert s["points"][failed_point]["count"]["bulk_modulus"] == REPLICATES - 1
+    text = (root / "report.html").read_text()
+    total = float(re.search(r"<p>Total: ([\d.]+) s.</p>", text).group(1))
+    assert total == pytest.approx(sum(s["timings"].values()), abs=0.1)
+    copy = tmp_path / "stale"
+    shutil.copytree(root, copy)
+    (copy / "report.pdf").write_bytes(b"%PDF-1.4 old")
+    write_report(copy)
+    assert not (copy / "report.pdf").exists()

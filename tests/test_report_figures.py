@@ -53,7 +53,8 @@ def _line(label: str) -> str:
 
 @pytest.mark.parametrize(("name", "label", "unit"), [
     ("log_conductivity_eigenvalues_0", "ln conductivity eigenvalue 0 (smallest)", "–"),
-    ("conductivity_eigenvalues_2", "conductivity eigenvalue 2 (ascending)", "phase units"),
+    ("conductivity_eigenvalues_2", "conductivity eigenvalue 2 (sorted ascending)", "phase units"),
+    ("mean_conductivity", "mean conductivity tr k / d (d: dimension)", "phase units"),
     ("bulk_modulus", "bulk modulus K", "phase units"),
     ("log_shear_modulus", "ln shear modulus G", "–"),
     ("conductivity_0_1", "conductivity k₀₁", "phase units"),
@@ -63,6 +64,21 @@ def _line(label: str) -> str:
 def test_target_labels_and_units(name: str, label: str, unit: str) -> None:
     assert F.target_label(name) == label
     assert F.target_unit(name) == unit
+
+
+def test_target_labels_name_the_largest_eigenvalue_and_d_when_the_dimension_is_known() -> None:
+    """With ``dim`` the last eigenvalue is the largest and tr k / d takes its d; without it the
+    eigenvalue says its order only ("sorted ascending") and d is explained."""
+    assert F.target_label("conductivity_eigenvalues_1", dim=2) == "conductivity eigenvalue 1 (largest)"
+    assert F.target_label("log_conductivity_eigenvalues_2", dim=3) == "ln conductivity eigenvalue 2 (largest)"
+    assert F.target_label("conductivity_eigenvalues_1", dim=3) == "conductivity eigenvalue 1 (sorted ascending)"
+    assert F.target_label("conductivity_eigenvalues_0", dim=3) == "conductivity eigenvalue 0 (smallest)"
+    assert F.target_label("conductivity_eigenvalues_1") == "conductivity eigenvalue 1 (sorted ascending)"
+    assert F.target_label("mean_conductivity", dim=2) == "mean conductivity tr k / 2"
+    assert F.axis_label("mean_conductivity", 3) == "mean conductivity tr k / 3 [phase units]"
+    # the RVE figure knows the dimension
+    rve = {"conductivity_eigenvalues_1": _rve([40] * 4)["conductivity_0_0"]}
+    assert F.rve_figure(rve, dim=2).axes[0].get_title() == "conductivity eigenvalue 1 (largest)"
 
 
 # --------------------------------------------------------------------------- properties
@@ -85,6 +101,42 @@ def test_properties_with_no_finite_sample_raise() -> None:
     props["converged"][:] = 0
     with pytest.raises(InputError, match="no converged sample"):
         F.properties_figure(props)
+
+
+def test_properties_limits_follow_the_samples_and_intervals_not_far_bounds() -> None:
+    """A Voigt bound 50 times the samples does not set the y-range: its top is within 1.3× of the
+    largest sample or interval end, the bound is cut by the axis and the legend says so once; the
+    samples are drawn above the bounds, the bounds thin and light."""
+    props = _props([2.0, 5.0, 9.0])
+    phases = [sh.Conductivity(1.0), sh.Conductivity(500.0)]  # Voigt ≈ 200, the samples ≤ 3.5
+    fig = F.properties_figure(props, phases)
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "linear"
+    values = F.property_columns(props)["mean_conductivity"]
+    s = sh.statistics.summarize(props.assign(mean_conductivity=("sample", values)),
+                                variables=["mean_conductivity"], rng=0)
+    largest = max(values.max(), float(s["ci_high"].max()))
+    bottom, top = ax.get_ylim()
+    assert largest <= top <= 1.3 * largest
+    assert bottom <= min(values.min(), float(s["ci_low"].min()))
+    voigt = [line for line in ax.lines if line.get_gid() == "voigt:mean_conductivity"]
+    assert voigt and np.max(voigt[0].get_ydata()) > 10 * top
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels.count("bounds beyond the axis are cut") == 1
+    (samples,) = [line for line in ax.lines if line.get_label() == "samples"]
+    bounds = [line for line in ax.lines if (line.get_gid() or "").split(":")[0] in ("hs_lower", "hs_upper",
+                                                                                     "voigt", "reuss")]
+    assert bounds and all(samples.get_zorder() > b.get_zorder() for b in bounds)
+    assert all(b.get_markeredgewidth() <= 1.0 and b.get_alpha() <= 0.6 for b in bounds)
+    # bounds inside the samples' range: nothing is cut, nothing said
+    inside = F.properties_figure(_props([2.0, 5.0, 9.0]), [sh.Conductivity(1.0), sh.Conductivity(5.0)])
+    assert "bounds beyond the axis are cut" not in [t.get_text() for t in inside.legends[0].get_texts()]
+
+
+def test_two_property_panels_in_a_row_span_the_page() -> None:
+    fig = F.properties_figure(_elastic_props())
+    assert 11.0 <= fig.get_figwidth() <= 12.4
+    assert_readable(fig)
 
 
 def test_volume_is_not_swept_alongside_size() -> None:
@@ -296,7 +348,8 @@ def test_degradation_draws_coverage_itself_and_counts_per_shell() -> None:
     ys = np.concatenate([line.get_ydata() for line in cov.lines if line.get_marker() in ("o", "s")])
     np.testing.assert_allclose(np.sort(ys), [0.7, 0.9, 0.95])
     assert any(np.allclose(line.get_ydata(), 0.95) and line.get_linestyle() == "--" for line in cov.lines)
-    assert _line(nlpd.get_ylabel()) == "predictive density ratio exp(ΔNLPD) [–]"
+    assert _line(nlpd.get_ylabel()) == "density ratio exp(ΔNLPD) [–] ΔNLPD = NLPD(OOD) − NLPD(ID)"
+    assert _line(nlpd.get_title()) == "density ratio exp(ΔNLPD) (above 1: worse)"
     assert rmse.get_ylabel() == "RMSE ratio OOD / in-distribution [–]"
     # the counts, once (first panel): the OOD fold's test set has 4 points
     assert sorted(t.get_text() for t in rmse.texts) == ["n=14", "n=4", "n=6"]
@@ -329,7 +382,7 @@ def test_ood_figure_has_a_panel_per_metric_counts_a_square_reference_and_nominal
     fig = F.ood_figure(_ood_table(), "gpr", "conductivity_0_0")
     rmse, nlpd, cov = fig.axes
     assert rmse.get_ylabel() == "RMSE ratio to the reference [–]"
-    assert _line(nlpd.get_ylabel()) == "predictive density ratio exp(ΔNLPD) [–]"
+    assert _line(nlpd.get_ylabel()) == "density ratio exp(ΔNLPD) [–] ΔNLPD = NLPD(shell) − NLPD(ref.)"
     assert cov.get_ylabel() == "coverage of the 95% interval [–]"
     assert sorted(t.get_text() for t in rmse.texts) == ["n=120", "n=30", "n=45"]  # once, in the first panel
     assert not nlpd.texts and not cov.texts
@@ -356,9 +409,143 @@ def test_ood_figure_has_a_panel_per_metric_counts_a_square_reference_and_nominal
     table = _ood_table()
     fewer = F.ood_figure(table.drop(columns=[c for c in table.columns if c.startswith("nlpd")]), "gpr",
                          "conductivity_0_0")
-    assert [ax.get_title() for ax in fewer.axes] == ["RMSE ratio", "coverage (not a ratio)"]
+    assert [ax.get_title() for ax in fewer.axes] == ["RMSE ratio (above 1: worse)", "coverage (not a ratio)"]
     with pytest.raises(InputError, match="no rows"):
         F.ood_figure(table, "pce", "conductivity_0_0")
+
+
+def _far_ood_table() -> pd.DataFrame:
+    """An OOD table whose far shell's RMSE ratio is 50 (interval up to 100), with two shells close
+    to the reference, as in a study run far outside its box."""
+    t = _ood_table()
+    far = t.iloc[[2]].assign(split="shell_3", distance_low=0.25, distance_high=np.inf, distance_mean=0.45,
+                             n_samples=80, rmse_ratio=50.0, rmse_ratio_low=19.0, rmse_ratio_high=100.0,
+                             crps_ratio=35.0)
+    t = pd.concat([t, far], ignore_index=True)
+    t.loc[1, "distance_mean"], t.loc[2, "distance_mean"] = 0.03, 0.15
+    t["crps"] = [0.05, 0.07, 0.12, 1.7]
+    t["crps_ratio"] = [1.0, 1.4, 2.5, 35.0]
+    t["crps_ratio_low"], t["crps_ratio_high"] = [np.nan, 1.0, 1.5, 9.0], [np.nan, 2.0, 4.0, 80.0]
+    return t
+
+
+def _count_texts(ax) -> list:
+    return [t for t in ax.texts if t.get_text().startswith("n=")]
+
+
+def _assert_counts_clear_of_the_data(ax, values: np.ndarray) -> None:
+    """Every count label lies above the highest point or interval end and the reference line at 1
+    (in pixels, after a draw), inside the panel's width."""
+    fig = ax.figure
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    highest = ax.transData.transform((0.0, float(np.nanmax(np.append(values, 1.0)))))[1] + 3.0  # marker radius
+    box = ax.get_window_extent(renderer)
+    texts = _count_texts(ax)
+    assert texts
+    for t in texts:
+        bb = t.get_window_extent(renderer)
+        assert bb.y0 > highest, t.get_text()
+        assert box.x0 - 1 <= bb.x0 and bb.x1 <= box.x1 + 1, t.get_text()
+
+
+def test_ood_ratio_panels_beyond_10_are_logarithmic_and_counts_stay_clear() -> None:
+    """A ratio (or interval end) above 10 puts its panel on a log axis, so that the near shells are
+    not flattened; ratios below stay linear. The counts stand in a row at the top of the first
+    panel, above every point, interval end and the reference line, apart from each other."""
+    fig = F.ood_figure(_far_ood_table(), "gpr", "conductivity_0_0")
+    rmse, nlpd, crps, cov = fig.axes
+    assert rmse.get_yscale() == "log" and crps.get_yscale() == "log"
+    assert nlpd.get_yscale() == "linear" and cov.get_yscale() == "linear"  # ends ≤ exp(2.3) < 10
+    assert isinstance(rmse.yaxis.get_minor_formatter(), NullFormatter)
+    assert sorted(t.get_text() for t in _count_texts(rmse)) == ["n=120", "n=30", "n=45", "n=80"]
+    _assert_counts_clear_of_the_data(rmse, np.array([1.0, 2.0, 4.2, 100.0]))
+    assert F.text_overlaps(fig) == []
+    # the small table: linear, and its counts also above the intervals and the reference
+    small = F.ood_figure(_ood_table(), "gpr", "conductivity_0_0")
+    assert small.axes[0].get_yscale() == "linear"
+    _assert_counts_clear_of_the_data(small.axes[0], np.array([1.0, 2.0, 4.2]))
+
+
+def test_nlpd_panel_title_and_axis_name_the_same_density_ratio_and_its_direction() -> None:
+    """The ΔNLPD panel shows exp(ΔNLPD): its title says so (not ΔNLPD itself), as its axis does,
+    and says which side is worse."""
+    for fig in (F.ood_figure(_ood_table(), "gpr", "conductivity_0_0"),
+                F.degradation_figure(_degradation()[0], "gpr", "t")):
+        nlpd = fig.axes[1]
+        title, ylabel = _line(nlpd.get_title()), _line(nlpd.get_ylabel())
+        assert "exp(ΔNLPD)" in title and "above 1: worse" in title
+        assert title.split(" (")[0] == "density ratio exp(ΔNLPD)" and ylabel.startswith("density ratio exp(ΔNLPD)")
+
+
+def test_degradation_ratios_beyond_10_are_logarithmic() -> None:
+    deg, val = _degradation()
+    deg.loc[deg["metric"] == "rmse", "ratio"] = [1.0, 50.0, 3.0]
+    fig = F.degradation_figure(deg, "gpr", "t", validation=val)
+    rmse, nlpd, cov = fig.axes
+    assert rmse.get_yscale() == "log" and nlpd.get_yscale() == "linear" and cov.get_yscale() == "linear"
+    _assert_counts_clear_of_the_data(rmse, np.array([1.0, 50.0, 3.0]))
+    assert_readable(fig)
+
+
+def test_leakage_metrics_are_in_the_declared_unit() -> None:
+    leak = pd.concat([_leakage(), _leakage().iloc[[2]].assign(metric="crps", naive=0.1, grouped=0.15)])
+    fig = F.leakage_figure(leak, "gpr", "conductivity_0_0", units=Units(conductivity="W/m/K"))
+    labels = [ax.get_ylabel() for ax in fig.axes]
+    assert labels[:3] == ["RMSE [W/m/K]", "CRPS [W/m/K]", "NLPD [nats]"]
+
+
+# --------------------------------------------------------------------------- propagation
+
+
+def _skewed(seed: int, n: int = 3000) -> np.ndarray:
+    """Positive, skewed samples above the matrix conductivity 1, spanning more than a factor 20."""
+    return 1.0 + np.random.default_rng(seed).lognormal(0.5, 1.0, n)
+
+
+def test_propagation_density_stays_in_the_samples_range_and_is_never_negative() -> None:
+    """The KDE is evaluated only over [min, max] of the samples (nothing below the matrix value 1
+    nor at or below 0), from ln y for positive samples; a span above 20 gives a log x-axis."""
+    samples = {"gpr": _skewed(0), "pce": _skewed(1)}
+    fig = F.propagation_figure(samples, "conductivity_eigenvalues_1", means={"gpr": 3.0, "pce": 3.2})
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    for model, y in samples.items():
+        (kde,) = [line for line in ax.lines if line.get_gid() == f"kde:{model}"]
+        x, d = kde.get_xdata(), kde.get_ydata()
+        assert x.min() >= y.min() and x.max() <= y.max()
+        assert x.min() > 1.0 and np.all(d >= 0) and np.all(np.isfinite(d))
+        assert np.trapezoid(d, x) == pytest.approx(1.0, abs=0.05)  # a density over the samples' range
+    # a narrow positive distribution: linear axis, still inside the samples' range
+    narrow = F.propagation_figure({"gpr": np.random.default_rng(2).lognormal(1.0, 0.1, 500)}, "bulk_modulus")
+    (kde,) = [line for line in narrow.axes[0].lines if line.get_gid() == "kde:gpr"]
+    assert narrow.axes[0].get_xscale() == "linear" and np.all(kde.get_ydata() >= 0)
+    # an ln target may be negative: a plain KDE, inside the range too
+    y = np.random.default_rng(3).normal(-0.5, 1.0, 500)
+    ln = F.propagation_figure({"gpr": y}, "log_bulk_modulus").axes[0]
+    (kde,) = [line for line in ln.lines if line.get_gid() == "kde:gpr"]
+    assert ln.get_xscale() == "linear" and kde.get_xdata().min() >= y.min() and kde.get_xdata().max() <= y.max()
+
+
+def test_propagation_histograms_are_steps_and_means_are_told_apart() -> None:
+    """Step histograms (no filled areas mixing into a third colour); each model's mean in its own
+    colour and its own dash pattern, both in the legend."""
+    fig = F.propagation_figure({"gpr": _skewed(0), "pce": _skewed(1), "mlp": _skewed(2)},
+                               "conductivity_eigenvalues_0", means={"gpr": 3.0, "pce": 3.0, "mlp": 3.1})
+    ax = fig.axes[0]
+    assert ax.patches and all(not p.get_fill() for p in ax.patches)
+    means = [line for line in ax.lines if (line.get_gid() or "").startswith("mean:")]
+    assert len(means) == 3
+    assert len({tuple(np.round(line.get_color() if not isinstance(line.get_color(), str) else
+                               __import__("matplotlib").colors.to_rgba(line.get_color()), 3))
+                for line in means}) == 3
+    assert len({line._unscaled_dash_pattern for line in means}) == 3
+    kdes = [line for line in ax.lines if (line.get_gid() or "").startswith("kde:")]
+    for kde, mean in zip(kdes, means):
+        assert kde.get_color() == mean.get_color()
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "gpr mean = 3" in labels and "mlp mean = 3.1" in labels
+    assert_readable(fig)
 
 
 # --------------------------------------------------------------------------- readability and units
@@ -433,6 +620,11 @@ FIGURES = {
     "degradation": lambda u: F.degradation_figure(*_degradation()[:1], "gpr", "t", validation=_degradation()[1],
                                                   units=u),
     "ood": lambda u: F.ood_figure(_ood_table(), "gpr", "conductivity_0_0", units=u),
+    "ood_far": lambda u: F.ood_figure(_far_ood_table(), "gpr", "conductivity_0_0", units=u),
+    "propagation_log": lambda u: F.propagation_figure({"gpr": _skewed(0), "pce": _skewed(1)},
+                                                      "conductivity_eigenvalues_1", units=u),
+    "properties_far_bounds": lambda u: F.properties_figure(
+        _props([2.0, 5.0, 9.0]), [sh.Conductivity(1.0), sh.Conductivity(500.0)], units=u),
 }
 
 DECLARED = Units(length="um", modulus="GPa", conductivity="W/m/K")

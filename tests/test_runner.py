@@ -452,3 +452,117 @@ def test_study_json_times_every_stage_the_report_and_the_kernel_warm_up(tmp_path
     old = json.loads((out / "study.json").read_text())
     check(old)
     assert "compile" not in old
+
+
+# ------------------------------------------------------------------------------ gallery
+def _sweep_image(study, k: int, monkeypatch) -> np.ndarray:
+    """The image the sweep's own code path (``sweep._one``) gives to the solver for sample ``k``."""
+    from stochhom.study import sweep
+
+    seen: list[np.ndarray] = []
+    monkeypatch.setattr(sweep, "sample_record", lambda image, *a, **kw: seen.append(np.array(image)) or {})
+    s = study.samples()[k]
+    assert s["sample"] == k
+    sweep._one(study, k, s["params"], int(study.seeds([k])[0]))
+    return seen[0]
+
+
+def _gallery(study, tmp_path: Path, n: int):
+    from stochhom.io import open_dataset
+    from stochhom.study.pipeline import PipelineConfig
+    from stochhom.study.runner import _stage_gallery
+
+    _stage_gallery(study, tmp_path, PipelineConfig(gallery_samples=n))
+    return open_dataset(tmp_path / "gallery.nc").load()
+
+
+def test_gallery_holds_the_sweeps_own_samples_spread_over_the_design(tmp_path, monkeypatch) -> None:
+    """The quickstart's design (Sobol over volume fraction and log-uniform contrast), on small SVEs:
+    the gallery's samples are the sweep's (same ids, seeds, parameters and images) and span the design."""
+    import matplotlib.pyplot as plt
+
+    from stochhom.microstructure.descriptors import describe
+    from stochhom.report.figures import gallery_figure, s2_figure
+
+    st = _tiny(tmp_path, sweep={**TINY["sweep"], "points": 64, "replicates": 3,
+                                "parameters": {"volume_fraction": {"distribution": "uniform", "low": 0.2, "high": 0.5},
+                                               "contrast": {"distribution": "loguniform", "low": 5.0,
+                                                            "high": 100.0}}},
+               generator={**TINY["generator"], "cut": "quantile"})
+    ens = _gallery(st, tmp_path, 4)
+    assert ens["phase"].dims == ("sample", "x", "y") and ens["phase"].shape == (4, 16, 16)
+    assert np.allclose(ens["x"].values, np.arange(16) + 0.5)
+    assert ens.attrs["generator"] == "gaussian" and ens.attrs["voxel_size"] == 1.0 and ens.attrs["periodic"] == 1
+    samples = st.samples()
+    assert (ens["replicate"].values == 0).all() and np.unique(ens["point"].values).size == 4
+    for k, p, seed in zip(ens["sample"].values, ens["point"].values, ens["seed"].values):
+        s = samples[int(k)]
+        assert s["point"] == int(p) and int(seed) == int(st.seeds([int(k)])[0])
+        for name, v in s["params"].items():
+            assert ens[name].values[list(ens["sample"].values).index(k)] == v, name
+    # the very image the sweep solved, for every sample of the gallery
+    for i, k in enumerate(ens["sample"].values):
+        assert np.array_equal(ens["phase"].values[i], _sweep_image(st, int(k), monkeypatch))
+    # spread: ordered by the volume fraction, whose lowest and highest 20 % are both shown,
+    # and the log-uniform contrast spans most of its decades too
+    design = np.array([p["volume_fraction"] for p in st.points_table()])
+    lo, hi, width = design.min(), design.max(), np.ptp(design)
+    phi = ens["volume_fraction"].values
+    assert np.all(np.diff(phi) > 0)
+    assert phi[0] <= lo + 0.2 * width and phi[-1] >= hi - 0.2 * width
+    assert np.log(ens["contrast"].values.max() / ens["contrast"].values.min()) >= 0.6 * np.log(100 / 5)
+    # the report's figures and the descriptors take it as they are
+    for fig in (gallery_figure(ens), s2_figure(ens)):
+        assert fig.axes
+        plt.close(fig)
+    d = describe(ens)
+    assert list(d["sample"].values) == list(ens["sample"].values)
+    assert np.allclose(d["phase_fraction"].values, phi, atol=0.5 / 256)  # the quantile cut: exact fractions
+
+
+def test_gallery_of_the_tiny_run_matches_the_sweep_store(tiny_run) -> None:
+    """The gallery's samples carry the store's ids: their seeds, points and measured phase
+    fractions are those the sweep recorded."""
+    import xarray as xr
+
+    from stochhom.io import open_dataset
+
+    out, _ = tiny_run
+    ens = open_dataset(out / "gallery.nc").load()
+    store = xr.open_zarr(out / "samples.zarr", consolidated=False).load()
+    assert ens.sizes["sample"] == 2  # [gallery] samples = 2: the lowest and highest volume fraction
+    rows = store.sel(sample=ens["sample"].values)
+    for name in ("point", "replicate", "seed", "specimen", "volume_fraction", "contrast"):
+        assert np.array_equal(ens[name].values, rows[name].values), name
+    assert ens["volume_fraction"].values[0] == store["volume_fraction"].values.min()
+    assert ens["volume_fraction"].values[1] == store["volume_fraction"].values.max()
+    fractions = (ens["phase"].values == 1).mean(axis=(1, 2))
+    assert np.allclose(fractions, rows["phase_fraction"].values[:, 1], rtol=0, atol=1e-12)
+
+
+def test_gallery_with_few_points_takes_replicates_and_the_largest_size(tmp_path, monkeypatch) -> None:
+    """Fewer points than samples: replicate 0 of every point, then replicate 1, ...; where
+    ``size`` is swept, only the largest SVEs (one shape per gallery)."""
+    base = {
+        "study": {"output": "g_results", "seed": 7},
+        "generator": {"name": "boolean", "shape": [12, 12], "radius": 1.5},
+        "phases": {"0": {"law": "Conductivity", "k": 1.0}, "1": {"law": "Conductivity", "k": 10.0}},
+    }
+    st = study_from_dict({**base, "generator": {**base["generator"], "volume_fraction": 0.3},
+                          "sweep": {"replicates": 3, "parameters": {"size": [8, 12]}}}, base=tmp_path)
+    ens = _gallery(st, tmp_path, 4)  # one point of the largest size, 3 replicates
+    assert ens["phase"].shape == (3, 12, 12) and (ens["size"].values == 12).all()
+    assert list(ens["sample"].values) == [3, 4, 5] and list(ens["replicate"].values) == [0, 1, 2]
+    st = study_from_dict({**base, "sweep": {"replicates": 3, "parameters": {
+        "volume_fraction": [0.1, 0.2, 0.3], "size": [8, 12]}}}, base=tmp_path)
+    ens = _gallery(st, tmp_path, 5)
+    assert ens["phase"].shape == (5, 12, 12) and (ens["size"].values == 12).all()
+    # 3 points of size 12: replicate 0 of each, then replicate 1 of the two extremes first chosen
+    assert sorted(zip(ens["volume_fraction"].values, ens["replicate"].values)) == [
+        (0.1, 0), (0.1, 1), (0.2, 0), (0.3, 0), (0.3, 1)]
+    assert list(ens["volume_fraction"].values) == sorted(ens["volume_fraction"].values)
+    k = int(ens["sample"].values[-1])
+    assert np.array_equal(ens["phase"].values[-1], _sweep_image(st, k, monkeypatch))
+    # a single sample: the point nearest the centre of the design
+    ens = _gallery(st, tmp_path, 1)
+    assert ens["volume_fraction"].values.tolist() == [0.2] and ens["replicate"].values.tolist() == [0]

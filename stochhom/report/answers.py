@@ -33,6 +33,7 @@ from .markup import (
     _SOURCES,
     _card,
     _ci,
+    _details,
     _dist_text,
     _esc,
     _finite,
@@ -84,9 +85,43 @@ def _recommend(models: Mapping[str, Mapping[str, Any]]) -> tuple[str | None, str
         return None, ""
     calibrated = [k for k, m in ranked if m.get("calibration") == "calibrated"]
     if calibrated:
-        why = "calibrated, lowest CRPS" if len(ranked) > 1 else "calibrated"
-        return calibrated[0], why
+        best = calibrated[0]
+        better = [k for k, _ in ranked[:[k for k, _ in ranked].index(best)]]  # lower CRPS, not calibrated
+        if better:
+            return best, (f"calibrated; {', '.join(better)} has a lower CRPS but fails the calibration check")
+        return best, "calibrated, lowest CRPS" if len(ranked) > 1 else "calibrated"
     return ranked[0][0], "lowest CRPS; no model passed the calibration check"
+
+
+#: The report's terms, explained once at the end of the summary.
+GLOSSARY: tuple[tuple[str, str], ...] = (
+    ("SVE (statistical volume element)", "One random microstructure sample of finite size. Its apparent property "
+     "scatters from sample to sample; the scatter shrinks as the SVE grows."),
+    ("RVE (representative volume element)", "The SVE size (with n realizations) at which the mean property is "
+     "known to a stated relative error ε, 95 % of the time (Kanit et al. 2003)."),
+    ("SVE scatter", "The standard deviation of the replicates of one parameter point (pooled over points): the "
+     "noise floor of any model of the mean response."),
+    ("grouped cross-validation", "Folds that hold out whole groups (every replicate of a point, or every window "
+     "of a specimen), so that no model is scored on a near copy of its training data."),
+    ("CRPS", "Continuous ranked probability score, in the unit of the target, lower is better: the error of the "
+     "whole predictive distribution (the absolute error for a point prediction)."),
+    ("NLPD", "Negative log predictive density of the observed values, lower is better; exp(ΔNLPD) above 1 means "
+     "the observations became that many times less likely under the model."),
+    ("coverage, calibration check", "The share of observations inside the central 95 % (50–99 %) predictive "
+     "intervals, against the exact binomial band; with a Kolmogorov–Smirnov test of the PIT values (the predictive "
+     "CDF at each observation), family-wise level 0.01."),
+    ("box widths, in probability units", "Distances outside the training box measured on the CDF of each "
+     "parameter's design distribution, per box width, so that a log-uniform parameter counts by probability mass."),
+    ("Sobol indices", "Shares of the output variance explained by one parameter alone (first order) or with its "
+     "interactions (total)."),
+    ("Hashin–Shtrikman, Voigt–Reuss bounds", "Rigorous bounds of an effective property from the phase properties "
+     "and fractions (HS: statistically isotropic microstructures); every prediction of the surrogates lies inside "
+     "them by construction."),
+)
+
+#: RMSE / SVE scatter above which the summary warns that the surrogate to trust misses part of
+#: the mean response (the scatter's own sampling error keeps a good model near 1).
+RMSE_OVER_SCATTER_WARNING = 1.5
 
 
 #: An out-of-distribution shell is "trusted" while its RMSE is within this factor of the in-box RMSE.
@@ -105,16 +140,128 @@ def _shell_text(r: Mapping[str, Any]) -> str:
 
 
 def _trusted_distance(rows: Sequence[Mapping[str, Any]]) -> tuple[Any, str]:
-    """The distance up to which every shell's RMSE stays within :data:`OOD_TRUST_RATIO` of the
-    in-box RMSE (point estimates), and that as text."""
+    """How far outside the training box the RMSE stays within :data:`OOD_TRUST_RATIO` of the
+    in-box RMSE, judged by the 95 % interval of each shell's ratio, nearest shell first.
+
+    A shell whose interval lies below the ratio extends the trusted distance; one whose
+    interval lies above it ends it; one whose interval straddles it ends it too, undecided
+    (the shell holds too few groups to tell). Returns the distance (0 inside the box only,
+    ``inf`` for every shell, ``None`` undecided at the first shell) and a text.
+    """
     reach: Any = 0.0
     for r in rows:
-        if not (_finite(r.get("rmse_ratio")) and r["rmse_ratio"] <= OOD_TRUST_RATIO):
+        lo, hi = r.get("rmse_ratio_low"), r.get("rmse_ratio_high")
+        where = _shell_text(r)
+        if _finite(hi) and hi <= OOD_TRUST_RATIO:
+            reach = r.get("distance_high") if _finite(r.get("distance_high")) else math.inf
+            continue
+        if _finite(lo) and lo > OOD_TRUST_RATIO:
+            tail = f"; beyond: {_num(lo)}× or more at {where}"
+        else:
+            tail = f"; undecided at {where} ({_num(r.get('rmse_ratio'))}× [{_num(lo)}, {_num(hi)}])"
+            if reach == 0.0:
+                return None, tail[2:]
+        return reach, ("inside the box only" if reach == 0.0 else f"{_num(reach)} box widths") + tail
+    return reach, ("inside the box only" if reach == 0.0 else
+                   "every shell evaluated" if reach == math.inf else f"{_num(reach)} box widths")
+
+
+#: Resamples of the points for the intervals of the design samples' mean and standard deviation.
+N_BOOT = 2000
+
+
+def _design_check(props: xr.Dataset, target: str, prop: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The distribution of ``target`` over the computed SVEs of the design, to set against
+    the propagated one; ``None`` when the design's samples are not draws of the propagated
+    input distribution (a grid, or inputs given in ``[propagation.inputs]``).
+
+    The mean and standard deviation get 95 % intervals from a bootstrap over the parameter
+    points (the replicates of a point are not independent draws of the inputs). A
+    Sobol or Latin-hypercube design is stratified, so these intervals are conservative.
+    """
+    from ..statistics.summary import scalar_columns
+
+    sources = (prop.get("input_source") or {}).values()
+    if not sources or not all("design's distribution" in str(v) for v in sources):
+        return None
+    try:
+        y = np.asarray(next(iter(scalar_columns(props, [target]).values())), dtype=float)
+    except Exception:  # a target the samples do not hold as a column (e.g. a tensor entry under another name)
+        return None
+    ok = np.isfinite(y)
+    if "converged" in props:
+        ok &= props["converged"].values.astype(bool)
+    if prop.get("size") is not None and "size" in props.coords:
+        ok &= props["size"].values == float(prop["size"])
+    points = props["point"].values if "point" in props.coords else np.arange(y.size)
+    y, points = y[ok], points[ok]
+    codes = np.unique(points, return_inverse=True)[1] if y.size else np.zeros(0, dtype=int)
+    n_points = int(codes.max()) + 1 if y.size else 0
+    if y.size < 8 or n_points < 3:  # too few to compare with: the bootstrap over points needs several
+        return None
+    members = [np.flatnonzero(codes == k) for k in range(n_points)]
+    rng = np.random.default_rng(0)
+    boot = np.empty((N_BOOT, 2))
+    for b in range(N_BOOT):
+        idx = np.concatenate([members[k] for k in rng.integers(0, n_points, n_points)])
+        boot[b] = y[idx].mean(), y[idx].std(ddof=1)
+    lo, hi = np.quantile(boot, [0.025, 0.975], axis=0)
+    return {"n": int(y.size), "points": n_points,
+            "mean": {"value": float(y.mean()), "low": float(lo[0]), "high": float(hi[0]), "level": 0.95},
+            "std": {"value": float(y.std(ddof=1)), "low": float(lo[1]), "high": float(hi[1]), "level": 0.95},
+            "quantiles": {"0.025": float(np.quantile(y, 0.025)), "0.5": float(np.median(y)),
+                          "0.975": float(np.quantile(y, 0.975))}}
+
+
+def _method_text(study: Mapping[str, Any], shape: Sequence[int], props: xr.Dataset, u: Units) -> str:
+    """One sentence on how the numbers were computed: solver, discretization, tolerance, and
+    the SVE against the microstructure's length scale."""
+    solver = study.get("solver") or {}
+    tol = solver.get("tol", 1e-6 if solver.get("dtype", "float64") == "float64" else 1e-5)
+    text = (f"FFT spectral solver ({solver.get('scheme', 'cg')} scheme, {solver.get('discretization', 'rotated')} "
+            f"discretization, {solver.get('dtype', 'float64')}), periodic boundary conditions, relative residual "
+            f"below {_num(tol)} for every load case.")
+    fixed = study.get("fixed") or {}
+    voxel = float(study.get("voxel_size", 1.0) or 1.0)
+    for name in ("correlation_length", "radius"):
+        if _finite(fixed.get(name)) and shape:
+            edge = float(min(shape)) * voxel
+            what = "correlation lengths" if name == "correlation_length" else "inclusion radii"
+            text += (f" An SVE is {_num(edge)} {u.length_unit(1)} wide: {_num(edge / float(fixed[name]))} {what} "
+                     f"of {_num(float(fixed[name]))} {u.length_unit(1)}, each spanning "
+                     f"{_num(float(fixed[name]) / voxel)} voxels.")
             break
-        reach = r.get("distance_high") if _finite(r.get("distance_high")) else math.inf
-    if reach == 0.0:
-        return 0.0, "inside the box only"
-    return reach, ("every shell evaluated" if reach == math.inf else f"{_num(reach)} box widths")
+    return text
+
+
+def _answer_sentence(rep: _Report, props: Sequence[Mapping[str, Any]], trust: Sequence[Mapping[str, Any]]) -> str:
+    """The answer in one sentence, from the first property and its surrogate."""
+    if not props:
+        return ""
+    a = props[0]
+    m, q, unit = a["mean"], a["quantiles"], a["unit"]
+    unit = "" if unit in ("", "–") else f" {unit}"
+    text = (f"Over these inputs, the {rep.label(a['target'])} averages {_num(m['value'])}{unit}"
+            + (f" (95 % CI {_num(m['low'])} to {_num(m['high'])})" if _finite(m.get("low")) else "")
+            + f", and 95 % of SVEs lie between {_num(q['0.025'])} and {_num(q['0.975'])}{unit}")
+    check = a.get("design_samples")
+    if check is not None:
+        text += (f"; the {check['n']} computed SVEs {'agree' if check['agree'] else 'disagree'} "
+                 f"(mean {_num(check['mean']['value'])}{unit})")
+    text += "."
+    t = next((t for t in trust if t["target"] == a["target"]), None)
+    if t is not None and _finite(t.get("rmse_over_scatter")):
+        text += (f" The error of the {t['model']} surrogate is {_num(t['rmse_over_scatter'])}× the SVE scatter "
+                 f"(its noise floor; {t['calibration']})")
+        reach = t.get("ood_trusted_distance")
+        if reach == 0.0:
+            text += ", inside its training range only."
+        elif reach is None:
+            text += "; how far outside its training range it holds is undecided with these samples."
+        else:
+            text += f" and up to {'every shell evaluated' if reach == math.inf else f'{_num(reach)} box widths'} "
+            text += "outside its training range."
+    return text
 
 
 def _size_text(study: Mapping[str, Any], shape: Sequence[int], props: xr.Dataset) -> str:
@@ -141,6 +288,7 @@ def _summary(rep: _Report, meta: Mapping[str, Any], props: xr.Dataset) -> None:
              _card("SVE size", _size_text(study, shape, props)),
              _card("failed samples", str(failed))]
     rep.add("summary", '<div class="cards">' + "".join(cards) + "</div>")
+    rep.add("summary", f'<p><b>Method.</b> {_esc(_method_text(study, shape, props, u))}</p>')
 
     # the effective properties: propagated distribution (model to trust), else the samples of the design
     metrics = rep.summary.get("surrogates") or {}
@@ -158,27 +306,46 @@ def _summary(rep: _Report, meta: Mapping[str, Any], props: xr.Dataset) -> None:
         r = models[model]
         q = {float(k): _scalar(v) for k, v in (r.get("quantiles") or {}).items()}
         mean, mci = _scalar(r.get("mean")), [_scalar(x) for x in (r.get("mean_ci") or (None, None))]
-        std = _scalar(r.get("std"))
-        prow.append((_with_unit(F.target_label(target), u.of(target)), _ci(mean, *mci), std, q.get(0.025),
-                     q.get(0.5), q.get(0.975), model))
-        answer_props.append({"target": target, "unit": u.of(target), "model": model, "source": "propagation",
-                             "mean": {"value": mean, "low": mci[0], "high": mci[1], "level": 0.95},
-                             "std": std, "quantiles": {"0.025": q.get(0.025), "0.5": q.get(0.5),
-                                                       "0.975": q.get(0.975)}})
+        std, sci = _scalar(r.get("std")), [_scalar(x) for x in (r.get("std_ci") or (None, None))]
+        label = _with_unit(rep.label(target), u.of(target))
+        prow.append((label, f"surrogate {model}, propagated", _ci(mean, *mci), _ci(std, *sci), q.get(0.025),
+                     q.get(0.5), q.get(0.975)))
+        entry = {"target": target, "unit": u.of(target), "model": model, "source": "propagation",
+                 "mean": {"value": mean, "low": mci[0], "high": mci[1], "level": 0.95},
+                 "std": std, "quantiles": {"0.025": q.get(0.025), "0.5": q.get(0.5), "0.975": q.get(0.975)}}
+        check = _design_check(props, target, r)
+        if check is not None:
+            cm, cs, cq = check["mean"], check["std"], check["quantiles"]
+            prow.append(("", f"computed SVEs ({check['n']} at {check['points']} points)",
+                         _ci(cm["value"], cm["low"], cm["high"]), _ci(cs["value"], cs["low"], cs["high"]),
+                         cq["0.025"], cq["0.5"], cq["0.975"]))
+            agree = (_finite(mean) and cm["low"] <= mean <= cm["high"]
+                     and _finite(std) and cs["low"] <= std <= cs["high"])
+            entry["design_samples"] = {**check, "agree": bool(agree)}
+            if not agree:
+                rep.warn("summary", f"<b>The propagated distribution of {_esc(rep.label(target))} disagrees "
+                         f"with the computed SVEs</b>: surrogate {_esc(model)} gives mean {_num(mean)} and std "
+                         f"{_num(std)}, the {check['n']} SVEs of the design (drawn from the same input "
+                         f"distribution) {_num(cm['value'])} [{_num(cm['low'])}, {_num(cm['high'])}] and "
+                         f"{_num(cs['value'])} [{_num(cs['low'])}, {_num(cs['high'])}]: the surrogate misses part "
+                         "of the response; trust the computed SVEs' numbers.")
+        answer_props.append(entry)
     if prow:
         first = next(iter(next(iter(prop.values())).values()))
         spec = first.get("input_distribution") or {}
         inputs = "; ".join(f"{F.axis_label(k, units=u).split(' [')[0]}: {_dist_text(v)}" for k, v in spec.items())
         rep.add("summary", "<h3>The effective properties</h3><p>The distribution of each property over the input "
                 f"distribution ({_esc(inputs) or 'the design'}), for a new SVE of the study's size: the surrogate "
-                "to trust (below) propagated with its SVE scatter and its own uncertainty. The interval of the mean "
-                "is its 95 % confidence interval; the 2.5 % and 97.5 % quantiles bound 95 % of the SVEs.</p>"
-                + _table(("property [unit]", "mean [95 % CI]", "std", "2.5 %", "median", "97.5 %", "surrogate"),
-                         prow, 1, groups=[("", 3), ("quantiles", 3), ("", 1)])
+                "to trust (below) propagated with its SVE scatter and its own uncertainty. Where the design itself "
+                "draws its points from that distribution, the computed SVEs give the same distribution without a "
+                "surrogate, as a check (intervals: a bootstrap over the points). Intervals are 95 % confidence "
+                "intervals; the 2.5 % and 97.5 % quantiles bound 95 % of the SVEs.</p>"
+                + _table(("property [unit]", "from", "mean [95 % CI]", "std [95 % CI]", "2.5 %", "median",
+                          "97.5 %"), prow, 2, groups=[("", 4), ("quantiles", 3)])
                 + '<p>Details: <a href="#propagation">propagation</a>.</p>')
     else:
         overall = rep.summary.get("samples_overall") or {}
-        orow = [(_with_unit(F.target_label(v), o["unit"]), o["n"], _ci(o["mean"], o["mean_low"], o["mean_high"]),
+        orow = [(_with_unit(rep.label(v), o["unit"]), o["n"], _ci(o["mean"], o["mean_low"], o["mean_high"]),
                  o["std"], o["q025"], o["median"], o["q975"]) for v, o in overall.items()]
         for v, o in overall.items():
             answer_props.append({"target": v, "unit": o["unit"], "model": None, "source": "samples of the design",
@@ -202,7 +369,7 @@ def _summary(rep: _Report, meta: Mapping[str, Any], props: xr.Dataset) -> None:
         rrow, answer_rve = [], []
         for t, f in rve.items():
             edge, eci = f.get("rve_edge"), f.get("rve_edge_ci") or (None, None)
-            rrow.append((F.target_label(t), _ci(edge, *eci), f.get("epsilon"), f.get("realizations"),
+            rrow.append((rep.label(t), _ci(edge, *eci), f.get("epsilon"), f.get("realizations"),
                          f.get("integral_range")))
             answer_rve.append({"target": t, "edge": {"value": edge, "low": eci[0], "high": eci[1], "level": 0.95},
                                "unit": u.length_unit(1), "epsilon": f.get("epsilon"),
@@ -229,7 +396,13 @@ def _summary(rep: _Report, meta: Mapping[str, Any], props: xr.Dataset) -> None:
         else:
             ood_text, reach, reach_text = "not evaluated", None, "not evaluated"
         r2c = m.get("r2_ceiling") if m.get("r2_ceiling") is not None else scat.get(target, {}).get("r2_ceiling")
-        trow.append((F.target_label(target), f"{model} ({why})", m.get("rmse_over_scatter"),
+        ros = m.get("rmse_over_scatter")
+        if _finite(ros) and ros > RMSE_OVER_SCATTER_WARNING:
+            rep.warn("summary", f"<b>The surrogate to trust for {_esc(rep.label(target))} misses part of the "
+                     f"mean response</b>: its grouped-CV RMSE is {_num(ros)} times the SVE scatter (R² "
+                     f"{_num(m.get('r2'))} against a ceiling of {_num(r2c)}); more design points, or another "
+                     'model, would do better (<a href="#surrogates">surrogates</a>).')
+        trow.append((rep.label(target), f"{model} ({why})", m.get("rmse_over_scatter"),
                      f"{_num(m.get('r2'))} of {_num(r2c)}", m.get("coverage_0.95"), m.get("calibration"), reach_text,
                      ood_text))
         answer_trust.append({"target": target, "model": model, "why": why,
@@ -265,7 +438,7 @@ def _summary(rep: _Report, meta: Mapping[str, Any], props: xr.Dataset) -> None:
             verdict = ("optimistic: leakage measured" if _finite(lo) and lo > 0 else
                        "no optimism measured" if _finite(hi) and hi < 0 else "within the sampling error")
             rel = r["optimism"] / r["grouped"] if _finite(r.get("grouped")) and r["grouped"] > 0 else None
-            lrow.append((_with_unit(F.target_label(r["target"]), u.of(r["target"])), r["model"], r.get("naive"),
+            lrow.append((_with_unit(rep.label(r["target"]), u.of(r["target"])), r["model"], r.get("naive"),
                          r.get("grouped"),
                          _ci(r.get("optimism"), lo, hi), _pct(rel), verdict))
             answer_leak.append({"target": r["target"], "model": r["model"], "naive_rmse": r.get("naive"),
@@ -290,14 +463,15 @@ def _summary(rep: _Report, meta: Mapping[str, Any], props: xr.Dataset) -> None:
         total = _scalar(var.get("total"))
         shares = {k: (_scalar(var.get(k)) / total if _finite(total) and total > 0 and _finite(_scalar(var.get(k)))
                       else None) for k, _ in _SOURCES}
-        dominant = "–"
+        dominant, dominant_rec = "–", None
         ind = (sob.get(target) or {}).get(model)
         if ind:
             tot = np.asarray(ind["total"], dtype=float).reshape(-1)
             k = int(np.nanargmax(tot))
             dominant = f"{F.axis_label(ind['names'][k], units=u).split(' [')[0]} (total index {_num(tot[k])})"
-        vrow.append((F.target_label(target), model, *(_pct(shares[k]) for k, _ in _SOURCES[:3]), dominant))
-        answer_var.append({"target": target, "model": model, "shares": shares, "dominant_parameter": dominant})
+            dominant_rec = {"name": ind["names"][k], "total_index": float(tot[k])}
+        vrow.append((rep.label(target), model, *(_pct(shares[k]) for k, _ in _SOURCES[:3]), dominant))
+        answer_var.append({"target": target, "model": model, "shares": shares, "dominant_parameter": dominant_rec})
     if vrow:
         rep.add("summary", "<h3>Where the uncertainty comes from</h3><p>Shares of the propagated variance (they add "
                 "up to 100 %): the parameters (the mean response over the input distribution), the SVE scatter "
@@ -326,8 +500,15 @@ def _summary(rep: _Report, meta: Mapping[str, Any], props: xr.Dataset) -> None:
                 + "</ul>")
     else:
         rep.add("summary", '<h3>Warnings</h3><p class="ok">None: every sample converged, the SVE scatter leaves '
-                "room for a surrogate, and the noise models agree with the replicates.</p>")
+                "room for a surrogate, the surrogate to trust predicts to within 1.5× the SVE scatter, and every "
+                "noise model agrees with the replicates within a factor of 2.</p>")
     if notes:
         rep.add("summary", "<p>Not run: " + "; ".join(notes) + ".</p>")
+    rep.add("summary", _details("Terms used in this report", "<dl>" + "".join(
+        f"<dt><b>{_esc(term)}</b></dt><dd>{_esc(text)}</dd>" for term, text in GLOSSARY) + "</dl>"))
     answers["warnings"] = [_plain_text(t) for t in items]
+    sentence = _answer_sentence(rep, answer_props, answer_trust)
+    if sentence:
+        rep.sections["summary"].parts.insert(1, ("html", f'<p class="question"><b>Answer.</b> {_esc(sentence)}</p>'))
+    answers["answer"] = sentence
     rep.summary["answers"] = answers

@@ -511,45 +511,60 @@ def _short(name: str) -> str:
     return _SHORT.get(str(name), plain(name).replace("_", " "))
 
 
-def target_label(name: str) -> str:
+def target_label(name: str, dim: int | None = None) -> str:
     """A readable name of a surrogate or RVE target (without its unit, see :func:`target_unit`).
 
-    ===================================  ==========================================
+    ===================================  ======================================================
     target                               label
-    ===================================  ==========================================
+    ===================================  ======================================================
     ``log_X``                            ``ln`` and the label of ``X``
     ``conductivity_eigenvalues_0``       ``conductivity eigenvalue 0 (smallest)``
-    ``conductivity_eigenvalues_k``       ``conductivity eigenvalue k (ascending)``
+    ``conductivity_eigenvalues_k``       ``conductivity eigenvalue k (largest)`` for
+                                         ``k = dim - 1``, else ``… k (sorted ascending)``
     ``conductivity_i_j``                 ``conductivity k_ij`` (subscript digits)
     ``stiffness_i_j``                    ``stiffness C_ij (Mandel)``
     ``bulk_modulus``, ``shear_modulus``  ``bulk modulus K``, ``shear modulus G``
-    ``mean_conductivity``                ``mean conductivity tr k / d``
+    ``mean_conductivity``                ``mean conductivity tr k / 2`` (``/ 3``) with ``dim``,
+                                         else ``mean conductivity tr k / d (d: dimension)``
     ``phase_fraction_1``                 ``phase fraction φ₁``
     anything else                        the name with spaces for underscores
-    ===================================  ==========================================
+    ===================================  ======================================================
+
+    Parameters
+    ----------
+    name : str
+        The target.
+    dim : int, optional
+        Dimension of the SVEs, when known: names the largest eigenvalue (``k = dim - 1``)
+        and the ``d`` of the mean conductivity.
 
     Examples
     --------
     >>> target_label("log_conductivity_eigenvalues_0")
     'ln conductivity eigenvalue 0 (smallest)'
+    >>> target_label("conductivity_eigenvalues_1"), target_label("conductivity_eigenvalues_1", dim=2)
+    ('conductivity eigenvalue 1 (sorted ascending)', 'conductivity eigenvalue 1 (largest)')
     >>> target_label("conductivity_0_1")
     'conductivity k₀₁'
     """
     n = str(name)
+    d = int(dim) if dim is not None else None
     if n.startswith("log_") and len(n) > 4:
-        return "ln " + target_label(n[4:])
+        return "ln " + target_label(n[4:], d)
     if m := re.fullmatch(r"conductivity_eigenvalues_(\d+)", n):
         k = int(m.group(1))
-        return f"conductivity eigenvalue {k} ({'smallest' if k == 0 else 'ascending'})"
+        order = "smallest" if k == 0 else "largest" if d is not None and k == d - 1 else "sorted ascending"
+        return f"conductivity eigenvalue {k} ({order})"
     if m := re.fullmatch(r"conductivity_(\d)_(\d)", n):
         return "conductivity k" + (m.group(1) + m.group(2)).translate(_SUBSCRIPT)
     if m := re.fullmatch(r"stiffness_(\d)_(\d)", n):
         return "stiffness C" + (m.group(1) + m.group(2)).translate(_SUBSCRIPT) + " (Mandel)"
     if m := re.fullmatch(r"phase_fraction_(\d+)", n):
         return "phase fraction φ" + m.group(1).translate(_SUBSCRIPT)
+    if n == "mean_conductivity":
+        return f"mean conductivity tr k / {d}" if d is not None else "mean conductivity tr k / d (d: dimension)"
     fixed = {"bulk_modulus": "bulk modulus K", "shear_modulus": "shear modulus G",
-             "mean_conductivity": "mean conductivity tr k / d", "phase_fraction": "phase fraction φ",
-             "anisotropy_index": "anisotropy index"}
+             "phase_fraction": "phase fraction φ", "anisotropy_index": "anisotropy index"}
     return fixed.get(n, plain(n).replace("_", " "))
 
 
@@ -621,7 +636,7 @@ def _parameters(ens: xr.Dataset, k: int) -> dict[str, Any]:
         params.update(json.loads(ens.attrs.get("parameters", "{}") or "{}"))
     except (TypeError, ValueError):
         pass
-    params.update({k_: v for k_, v in sample_parameters(ens, k).items() if k_ not in IDENTIFIERS})
+    params.update({k_: v for k_, v in sample_parameters(ens, k).items() if k_ not in (*IDENTIFIERS, "point")})
     return params
 
 
@@ -820,7 +835,8 @@ def s2_figure(ensemble: xr.Dataset, phase: int = 1, *, units: Units | None = Non
         varying = {p: v for p, v in params.items() if p in ens.coords and np.unique(ens[p].values).size > 1}
         tag = ", ".join(f"{_short(p)} = {_fmt(v)}" for p, v in varying.items())
         mean = s2.isel(sample=members).mean("sample").values
-        ax.plot(r, mean, "o", color=color, label=f"measured ({len(members)} samples){', ' + tag if tag else ''}")
+        count = f"{len(members)} sample{'s' if len(members) != 1 else ''}"
+        ax.plot(r, mean, "o", color=color, label=f"measured ({count}){', ' + tag if tag else ''}")
         theory = s2_theory(generator, params, fine, dim, phase)
         if theory is not None:
             any_theory = True
@@ -972,17 +988,20 @@ def properties_figure(
 
     One panel per property (:func:`property_columns`) and swept parameter
     (:func:`swept_parameters`), the panels of a property on the same y-range: the
-    converged samples (dots), the mean of each point with its ``confidence`` interval
-    (:func:`~stochhom.statistics.summarize`, black squares), and, when ``phases`` is given,
-    each sample's Voigt/Reuss (grey) and Hashin–Shtrikman (green) bounds
-    (:func:`sample_bounds`). The bound markers carry the ``gid`` ``"<bound>:<property>"``
-    (e.g. ``"hs_upper:bulk_modulus"``). One legend, below the panels.
+    converged samples (dots, drawn on top), the mean of each point with its ``confidence``
+    interval (:func:`~stochhom.statistics.summarize`, black squares), and, when ``phases`` is
+    given, each sample's Voigt/Reuss (grey) and Hashin–Shtrikman (green) bounds
+    (:func:`sample_bounds`, thin light dashes behind). The bound markers carry the ``gid``
+    ``"<bound>:<property>"`` (e.g. ``"hs_upper:bulk_modulus"``). One legend, below the
+    panels. Two panels in a row make a figure of the page's width (6 in each).
 
     When the bounds cannot be computed (no ``phase_fraction``, e.g. a many-phase study,
     or phases that do not resolve), the figure is drawn without them and its title says
-    why. The axis limits include every interval, except on a logarithmic property axis an
-    interval end at or below zero or more than ten times beyond the samples and bounds: it
-    is cut at the axis and marked with an open triangle (explained in the legend).
+    why. The y-limits are those of the samples and the intervals of their means (with a
+    small margin), not of the bounds: bounds beyond them are cut by the axis, which the
+    legend says once. On a logarithmic property axis an interval end at or below zero or
+    more than ten times beyond the samples is cut at the axis and marked with an open
+    triangle (explained in the legend).
 
     Parameters
     ----------
@@ -1018,13 +1037,16 @@ def properties_figure(
     dim = _dim(props)
     u = _units(units, props.attrs.get("voxel_size"))
     nrows, ncols, panels = _property_layout(list(cols), params)
-    side = {1: 5.2, 2: 3.2}.get(ncols, 3.9)  # one or two panels fit a column; three span the page
+    # one panel fits a column; two or three panels in a row span the page (two of 6 in: the many
+    # points of a sweep stand apart)
+    side = {1: 5.2, 2: 6.0}.get(ncols, 3.9)
     width = side * ncols
     note = _wrap(plain(note), width - 0.3, SMALL_FONT) if note else ""
-    fig = _figure(width, 3.0 * nrows + (0.2 * (note.count("\n") + 1) if note else 0.0))
+    fig = _figure(width, 3.2 * nrows + (0.2 * (note.count("\n") + 1) if note else 0.0))
     grid = fig.add_gridspec(nrows, ncols)
     first: dict[str, Any] = {}
     axes = []
+    cut_bounds = False
     for name, p, r, c in panels:
         values = cols[name]
         ax = fig.add_subplot(grid[r, c], sharey=first.get(name))  # one y-range per property
@@ -1032,32 +1054,41 @@ def properties_figure(
         axes.append(ax)
         x = props[p].values.astype(float)
         ok = conv & np.isfinite(values)
-        ax.plot(x[ok], values[ok], "o", alpha=0.6, ms=4, label="samples", zorder=2)
-        shown = [values[ok]]
+        ax.plot(x[ok], values[ok], "o", alpha=0.7, ms=4, label="samples", zorder=5)  # on top
+        drawn = []
         if bounds is not None:
             b = bounds[name]
             for key, style in (("hs_lower", _HS), ("hs_upper", _HS), ("reuss", _VR), ("voigt", _VR)):
                 fin = np.isfinite(b[key])
                 if fin.any():
                     label = style["label"] if key in ("hs_lower", "reuss") else "_nolegend_"
-                    ax.plot(x[fin], b[key][fin], "_", color=style["color"], ms=8, mew=1.2, alpha=0.8,
+                    ax.plot(x[fin], b[key][fin], "_", color=style["color"], ms=7, mew=0.8, alpha=0.55,
                             label=label, gid=f"{key}:{name}", zorder=1)
-                    shown.append(b[key][fin])
+                    drawn.append(b[key][fin])
         ax.set_xlabel(_wrap(axis_label(p, dim, units=u), side - 0.3))
         ax.set_ylabel(_wrap(axis_label(name, dim, units=u), 2.6))
         _log_if_wide(ax, x, "x")
         log_y = _log_if_wide(ax, values[ok], "y")
         s = summary.sel(variable=name) if p in summary.coords and name in summary["variable"].values else None
-        if log_y:  # limits from the samples, bounds and the intervals that a log axis can show
-            v = np.concatenate(shown)
-            v = v[np.isfinite(v) & (v > 0)]
+        # limits from the samples and the intervals of their means, not the bounds (cut at the axis)
+        v = values[ok]
+        ends = (np.concatenate([s["ci_low"].values, s["ci_high"].values, s["mean"].values]).astype(float)
+                if s is not None else np.zeros(0))
+        ends = ends[np.isfinite(ends)]
+        if log_y:  # the interval ends that a log axis can show: positive, within 10× of the samples
+            v = v[v > 0]
             lo, hi = v.min(), v.max()
-            if s is not None:
-                ends = np.concatenate([s["ci_low"].values, s["ci_high"].values]).astype(float)
-                ends = ends[np.isfinite(ends) & (ends >= lo / 10) & (ends <= hi * 10)]
-                if ends.size:
-                    lo, hi = min(lo, ends.min()), max(hi, ends.max())
-            ax.set_ylim(lo / 1.2, hi * 1.2)
+            ends = ends[(ends >= lo / 10) & (ends <= hi * 10)]
+            if ends.size:
+                lo, hi = min(lo, ends.min()), max(hi, ends.max())
+            ax.set_ylim(lo / 1.15, hi * 1.15)
+        else:
+            both = np.concatenate([v, ends])
+            lo, hi = both.min(), both.max()
+            pad = 0.05 * (hi - lo) if hi > lo else 0.05 * max(abs(hi), 1.0)
+            ax.set_ylim(lo - pad, hi + pad)
+        bottom, top = ax.get_ylim()
+        cut_bounds |= any(np.any((d < bottom) | (d > top)) for d in drawn)
         if s is not None:
             _mean_with_intervals(ax, s[p].values.astype(float), s["mean"].values, s["ci_low"].values,
                                  s["ci_high"].values, clip=log_y, gid=f"mean:{name}",
@@ -1069,7 +1100,8 @@ def properties_figure(
                 ax.set_xticks(np.unique(x[np.isfinite(x)]))
             else:
                 (ax.xaxis if axis == "x" else ax.yaxis).set_major_locator(_ticks(5))
-    _shared_legend(fig, axes, 5)
+    extra = [(Line2D([], [], ls="none"), "bounds beyond the axis are cut")] if cut_bounds else []
+    _shared_legend(fig, axes, 5, extra)
     if note:
         fig.suptitle(note, fontsize=SMALL_FONT, color="0.3")
     return fig
@@ -1088,7 +1120,7 @@ def _mean_with_intervals(ax: Any, x: np.ndarray, mean: np.ndarray, lo: np.ndarra
         lo, hi = np.where(below, bottom, lo), np.where(above, top, hi)
     err = np.vstack([np.clip(mean - lo, 0, None), np.clip(hi - mean, 0, None)])
     err = np.where(np.isfinite(err), err, 0.0)
-    ax.errorbar(x, mean, yerr=err, fmt="s", color="k", ms=4, capsize=3, zorder=3, label=label, gid=gid)
+    ax.errorbar(x, mean, yerr=err, fmt="s", color="k", ms=4, capsize=3, zorder=4, label=label, gid=gid)
     if below.any() or above.any():
         bottom, top = ax.get_ylim()
         _cut_marks(ax, x[below], bottom, "v", f"cut:{gid}")
@@ -1179,7 +1211,7 @@ def rve_figure(rve: Mapping[str, Mapping[str, Any]], *, dim: int | None = None,
         ax.plot([], [], " ", label=f"integral range A = {a_text}" + (f" {v_unit}" if a_text != "n/a" else ""))
         if "chi2" in fit and fit["chi2"] is not None:
             ax.plot([], [], " ", label=f"χ² = {float(fit['chi2']):.3g} ({len(v)} volumes)")
-        ax.set_title(target_label(target))
+        ax.set_title(target_label(target, dim))
         ax.set_xlabel(f"SVE volume V [{v_unit}]")
         ax.set_ylabel(f"variance D²(V) [{_squared(target_unit(target, u))}]")
         ax.margins(x=0.08, y=0.2 if counts and not same else 0.12)
@@ -1192,39 +1224,76 @@ def rve_figure(rve: Mapping[str, Mapping[str, Any]], *, dim: int | None = None,
 # --------------------------------------------------------------------------- propagation and sensitivity
 
 
+#: Dash patterns of the mean lines of the models of a propagation figure (one per model, in turn).
+_MEAN_DASHES = ((0, (5.0, 2.0)), (0, (1.5, 1.5)), (0, (7.0, 2.0, 1.5, 2.0)), (0, (3.0, 3.0)),
+                (0, (7.0, 2.0, 1.5, 2.0, 1.5, 2.0)))
+
+
+def _density(y: np.ndarray, grid: np.ndarray, positive: bool) -> np.ndarray:
+    """Kernel density estimate of the samples ``y`` at ``grid``; with ``positive``, that of ``ln y``
+    transformed back (the Jacobian ``1/x``), so that no density falls at or below zero."""
+    if positive:
+        return stats.gaussian_kde(np.log(y))(np.log(grid)) / grid
+    return stats.gaussian_kde(y)(grid)
+
+
 @styled
 def propagation_figure(samples: Mapping[str, Any], target: str, unit: str = "",
                        means: Mapping[str, float] | None = None, *, units: Units | None = None) -> Figure:
-    """Density of a propagated output, one histogram and kernel density estimate per model.
+    """Density of a propagated output, one step histogram and kernel density estimate per model.
 
-    ``unit`` defaults to :func:`target_unit` of ``target`` (with ``units``, the study's
-    declared units). ``means`` (per model) are the propagated means of the study's
-    ``propagation.json``, marked and written in the legend, so that the figure shows the
-    same number as the tables (the samples drawn here are a subsample); without them the
-    mean of the samples is shown. The legend is below the axes.
+    The density is estimated only over the range the samples cover (none outside their
+    minimum and maximum). For positive samples (moduli, conductivities) it is the kernel
+    density estimate of ``ln y`` transformed back with its Jacobian ``1/y``, so that it
+    stays on the physical side of zero and follows a skewed distribution; the x-axis is
+    logarithmic when the samples span more than a factor 20. ``unit`` defaults to
+    :func:`target_unit` of ``target`` (with ``units``, the study's declared units).
+    ``means`` (per model) are the propagated means of the study's ``propagation.json``,
+    marked (dashed, one dash pattern per model, in its colour) and written in the legend,
+    so that the figure shows the same number as the tables (the samples drawn here are a
+    subsample); without them the mean of the samples is shown. The legend is below the axes.
     """
     if not samples:
         raise InputError(f"no propagated samples of {target!r} to plot")
     fig = _figure(COLUMN_WIDTH, 3.4)
     ax = fig.add_subplot()
     colors = mpl.rcParams["axes.prop_cycle"].by_key()["color"]
-    for (model, y), color in zip(samples.items(), colors * 10):
+    data = {}
+    for model, y in samples.items():
         y = np.asarray(y, dtype=float).reshape(-1)
-        y = y[np.isfinite(y)]
+        data[model] = y[np.isfinite(y)]
+    pooled = np.concatenate([y for y in data.values()]) if data else np.zeros(0)
+    positive = bool(pooled.size and pooled.min() > 0)
+    log_x = positive and pooled.max() / pooled.min() > 20
+    if log_x:
+        ax.set_xscale("log")
+    handles: list[tuple[Any, str]] = []
+    for k, ((model, y), color) in enumerate(zip(data.items(), colors * 10)):
         if y.size == 0:
             continue
-        ax.hist(y, bins=40, density=True, histtype="stepfilled", alpha=0.25, color=color)
-        if y.size > 2 and np.ptp(y) > 0:
-            lo, hi = np.percentile(y, [0.1, 99.9])
-            grid = np.linspace(lo - 0.1 * (hi - lo), hi + 0.1 * (hi - lo), 256)
-            ax.plot(grid, stats.gaussian_kde(y)(grid), color=color, label=f"{plain(model)} (KDE)")
+        lo, hi = float(y.min()), float(y.max())
+        if hi > lo:
+            bins = np.geomspace(lo, hi, 41) if log_x else np.linspace(lo, hi, 41)
+            ax.hist(y, bins=bins, density=True, histtype="step", lw=0.8, alpha=0.6, color=color, zorder=2)
+        if y.size > 2 and hi > lo:
+            grid = np.geomspace(lo, hi, 400) if positive else np.linspace(lo, hi, 400)
+            line, = ax.plot(grid, _density(y, grid, positive), color=color, lw=1.8, zorder=3,
+                            gid=f"kde:{model}", label=f"{plain(model)} (KDE; steps: histogram)")
+            handles.append((line, line.get_label()))
         m = float(means[model]) if means is not None and model in means else float(y.mean())
-        ax.axvline(m, color=color, ls="--", lw=1, label=f"{plain(model)} mean = {m:.4g}")
+        mean = ax.axvline(m, color=color, ls=_MEAN_DASHES[k % len(_MEAN_DASHES)], lw=1.4, zorder=4,
+                          gid=f"mean:{model}", label=f"{plain(model)} mean = {m:.4g}")
+        handles.append((mean, mean.get_label()))
     u = plain(unit) if unit else target_unit(target, units)
     ax.set_xlabel(_wrap(f"{target_label(target)} [{u}]", COLUMN_WIDTH - 1.0))
     ax.set_ylabel(f"probability density [{_per(u)}]")
-    ax.xaxis.set_major_locator(_ticks(6))
-    _shared_legend(fig, [ax], 2)
+    ax.set_ylim(bottom=0)
+    if log_x:
+        _log_ticks(ax, "x")
+    else:
+        ax.xaxis.set_major_locator(_ticks(6))
+    with mpl.rc_context({"legend.handlelength": 3.2}):  # long enough to show each dash pattern
+        _shared_legend(fig, [], 2, handles)
     return fig
 
 
@@ -1525,26 +1594,70 @@ def _shell_counts(table: pd.DataFrame, validation: pd.DataFrame | None, model: s
 #: Label of the invisible legend entry that explains the counts written next to the points.
 _COUNT_NOTE = "n = test points of each set (first panel)"
 
+#: Height (points) of a row of count labels at the top of a panel.
+_COUNT_ROW = 12.0
 
-def _counts(ax: Any, x: Sequence[float], y: Sequence[float], counts: Sequence[float]) -> None:
-    """The count behind each point, above it (in the first panel only: it is the same in every one).
 
-    A label whose point is close (under 15 % of the x range) to the previous one, itself written
-    low, is written one line higher, and the axis gets the headroom for it."""
-    xs = np.asarray(x, dtype=float)
-    span = float(np.ptp(xs[np.isfinite(xs)])) if np.isfinite(xs).any() else 0.0
-    raised_any, previous_low = False, None
-    for xi, yi, n in zip(x, y, counts):
-        if not (np.isfinite(yi) and np.isfinite(n)):
-            continue
-        raise_it = previous_low is not None and span > 0 and abs(xi - previous_low) < 0.15 * span
-        ax.annotate(f"n={n:.0f}", (xi, yi), textcoords="offset points", xytext=(0, 19 if raise_it else 7),
-                    ha="center", va="bottom", fontsize=SMALL_FONT)
-        raised_any |= raise_it
-        previous_low = None if raise_it else xi
-    if raised_any:
-        lo, hi = ax.get_ylim()
-        ax.set_ylim(lo, hi + 0.08 * (hi - lo))
+def _y_room(ax: Any, values: np.ndarray, fraction: float) -> None:
+    """Raise the top of the y-axis so that ``values`` stay below ``1 - fraction`` of its height
+    (measured on the axis' scale: linear or logarithmic)."""
+    v = np.asarray(values, dtype=float)
+    lo, hi = ax.get_ylim()
+    log = ax.get_yscale() == "log"
+    v = v[np.isfinite(v) & (v > 0)] if log else v[np.isfinite(v)]
+    if not v.size or fraction >= 0.9:
+        return
+    to, back = (np.log10, lambda t: 10.0 ** t) if log else (lambda t: t, lambda t: t)
+    top = to(lo) + (to(max(float(v.max()), lo)) - to(lo)) / (1.0 - fraction)
+    if top > to(hi):
+        ax.set_ylim(lo, back(top))
+
+
+def _counts(ax: Any, x: Sequence[float], counts: Sequence[float], values: Sequence[float]) -> None:
+    """The count behind each point, in a row at the top of the panel (in the first panel only: it
+    is the same in every one), above its point: away from the points, intervals and the dashed
+    reference line.
+
+    A label that would touch its neighbour goes to a second row (a third ...). The axis is
+    raised so that every value of ``values`` (the points, interval ends and reference level)
+    stays below the rows; a label near either end of the axis is shifted inside it."""
+    items = [(float(xi), float(n)) for xi, n in zip(x, counts) if np.isfinite(xi) and np.isfinite(n)]
+    if not items:
+        return
+    fig = ax.figure
+    renderer = _ensure_canvas(fig).get_renderer()
+    if fig.get_layout_engine() is not None:
+        fig.get_layout_engine().execute(fig)  # the axes' final width, to measure the labels against
+    box = ax.get_window_extent(renderer)
+    pt = fig.dpi / 72.0
+    rows: list[list[tuple[float, float]]] = []
+    for xi, n in sorted(items):
+        label = ax.annotate(f"n={n:.0f}", (xi, 1.0), xycoords=("data", "axes fraction"), textcoords="offset points",
+                            xytext=(0, -2), ha="center", va="top", fontsize=SMALL_FONT, gid="count")
+        width = label.get_window_extent(renderer).width
+        cx = ax.transData.transform((xi, 1.0))[0]
+        shift = max(0.0, box.x0 + 2 * pt - (cx - width / 2)) - max(0.0, cx + width / 2 - (box.x1 - 2 * pt))
+        x0, x1 = cx + shift - width / 2, cx + shift + width / 2
+        row = next((k for k, r in enumerate(rows) if all(x0 > b + 4 * pt or x1 < a - 4 * pt for a, b in r)),
+                   len(rows))
+        if row == len(rows):
+            rows.append([])
+        rows[row].append((x0, x1))
+        label.xyann = (shift / pt, -2 - row * _COUNT_ROW)
+    # the rows take this share of the axes' height (less the title and legend added later), plus a gap
+    height = max(box.height - 0.35 * fig.dpi, 1.0)
+    _y_room(ax, np.asarray(values, dtype=float), ((4 + len(rows) * _COUNT_ROW) * pt) / height + 0.04)
+
+
+def _ratio_scale(ax: Any, values: np.ndarray, ends: np.ndarray | None = None) -> None:
+    """A logarithmic y-axis for a ratio panel whose largest value or interval end is above 10, or
+    whose values span a decade: on a linear axis the near shells would be flattened."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    e = np.asarray(ends if ends is not None else [], dtype=float)
+    e = e[np.isfinite(e) & (e > 0)]
+    if (v.size and (v.max() > 10 or v.max() / v.min() >= 10)) or (e.size and e.max() > 10):
+        ax.set_yscale("log")
 
 
 def _ood_axes(ax: Any, metric: str, target: str, units: Units | None, level: float | None, reference: str) -> None:
@@ -1556,15 +1669,21 @@ def _ood_axes(ax: Any, metric: str, target: str, units: Units | None, level: flo
         ax.set_title("coverage (not a ratio)")
         return
     ax.axhline(1.0, color="k", ls="--", lw=1, label="no degradation")
-    if metric == "nlpd":
-        ax.set_ylabel("predictive density ratio\nexp(ΔNLPD) [–]")
-        ax.set_title(f"ΔNLPD = NLPD(OOD) − NLPD({reference})" if reference == "ID"
-                     else "ΔNLPD = NLPD(shell) − NLPD(ref.)")
+    if metric == "nlpd":  # exp(NLPD(set) − NLPD(ref.)): how many times less likely the set's values are
+        ax.set_ylabel("density ratio exp(ΔNLPD) [–]\n" + ("ΔNLPD = NLPD(OOD) − NLPD(ID)" if reference == "ID"
+                                                          else "ΔNLPD = NLPD(shell) − NLPD(ref.)"))
+        ax.set_title("density ratio exp(ΔNLPD)\n(above 1: worse)")
     else:
         name = _METRIC_NAMES.get(metric, plain(metric))
         ax.set_ylabel(f"{name} ratio OOD / in-distribution [–]" if reference == "ID"
                       else f"{name} ratio to the reference [–]")
-        ax.set_title(f"{name} ratio")
+        ax.set_title(f"{name} ratio (above 1: worse)")
+
+
+def _finish_y(ax: Any) -> None:
+    """Ticks of an out-of-distribution panel once its limits are final."""
+    if ax.get_yscale() == "log":
+        _log_ticks(ax, "y")
 
 
 @styled
@@ -1578,13 +1697,15 @@ def degradation_figure(table: pd.DataFrame, model: str, target: str,
       nominal level dashed;
     * NLPD: the predictive density ratio :math:`\exp(\Delta\mathrm{NLPD})`,
       :math:`\Delta\mathrm{NLPD} = \mathrm{NLPD}_{ood} - \mathrm{NLPD}_{id}`: how many times
-      less likely the OOD observations are under the predictive law (1: no degradation);
+      less likely the OOD observations are under the predictive law (1: no degradation,
+      above 1: worse); the panel's title and axis both name it;
     * RMSE and other metrics: the ratio OOD / in-distribution (1: no degradation).
 
-    The in-distribution reference (distance 0) is drawn as a square. The number of test
-    points of each set is printed next to its point in the first panel (the same in every
-    panel) when the table has an ``n`` column or ``validation`` (the ``validation.csv``
-    table of the same run) is given. ``units``: the study's declared units.
+    A ratio panel is logarithmic when a ratio exceeds 10 or the ratios span a decade. The
+    in-distribution reference (distance 0) is drawn as a square. The number of test points
+    of each set is written in a row at the top of the first panel, above its point (the
+    same in every panel), when the table has an ``n`` column or ``validation`` (the
+    ``validation.csv`` table of the same run) is given. ``units``: the study's declared units.
     """
     t = _select(table, model, target)
     if not {"distance", "metric", "ratio", "value", "split"} <= set(t.columns):
@@ -1594,6 +1715,8 @@ def degradation_figure(table: pd.DataFrame, model: str, target: str,
     fig, axes = _grid(len(metrics), ncols=4, panel=(3.1, 3.2), extra_height=0.3)
     outputs = list(dict.fromkeys(t["output"]))
     colors = mpl.rcParams["axes.prop_cycle"].by_key()["color"]
+    first: tuple[np.ndarray, list[float]] | None = None  # distances and counts of the first panel
+    values = np.zeros(0)
     for i, (ax, metric) in enumerate(zip(axes, metrics)):
         level = _coverage_level(metric)
         for o, color in zip(outputs, colors * 10):
@@ -1607,18 +1730,20 @@ def degradation_figure(table: pd.DataFrame, model: str, target: str,
             ax.plot(d[ref], y[ref], "s", color=color, mfc="white",
                     label="in-distribution test" if o == outputs[0] else None)
             if counts and o == outputs[0] and i == 0:
-                split = sub["split"].astype(str).to_numpy()
-                _counts(ax, d, y, [counts.get(s, np.nan) for s in split])
+                first = (d, [counts.get(s, np.nan) for s in sub["split"].astype(str)])
         _ood_axes(ax, metric, target, units, level, "ID")
+        vals = t.loc[t["metric"].astype(str) == metric, "value" if level is not None else "ratio"].to_numpy(float)
         if level is None:
-            vals = (t.loc[t["metric"].astype(str) == metric, "ratio"]).to_numpy(float)
-            vals = vals[np.isfinite(vals) & (vals > 0)]
-            if vals.size and vals.max() / vals.min() >= 10:
-                ax.set_yscale("log")
-                _log_ticks(ax, "y")
+            _ratio_scale(ax, vals)
         ax.set_xlabel(_wrap("distance to the training box [box widths]", 2.6))
         ax.xaxis.set_major_locator(_ticks(4))
         ax.margins(y=0.15)
+        if i == 0:
+            values = np.append(vals, 1.0 if level is None else level)
+    if first is not None:
+        _counts(axes[0], *first, values)
+    for ax in axes:
+        _finish_y(ax)
     extra = [(Line2D([], [], ls="none"), _COUNT_NOTE)] if counts else []
     _shared_legend(fig, axes, 6, extra)
     fig.suptitle(_wrap(f"{plain(model)}: out-of-distribution degradation, {target_label(target)}",
@@ -1632,16 +1757,19 @@ def ood_figure(table: pd.DataFrame, model: str, target: str, *, units: Units | N
 
     From the table of :func:`~stochhom.validation.ood_evaluation` (``ood.csv``), one panel
     per metric: RMSE and CRPS as ratios to their in-box (reference) value, NLPD as the
-    predictive density ratio :math:`\exp(\Delta\mathrm{NLPD})`, coverage as itself (nominal
-    dashed), each with its 95 % bootstrap interval over the groups. The reference
-    (distance 0) is a square; the number of samples behind each point is written next to
-    it in the first panel (the same in every panel). ``units``: the study's declared units.
+    predictive density ratio :math:`\exp(\Delta\mathrm{NLPD})` (title and axis say so; above
+    1: worse), coverage as itself (nominal dashed), each with its 95 % bootstrap interval
+    over the groups. A ratio panel is logarithmic when a ratio or an interval end exceeds 10
+    (or the ratios span a decade). The reference (distance 0) is a square; the number of
+    samples behind each point is written in a row at the top of the first panel, above the
+    point (the same in every panel). ``units``: the study's declared units.
     """
     t = _select(table, model, target).sort_values("distance_mean")
     panels = [m for m in ("rmse", "nlpd", "crps", "coverage_0.95") if m in t.columns]
     fig, axes = _grid(len(panels), ncols=4, panel=(3.1, 3.2), extra_height=0.3)
     ref = (t["split"].astype(str) == "reference").to_numpy()
     d = t["distance_mean"].to_numpy(float)
+    first = np.zeros(0)
     for i, (ax, metric) in enumerate(zip(axes, panels)):
         level = _coverage_level(metric)
         col = metric if level is not None else f"{metric}_ratio"
@@ -1650,17 +1778,21 @@ def ood_figure(table: pd.DataFrame, model: str, target: str, *, units: Units | N
         hi = t.get(f"{col}_high", pd.Series(np.nan, index=t.index)).to_numpy(float)
         if level is None:
             lo, hi = np.where(ref, 1.0, lo), np.where(ref, 1.0, hi)
+            _ratio_scale(ax, y, np.concatenate([lo, hi]))
         err = np.vstack([np.clip(y - lo, 0, None), np.clip(hi - y, 0, None)])
         ax.errorbar(d, y, yerr=np.where(np.isfinite(err), err, 0.0), fmt="-", color="C0", ecolor="0.3",
                     capsize=3, lw=1.0)
         ax.plot(d[~ref], y[~ref], "o", color="C0", label="OOD shells")
         ax.plot(d[ref], y[ref], "s", color="C0", mfc="white", label="in the box (reference)")
-        if i == 0:
-            _counts(ax, d, np.where(np.isfinite(hi), np.maximum(hi, y), y), t["n_samples"].to_numpy(float))
         _ood_axes(ax, metric, target, units, level, "reference")
         ax.set_xlabel(_wrap("distance to the training box [box widths]", 2.6))
         ax.xaxis.set_major_locator(_ticks(4))
         ax.margins(y=0.15)
+        if i == 0:
+            first = np.concatenate([y, hi, [1.0 if level is None else level]])
+    _counts(axes[0], d, t["n_samples"].to_numpy(float), first)
+    for ax in axes:
+        _finish_y(ax)
     _shared_legend(fig, axes, 6, [(Line2D([], [], ls="none"),
                                    "n = samples of each set (first panel)")])
     fig.suptitle(_wrap(f"{plain(model)}: out of distribution, {target_label(target)}",

@@ -208,6 +208,8 @@ class _Report:
     figures: list[tuple[str, Figure]] = field(default_factory=list)
     #: Warnings for the summary: (section id, HTML text).
     warnings: list[tuple[str, str]] = field(default_factory=list)
+    #: The dimension of the study (names the largest eigenvalue), when known.
+    dim: int | None = None
     #: Parts rendered last (the timings, which include the report's own time), by key.
     deferred: dict[str, Callable[[], str]] = field(default_factory=dict)
 
@@ -226,6 +228,11 @@ class _Report:
         self.sections[section].parts.append(("figure",
             f'<figure{wide}><img src="data:image/png;base64,{_png(fig)}" width="{w}" height="{h}" '
             f'data-min-font-px="{font:.1f}" alt="{_esc(caption)}"><figcaption>{_esc(caption)}</figcaption></figure>'))
+
+    def label(self, target: str) -> str:
+        """The readable name of a target (:func:`~stochhom.report.figures.target_label`) in this
+        study's dimension ("largest" eigenvalue)."""
+        return F.target_label(target, dim=self.dim)
 
     def add(self, section: str, part: str) -> None:
         self.sections[section].parts.append(("html", part))
@@ -372,7 +379,7 @@ def _provenance(rep: _Report, meta: Mapping[str, Any], props: xr.Dataset, pendin
             rows.insert(1 if rows else 0, (f"  of which kernel compilation (once in each of {processes or '?'} "
                                            "process(es))", _seconds(compile_s), "–"))
         rows.append(("report (this rendering)", _seconds(report_seconds()), "now"))
-        total = sum(float(v or 0.0) for v in timings.values()) + report_seconds()
+        total = sum(float(v or 0.0) for k, v in timings.items() if k != "report") + report_seconds()
         return ("<h3>Timings</h3><p>Wall time of each stage of the last <code>stochhom run</code> that ran it (a stage "
                 "that was up to date is not rerun). Compilation of the solver's kernels happens once per worker "
                 "process and is part of the sweep stage, not of any sample's solve time.</p>"
@@ -400,8 +407,11 @@ def _microstructure(rep: _Report) -> None:
     ens = open_dataset(path).load()
     u = rep.units
     dim = len([d for d in ("x", "y", "z") if d in ens.dims]) or None
-    rep.figure("microstructure", F.gallery_figure(ens, units=u),
-               "Microstructure gallery: phase labels of the first samples (3D: the middle z slice)")
+    spread = ens.attrs.get("kind") == "stochhom gallery"
+    rep.figure("microstructure", F.gallery_figure(ens, max_samples=ens.sizes["sample"], units=u),
+               "Microstructure gallery: phase labels of "
+               + ("SVEs of the sweep spread over the design, each the very image the solver saw"
+                  if spread else "the first samples") + " (3D: the middle z slice)")
     rep.figure("microstructure", F.s2_figure(ens, units=u),
                "Radially averaged two-point probability S₂(r) of phase 1, against its closed form where one exists")
     d = describe(ens)
@@ -429,9 +439,9 @@ def _summary_variables(props: xr.Dataset) -> tuple[xr.Dataset, list[str]]:
 def _phase_spec(rep: _Report, meta: Mapping[str, Any]) -> tuple[Any, str]:
     path = rep.file("phases.json")
     if path is not None:
-        return _read_json(path), "phases.json"
+        return _read_json(path), "the study's phase table"
     phases = (meta.get("study", {}) or {}).get("phases")
-    return (phases, "study.json") if phases else (None, "")
+    return (phases, "the study's phase table (study.json)") if phases else (None, "")
 
 
 def _properties(rep: _Report, meta: Mapping[str, Any], props: xr.Dataset) -> None:
@@ -448,6 +458,10 @@ def _properties(rep: _Report, meta: Mapping[str, Any], props: xr.Dataset) -> Non
             summary = None
     if summary is None:
         summary = summarize(data, variables=variables, rng=0)
+    few = summary["count"] < MIN_CI_SAMPLES  # no interval of the mean from fewer samples
+    n_few = int(few.any("variable").sum())
+    summary["ci_low"] = summary["ci_low"].where(~few)
+    summary["ci_high"] = summary["ci_high"].where(~few)
     u = rep.units
     try:
         fig = F.properties_figure(props, phases, summary=summary, units=u)
@@ -476,7 +490,7 @@ def _properties(rep: _Report, meta: Mapping[str, Any], props: xr.Dataset) -> Non
     groups: list[tuple[str, int]] = [("parameters", len(keys)), ("samples", 2)] if keys else [("samples", 2)]
     for v in shown:
         columns += ["mean", "95 % CI low", "95 % CI high"]
-        groups.append((_with_unit(F.target_label(v), u.of(v)), 3))
+        groups.append((_with_unit(rep.label(v), u.of(v)), 3))
     if "within_hs" in summary:
         columns.append("inside the HS bounds")
         groups.append(("bounds", 1))
@@ -510,7 +524,9 @@ def _properties(rep: _Report, meta: Mapping[str, Any], props: xr.Dataset) -> Non
     rep.add("properties", "<h3>Per-point statistics</h3>"
             "<p>Means over the converged samples of each point, with 95 % confidence intervals of the mean "
             "that respect each quantity's range (a positive quantity's interval never goes below zero). How "
-            f"each interval was made: {notes}.</p>"
+            f"each interval was made: {notes}."
+            + (f" Points with fewer than {MIN_CI_SAMPLES} converged samples get no interval ({n_few} here)."
+               if n_few else "") + "</p>"
             + (table if n_points <= 12 else _details(f"Show the table of the {n_points} points", table)))
     rep.summary["points"] = points
     conv = _converged(props)
@@ -573,7 +589,7 @@ def _rve(rep: _Report, size_swept: bool = True, props: xr.Dataset | None = None)
         edges = [x ** (1.0 / d) if _finite(x) and x > 0 else None for x in (v, *vci)] if d in (2, 3) else [None] * 3
         dof = f.get("dof")
         a_ci = f.get("integral_range_ci") or (None, None)
-        rows.append((F.target_label(t), f.get("alpha"), *(f.get("alpha_ci") or (None, None)),
+        rows.append((rep.label(t), f.get("alpha"), *(f.get("alpha_ci") or (None, None)),
                      _ci(f.get("integral_range"), *a_ci),
                      f"{_num(f.get('chi2'))} ({dof} dof)" if dof is not None else f.get("chi2"),
                      len(f.get("volumes", [])), f.get("epsilon"), f.get("realizations"), _ci(v, *vci), *edges))
@@ -611,9 +627,9 @@ SCATTER_WARNING = 0.2
 SCATTER_RATIO_OK = (0.5, 2.0)
 
 
-def _transform_note(target: str, rec: Mapping[str, Any], scatter: Mapping[str, Any]) -> str:
+def _transform_note(target: str, rec: Mapping[str, Any], scatter: Mapping[str, Any], dim: int | None = None) -> str:
     """One paragraph: which bounds constrain the predictions of a target, and how they were chosen."""
-    label = _esc(F.target_label(target))
+    label = _esc(F.target_label(target, dim=dim))
     checked = rec.get("checked") or []
     kinds = {"hashin_shtrikman": "Hashin–Shtrikman", "voigt_reuss": "Voigt–Reuss", "phases": "phase extremes"}
     tried = "; ".join(
@@ -644,17 +660,36 @@ def _transform_note(target: str, rec: Mapping[str, Any], scatter: Mapping[str, A
     return f"<p>{text}</p>"
 
 
-def _scatter_warning(target: str, scatter: Mapping[str, Any]) -> str:
+def _variance_header(prop: Mapping[str, Any], u: Units) -> str:
+    """``total variance [(unit)²]`` when every target has one unit, else ``[unit²]``."""
+    found = {u.of(t) for t in prop}
+    if len(found) == 1:
+        unit = found.pop()
+        if unit == "–":
+            return "total variance [–]"
+        if unit:
+            return f"total variance [({unit})²]" if (" " in unit or "/" in unit) else f"total variance [{unit}²]"
+    return "total variance [unit²]"
+
+
+#: Fewest converged samples of a point for a confidence interval of its mean in the report: the
+#: intervals of 2 replicates are too wide to read (a Cox interval of 2 values can span 3 decades).
+MIN_CI_SAMPLES = 3
+
+
+def _scatter_warning(target: str, scatter: Mapping[str, Any], dim: int | None = None) -> str:
     share = scatter.get("scatter_share")
     if not _finite(share) or share < SCATTER_WARNING:
         return ""
     if share >= 1.0:
-        return (f'<p class="not-run"><b>{_esc(F.target_label(target))} does not vary measurably over the design.'
-                "</b> The replicates of a point vary as much as the whole sweep (pooled over "
-                f"{scatter.get('points')} points, {scatter.get('scatter_dof')} degrees of freedom): at this SVE size "
+        name = _esc(F.target_label(target, dim=dim))
+        return (f'<p class="not-run"><b>{name} does not vary measurably over the design.</b> The replicates of '
+                f"a point vary as much as the whole sweep (pooled over {scatter.get('points')} points, "
+                f"{scatter.get('scatter_dof')} degrees of freedom): at this SVE size "
                 "its mean response cannot be told from the scatter, and no surrogate can predict more than its "
                 "mean (an off-diagonal entry of a statistically isotropic medium has mean 0).</p>")
-    return (f'<p class="not-run"><b>The SVE scatter dominates {_esc(F.target_label(target))}.</b> The variance of '
+    return (f'<p class="not-run"><b>The SVE scatter dominates {_esc(F.target_label(target, dim=dim))}.</b> '
+            "The variance of "
             f"the replicates of a point (pooled over {scatter.get('points')} points, {scatter.get('scatter_dof')} "
             f"degrees of freedom) is {_pct(share)} of its variance over the design, so no surrogate of the mean "
             f"response can reach R² above {_num(scatter.get('r2_ceiling'))}: these SVEs are far below a "
@@ -675,12 +710,12 @@ def _surrogates(rep: _Report) -> None:
     scatters = info.get("scatter") or {}
     u = rep.units
     for target in info.get("targets", []):
-        warning = _scatter_warning(target, scatters.get(target, {}))
-        rep.add("surrogates", _transform_note(target, transforms.get(target, {}), scatters.get(target, {}))
+        warning = _scatter_warning(target, scatters.get(target, {}), rep.dim)
+        rep.add("surrogates", _transform_note(target, transforms.get(target, {}), scatters.get(target, {}), rep.dim)
                 + warning)
         if warning:
             share = scatters.get(target, {}).get("scatter_share")
-            rep.warn("surrogates", f"<b>Too-small SVEs for {_esc(F.target_label(target))}</b>: the scatter of the "
+            rep.warn("surrogates", f"<b>Too-small SVEs for {_esc(rep.label(target))}</b>: the scatter of the "
                      f"replicates of a point is {_pct(min(share, 1.0))} of its variance over the design, so no "
                      f"surrogate can reach R² above {_num(scatters.get(target, {}).get('r2_ceiling'))} "
                      '(<a href="#surrogates">surrogates</a>).')
@@ -697,21 +732,21 @@ def _surrogates(rep: _Report) -> None:
                                                  "rmse_over_scatter": m.get("rmse_over_scatter"),
                                                  "scatter_std": sc.get("scatter_std"),
                                                  "r2_ceiling": sc.get("r2_ceiling")}
-        rows.append((model, _with_unit(F.target_label(target), u.of(target)), cv.get("n"), m.get("folds"),
+        rows.append((model, _with_unit(rep.label(target), u.of(target)), cv.get("n"), m.get("folds"),
                      cv.get("rmse"), sc.get("scatter_std"),
                      m.get("rmse_over_scatter"), cv.get("r2"), sc.get("r2_ceiling"), cv.get("nlpd"), cv.get("crps"),
                      cv.get("coverage_0.95"), m.get("calibration"), m.get("scatter_ratio")))
         ratio = m.get("scatter_ratio")
         if _finite(ratio) and not SCATTER_RATIO_OK[0] <= ratio <= SCATTER_RATIO_OK[1]:
-            misstated.append(f"{_esc(model)} / {_esc(F.target_label(target))}: {_num(ratio)} times")
+            misstated.append(f"{_esc(model)} / {_esc(rep.label(target))}: {_num(ratio)} times")
         metrics[model][target]["scatter_ratio"] = ratio
         t = test[(test["model"] == model) & (test["target"] == target)]
         if len(t):
             figures.append((F.parity_figure(t, model, target, units=u),
-                            f"Parity of the out-of-fold predictions of {model} for {F.target_label(target)} (95 % "
+                            f"Parity of the out-of-fold predictions of {model} for {rep.label(target)} (95 % "
                             "intervals of the predictive law: asymmetric where it is bounded)"))
             figures.append((F.calibration_figure(t, model, target),
-                            f"Calibration of {model} for {F.target_label(target)}: observed against nominal coverage "
+                            f"Calibration of {model} for {rep.label(target)}: observed against nominal coverage "
                             "of the central intervals, with the pointwise 95 % binomial band (the check in the table "
                             "is family-wise, at the levels 50–99 %)"))
     unit = _esc(_cv_unit(rep))
@@ -743,7 +778,7 @@ def _surrogates(rep: _Report) -> None:
         rep.warn("surrogates", "<b>A noise model misstates the SVE scatter</b> (" + "; ".join(misstated)
                  + ' the variance of the replicates): its share of the propagated variance is off by as much '
                  '(<a href="#surrogates">surrogates</a>).')
-    mrows = [(key.split("__")[1], _with_unit(F.target_label(key.split("__")[0]), u.of(key.split("__")[0])),
+    mrows = [(key.split("__")[1], _with_unit(rep.label(key.split("__")[0]), u.of(key.split("__")[0])),
               m.get("n_train"), m.get("degree"),
               (m.get("train") or {}).get("rmse"), (m.get("cv") or {}).get("rmse"), m.get("seconds"))
              for key, m in (info.get("models") or {}).items()]
@@ -793,7 +828,7 @@ def _propagation(rep: _Report) -> None:
     for target, models in prop.items():
         for model, r in models.items():
             out = r.get("samples_outside_bounds")
-            brows.append((F.target_label(target), model, r.get("bounds") or "none",
+            brows.append((rep.label(target), model, r.get("bounds") or "none",
                           "–" if out is None else f"{out} of {_num(r.get('n_samples'))}"))
     rep.add("propagation", "<h3>Physical admissibility</h3>" + _table(
         ("target", "model", "bounds of every propagated sample", "samples outside"), brows, 3))
@@ -806,7 +841,8 @@ def _propagation(rep: _Report) -> None:
             if found:
                 means = {m: _scalar(models[m].get("mean")) for m in found}
                 rep.figure("propagation", F.propagation_figure(found, target, means=means, units=u),
-                           f"Propagated distribution of {F.target_label(target)}, per surrogate (dashed: the mean)")
+                           f"Propagated distribution of {rep.label(target)}, per surrogate: histogram and density "
+                           "(kernel estimate on the log scale, over the range of the samples), and each model's mean")
     rows, vrows = [], []
     shown_sources = [src for src in _SOURCES if src[0] != "unsplit" or any(
         _finite(_scalar((r.get("variance") or {}).get("unsplit"))) and _scalar(r["variance"]["unsplit"]) > 0
@@ -815,12 +851,12 @@ def _propagation(rep: _Report) -> None:
         for model, r in models.items():
             var = r.get("variance", {}) or {}
             q = {float(k): _scalar(v) for k, v in (r.get("quantiles") or {}).items()}
-            rows.append((_with_unit(F.target_label(target), u.of(target)), model,
+            rows.append((_with_unit(rep.label(target), u.of(target)), model,
                          _ci(_scalar(r.get("mean")), *map(_scalar, r.get("mean_ci") or (None, None))),
                          _ci(_scalar(r.get("std")), *map(_scalar, r.get("std_ci") or (None, None))),
                          q.get(0.025), q.get(0.5), q.get(0.975)))
             total = _scalar(var.get("total"))
-            vrows.append((_with_unit(F.target_label(target), u.of(target)), model, total,
+            vrows.append((_with_unit(rep.label(target), u.of(target)), model, total,
                           *(_pct(_scalar(var.get(k)) / total) if _finite(total) and total > 0 and
                             _finite(_scalar(var.get(k))) else "–" for k, _ in shown_sources)))
     rep.add("propagation", "<h3>Moments and quantiles</h3><p>On the physical scale of each target. The interval "
@@ -833,7 +869,7 @@ def _propagation(rep: _Report) -> None:
             "(microstructural, irreducible at this SVE size) and the surrogate's own uncertainty (what more "
             "samples would remove); the shares add up to 100 %. The SVE scatter is the one each model's noise "
             "model predicts: the surrogate section compares it with the replicates.</p>" + _table(
-                ("target [unit]", "model", "total variance [unit²]", *(label for _, label in shown_sources)), vrows,
+                ("target [unit]", "model", _variance_header(prop, u), *(label for _, label in shown_sources)), vrows,
                 2, groups=[("", 3), ("share of the variance", len(shown_sources))]))
     for target, models in prop.items():
         alea = [_scalar(r["variance"].get("aleatoric")) / _scalar(r["variance"].get("total"))
@@ -841,11 +877,11 @@ def _propagation(rep: _Report) -> None:
                 and _scalar(r["variance"]["total"]) > 0]
         if alea and max(alea) >= 0.3:
             rep.add("propagation", f'<p class="not-run">The SVE scatter makes up {_pct(max(alea))} of the '
-                    f"propagated variance of {_esc(F.target_label(target))}: the spread of this distribution is "
+                    f"propagated variance of {_esc(rep.label(target))}: the spread of this distribution is "
                     "largely the scatter of SVEs of this size, not of the material at larger scales. See the RVE "
                     "section, or use larger SVEs.</p>")
             rep.warn("propagation", f"<b>The SVE scatter makes up {_pct(max(alea))} of the propagated variance of "
-                     f"{_esc(F.target_label(target))}</b>: its distribution describes SVEs of this size more than "
+                     f"{_esc(rep.label(target))}</b>: its distribution describes SVEs of this size more than "
                      'the material (<a href="#propagation">propagation</a>).')
 
     spath = rep.file("sobol.json")
@@ -858,7 +894,7 @@ def _propagation(rep: _Report) -> None:
     for target, models in sob.items():
         try:
             rep.figure("propagation", F.sobol_figure(models, target),
-                       f"Sobol indices of {F.target_label(target)} as shares of its whole propagated variance, and "
+                       f"Sobol indices of {rep.label(target)} as shares of its whole propagated variance, and "
                        "the shares of every source (the parameters' share split into first-order effects and "
                        "interactions)")
         except InputError as exc:  # e.g. results of an older run whose models name their inputs differently
@@ -874,7 +910,7 @@ def _propagation(rep: _Report) -> None:
             first, total = (np.asarray(ind[k], dtype=float).reshape(-1) for k in ("first", "total"))
             fci = [np.asarray(c, dtype=float).reshape(-1) for c in ind.get("first_ci") or ()]
             tci = [np.asarray(c, dtype=float).reshape(-1) for c in ind.get("total_ci") or ()]
-            row: list[Any] = [F.target_label(target), model]
+            row: list[Any] = [rep.label(target), model]
             for name in names:
                 if name not in ind["names"]:
                     row += ["–", "–"]
@@ -909,22 +945,35 @@ def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
 _METRIC_NAMES = {"rmse": "RMSE", "nlpd": "NLPD", "crps": "CRPS", "coverage_0.95": "95 % coverage"}
 
 
-def _leakage_text(leak: pd.DataFrame) -> str:
-    """What the leakage table shows, from its RMSE rows: optimism measured, or not."""
-    rm = leak[leak["metric"] == "rmse"]
+def _leakage_text(leak: pd.DataFrame, dim: int | None = None) -> str:
+    """What the leakage table shows, per model and target and per score (RMSE, CRPS, NLPD, all
+    lower-is-better): naive CV optimistic (the interval of grouped − naive above 0), naive CV
+    worse (below 0), or no difference measurable; the RMSE verdict is given in numbers."""
     parts = []
-    for r in rm.itertuples(index=False):
-        lo, hi = float(r.optimism_low), float(r.optimism_high)
-        what = f"{_esc(r.model)} / {_esc(F.target_label(r.target))}"
-        if lo > 0:
-            parts.append(f"{what}: naive CV under-states the RMSE by {_num(r.optimism)} ({_num(lo)} to {_num(hi)}): "
-                         "optimistic, as leakage predicts")
-        elif hi < 0:
-            parts.append(f"{what}: naive CV came out <em>worse</em> by {_num(-r.optimism)} here; no optimism is "
-                         "measured")
-        else:
-            parts.append(f"{what}: the difference ({_num(r.optimism)}, interval {_num(lo)} to {_num(hi)}) is within "
-                         "the sampling error: no optimism is measurable with these samples")
+    for model, target, t in _grouped(leak):
+        what = f"{_esc(model)} / {_esc(F.target_label(target, dim=dim))}"
+        better, worse, same = [], [], []
+        for r in t.itertuples(index=False):
+            if r.metric not in ("rmse", "crps", "nlpd"):
+                continue
+            lo, hi = float(r.optimism_low), float(r.optimism_high)
+            name = _METRIC_NAMES.get(r.metric, r.metric)
+            (better if lo > 0 else worse if hi < 0 else same).append(name)
+        rm = t[t["metric"] == "rmse"]
+        lead = ""
+        if len(rm):
+            r = next(rm.itertuples(index=False))
+            lead = (f"RMSE grouped − naive = {_num(r.optimism)} (95 % CI {_num(r.optimism_low)} to "
+                    f"{_num(r.optimism_high)}). ")
+        verdict = []
+        if better:
+            verdict.append(f"naive CV is optimistic in {', '.join(better)}, as leakage predicts")
+        if worse:
+            verdict.append(f"naive CV came out <em>worse</em> in {', '.join(worse)}: not leakage (which can only "
+                           "flatter it) but the luck of the random folds, which differ between the two splits")
+        if same:
+            verdict.append(f"no difference is measurable with these samples in {', '.join(same)}")
+        parts.append(f"{what}: {lead}{'; '.join(verdict)}.")
     return "<ul>" + "".join(f"<li>{p}</li>" for p in parts) + "</ul>" if parts else ""
 
 
@@ -953,7 +1002,7 @@ def _validation(rep: _Report) -> None:
                 "optimism is grouped − naive, with a 95 % bootstrap interval over the groups (paired: both predict "
                 "every sample once). A naive split puts related samples (replicates of one parameter point, windows "
                 "of one specimen) on both sides and can score the model on what it has seen.</p>"
-                + _leakage_text(leak))
+                + _leakage_text(leak, rep.dim))
         if {"n_groups", "n"} <= set(leak.columns) and (leak["n_groups"] >= leak["n"]).all():
             rep.add("validation", '<p class="not-run">Each sample is its own group here, so naive and grouped '
                     "folds differ only in their random assignment: the comparison measures nothing. Sweep more "
@@ -964,7 +1013,7 @@ def _validation(rep: _Report) -> None:
         for model, target, t in _grouped(leak):
             by = {r.metric: r for r in t.itertuples(index=False)}
             first = next(iter(by.values()))
-            row: list[Any] = [model, _with_unit(F.target_label(target), rep.units.of(target))]
+            row: list[Any] = [model, _with_unit(rep.label(target), rep.units.of(target))]
             counts.add(f"{first.n} samples in {first.n_groups} groups")
             for m in metrics:
                 r = by.get(m)
@@ -978,8 +1027,8 @@ def _validation(rep: _Report) -> None:
         if leak.empty:
             rep.add("validation", "<p>No scalar target: nothing to compare.</p>")
         for model, target, _ in _grouped(leak):
-            rep.figure("validation", F.leakage_figure(leak, model, target),
-                       f"Naive against grouped cross-validation, {model} for {F.target_label(target)}")
+            rep.figure("validation", F.leakage_figure(leak, model, target, units=rep.units),
+                       f"Naive against grouped cross-validation, {model} for {rep.label(target)}")
         rep.summary["leakage"] = _records(leak)
     rep.add("validation", "<h3>Out-of-distribution evaluation</h3>")
     ipath = rep.file("ood.json")
@@ -1002,7 +1051,7 @@ def _validation(rep: _Report) -> None:
                 "are merged to reach it), and every value has a 95 % bootstrap interval over the groups.</p>")
     for key, run in info.items():
         target, model = key.split("__")
-        head = f"{_esc(model)} / {_esc(F.target_label(target))}"
+        head = f"{_esc(model)} / {_esc(rep.label(target))}"
         if not run.get("ok"):
             rep.add("validation", f'<p class="not-run">{head}: not evaluated. '
                     + " ".join(_esc(d) for d in run.get("declined", [])) + "</p>")
@@ -1031,15 +1080,15 @@ def _validation(rep: _Report) -> None:
         if run.get("declined"):
             rep.add("validation", "<ul>" + "".join(f"<li>{_esc(d)}</li>" for d in run["declined"]) + "</ul>")
         if len(t) > 1:
-            rep.figure("validation", F.ood_figure(t, model, target),
-                       f"Out-of-distribution behaviour of {model} for {F.target_label(target)} against the "
+            rep.figure("validation", F.ood_figure(t, model, target, units=rep.units),
+                       f"Out-of-distribution behaviour of {model} for {rep.label(target)} against the "
                        "normalized distance to the training box, with 95 % bootstrap intervals and sample counts")
 
 
 def _box_text(run: Mapping[str, Any]) -> str:
     feats = run.get("features") or []
     box = run.get("box") or []
-    return ", ".join(f"{f} in [{_num(lo)}, {_num(hi)}]" for f, (lo, hi) in zip(feats, box))
+    return ", ".join(f"{F.axis_label(f).split(' [')[0]} in [{_num(lo)}, {_num(hi)}]" for f, (lo, hi) in zip(feats, box))
 
 
 def _failures(rep: _Report, props: xr.Dataset) -> None:
@@ -1193,7 +1242,9 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, pdf: bo
                                 voxel_size=float(study.get("voxel_size", props.attrs.get("voxel_size", 1.0)) or 1.0))
     except InputError:
         units = Units()
-    rep = _Report(root, {sid: _Section(sid, t) for sid, t in SECTIONS}, units=units)
+    dim = props.attrs.get("dim")
+    rep = _Report(root, {sid: _Section(sid, t) for sid, t in SECTIONS}, units=units,
+                  dim=int(dim) if dim in (2, 3) else None)
     conv = _converged(props)
     points = np.unique(props["point"].values).size if "point" in props.coords else None
     rep.summary["counts"] = {"samples": int(conv.size + pending), "computed": int(conv.size),
@@ -1230,4 +1281,6 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, pdf: bo
         json.dumps(_jsonable(summary), indent=2, allow_nan=False) + "\n", encoding="utf-8")
     if pdf:
         _pdf(rep, pdf_path, title)
+    elif pdf_path.is_file():  # a PDF of an earlier rendering would no longer match these numbers
+        pdf_path.unlink()
     return html_path

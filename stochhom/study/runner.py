@@ -40,7 +40,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -55,7 +55,7 @@ from .schema import Study
 __all__ = ["STAGES", "cv_groups", "results_dir", "run_study"]
 
 #: Version of what the stages compute: a change redoes every stage but the sweep of existing results.
-PIPELINE_VERSION = 3
+PIPELINE_VERSION = 4
 
 #: The stages of :func:`run_study`, in order.
 STAGES = ("sweep", "gallery", "rve", "surrogates", "propagation", "validation", "report")
@@ -130,17 +130,186 @@ def _input_spec(study: Study, props: Any, features: list[str], cfg: PipelineConf
     return spec
 
 
-def _stage_gallery(study: Study, out: Path, cfg: PipelineConfig) -> None:
-    from ..io import save_dataset
-    from ..microstructure.ensemble import generate
+#: Coordinate and variable names of the gallery dataset that a parameter may not take.
+_GALLERY_RESERVED = ("sample", "point", "replicate", "seed", "specimen", "phase", "x", "y", "z")
 
+
+def _gallery_image(study: Study, params: Mapping[str, Any], seed: int) -> tuple[np.ndarray, dict[str, Any]]:
+    """The label image (and the generator's per-sample extras) of one sample of the sweep,
+    generated exactly as :func:`stochhom.study.sweep._one` does: same generator, seed, shape,
+    voxel size, generator parameters and FFT threads, hence the very image the solver saw."""
+    from ..microstructure.ensemble import GENERATORS
+
+    out = GENERATORS[study.generator].func(
+        study.sample_shape(params), np.random.default_rng(int(seed)), voxel_size=study.voxel_size,
+        workers=int(study.solver.get("workers", 1)), **study.generator_params(params))
+    return (out[0], dict(out[1])) if isinstance(out, tuple) else (out, {})
+
+
+def _design_ranks(study: Study, points: Sequence[int]) -> tuple[list[str], np.ndarray]:
+    """The swept numeric parameters that vary over ``points`` (in the study's order) and each
+    point's normalized coordinates: the rank of its value among the distinct values, over
+    their number less one (in [0, 1]; for an LHS or Sobol design, close to the design's own
+    probability coordinate, so a log-uniform contrast is spread like a uniform fraction)."""
+    table = study.points_table()
+    names, cols = [], []
+    for name in study.parameters:
+        vals = [table[p][name] for p in points]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
+            continue
+        distinct = np.unique(np.asarray(vals, dtype=float))
+        if distinct.size < 2:
+            continue
+        names.append(name)
+        cols.append(np.searchsorted(distinct, np.asarray(vals, dtype=float)) / (distinct.size - 1))
+    u = np.column_stack(cols) if cols else np.zeros((len(points), 0))
+    return names, u
+
+
+def _spread_order(u: np.ndarray, n: int) -> Iterator[int]:
+    """Rows of ``u`` (points in the normalized design) in the gallery's order of choice.
+
+    For one sample, first the point nearest the centre of the design; otherwise first the
+    points with the lowest and the highest value of the first parameter (ties: the earlier
+    point), so that the gallery spans its range. Then, greedily, the point farthest from
+    those already chosen (maximin distance; ties: the earlier point), until every point is
+    given.
+    """
+    m = len(u)
+    if m == 0:
+        return
+    dist = np.full(m, np.inf)
+    if u.shape[1] == 0:
+        start = [0]
+    elif n == 1:
+        start = [int(np.argmin(np.linalg.norm(u - 0.5, axis=1)))]
+    else:
+        start = list(dict.fromkeys([int(np.argmin(u[:, 0])), int(np.argmax(u[:, 0]))]))
+    taken = np.zeros(m, dtype=bool)
+    for i in start:
+        taken[i] = True
+        dist = np.minimum(dist, np.linalg.norm(u - u[i], axis=1))
+        yield i
+    for _ in range(m - len(start)):
+        i = int(np.argmax(np.where(taken, -1.0, dist)))
+        taken[i] = True
+        dist = np.minimum(dist, np.linalg.norm(u - u[i], axis=1))
+        yield i
+
+
+def _gallery_samples(study: Study, n: int) -> tuple[list[dict[str, Any]], list[str]]:
+    """The samples of the sweep shown in the gallery (entries of ``study.samples()`` with
+    their ``seed``, ``image`` and ``extras``), in display order, and the swept parameters
+    that order them.
+
+    Up to ``n`` design points, spread over the design (:func:`_spread_order` in the
+    normalized coordinates of :func:`_design_ranks`), replicate 0 of each; with fewer points
+    than ``n``, replicate 1 of each in the same order, and so on. Where ``size`` is swept,
+    only samples of the largest size (one shape per gallery). A sample whose generation
+    fails (the sweep records it as failed) is passed over for the next one. Displayed in
+    the order of the first varying swept parameter (then point and replicate).
+    """
+    samples = study.samples()
+    shape = max((study.sample_shape(s["params"]) for s in samples), key=lambda t: (int(np.prod(t)), t))
+    samples = [s for s in samples if study.sample_shape(s["params"]) == shape]
+    by_key = {(s["point"], s["replicate"]): s for s in samples}
+    points = sorted({s["point"] for s in samples})
+    names, u = _design_ranks(study, points)
+    order_it = _spread_order(u, n)
+    order: list[int] = []
+    chosen: list[dict[str, Any]] = []
+    for r in range(study.replicates):
+        k = 0
+        while len(chosen) < n:
+            if k == len(order):
+                nxt = next(order_it, None)
+                if nxt is None:
+                    break
+                order.append(nxt)
+            s = by_key[(points[order[k]], r)]
+            k += 1
+            seed = int(study.seeds([s["sample"]])[0])
+            try:
+                image, extras = _gallery_image(study, s["params"], seed)
+            except InputError:
+                continue
+            chosen.append({**s, "seed": seed, "image": np.asarray(image), "extras": extras})
+        if len(chosen) >= n:
+            break
+    table = study.points_table()
+    chosen.sort(key=lambda s: (*(table[s["point"]][p] for p in names[:1]), s["point"], s["replicate"]))
+    return chosen, names
+
+
+def _gallery_dataset(study: Study, chosen: Sequence[Mapping[str, Any]], names: Sequence[str]) -> Any:
+    """The gallery as an ensemble ``Dataset`` laid out like
+    :func:`stochhom.microstructure.ensemble.generate`'s, with the sweep's sample ids."""
+    import xarray as xr
+
+    from .. import __version__
+    from ..microstructure.ensemble import AXES, GENERATORS, label_dtype
+
+    h = float(study.voxel_size)
+    shape = chosen[0]["image"].shape
+    top = max(int(s["image"].max()) for s in chosen)
+    stack = np.stack([s["image"].astype(label_dtype(top), copy=False) for s in chosen])
+    seeds = np.array([s["seed"] for s in chosen], dtype=np.int64)
+    coords: dict[str, Any] = {ax: (ax, (np.arange(m) + 0.5) * h) for ax, m in zip(AXES, shape)}
+    coords.update({
+        "sample": ("sample", np.array([s["sample"] for s in chosen], dtype=np.int64)),
+        "point": ("sample", np.array([s["point"] for s in chosen], dtype=np.int64)),
+        "replicate": ("sample", np.array([s["replicate"] for s in chosen], dtype=np.int64)),
+        "seed": ("sample", seeds),
+        "specimen": ("sample", np.array([f"{study.name}-{s:016x}" for s in seeds])),
+    })
+    for name in chosen[0]["params"]:  # every fixed and swept parameter, typed as in the sweep store
+        if name in _GALLERY_RESERVED:
+            continue
+        vals = [s["params"][name] for s in chosen]
+        if all(isinstance(v, (int, float)) for v in vals):
+            coords[name] = ("sample", np.array(vals, dtype=float))
+        elif all(isinstance(v, str) for v in vals):
+            coords[name] = ("sample", np.array(vals, dtype=str))
+        else:
+            arr = np.asarray(vals)
+            if arr.ndim == 2 and arr.dtype.kind in "biuf":  # a vector parameter, as generate() stores it
+                coords[name] = (("sample", f"{name}_dim"), arr)
+    data_vars: dict[str, Any] = {"phase": (("sample", *AXES[: len(shape)]), stack)}
+    for key, (dims, _) in chosen[0]["extras"].items():
+        data_vars[key] = (("sample", *dims), np.stack([np.asarray(s["extras"][key][1]) for s in chosen]))
+    first = f"by {names[0]}, " if names else ""
+    attrs = {
+        "kind": "stochhom gallery",
+        "generator": study.generator,
+        "parameters": json.dumps(study.fixed, sort_keys=True, default=str),
+        "periodic": int(GENERATORS[study.generator].is_periodic(study.fixed)),
+        "voxel_size": h,
+        "entropy": str(study.seed),
+        "spawn_key": "[]",
+        "study_name": study.name,
+        "study_hash": study.hash(),
+        "swept": json.dumps(list(names)),
+        "selection": (f"samples of the sweep spread over its design ({first}then maximin over the "
+                      "swept parameters' ranks), replicate 0 first; regenerated from their seeds"),
+        "stochhom_version": __version__,
+    }
+    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+def _stage_gallery(study: Study, out: Path, cfg: PipelineConfig) -> None:
+    """Write ``gallery.nc``: up to ``cfg.gallery_samples`` SVEs of the sweep, spread over its
+    design (:func:`_gallery_samples`), regenerated from their seeds, hence the very images
+    that were solved, with the sweep's ``sample``, ``point``, ``replicate`` and ``seed`` and
+    every parameter as per-sample coordinates (:func:`_gallery_dataset`)."""
+    from ..io import save_dataset
+
+    path = out / "gallery.nc"
     if cfg.gallery_samples == 0:
         return
-    point = study.points_table()[0]
-    shape = study.sample_shape(point)
-    ens = generate(study.generator, shape, cfg.gallery_samples, rng=study.seed, voxel_size=study.voxel_size,
-                   **study.generator_params({**study.fixed, **point}))
-    path = out / "gallery.nc"
+    chosen, names = _gallery_samples(study, int(cfg.gallery_samples))
+    if not chosen:
+        raise InputError("the gallery has no sample: the generator failed on every sample tried")
+    ens = _gallery_dataset(study, chosen, names)
     if path.exists():
         path.unlink()
     save_dataset(ens, path)
