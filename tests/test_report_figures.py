@@ -753,3 +753,13 @@ def test_properties_have_one_legend_and_the_panels_of_a_property_share_its_range
     assert all(np.allclose(lims, lims[0]) for lims in rows.values())
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert labels.count("samples") == 1 and any(lab.startswith("mean ±") for lab in labels)
+
+
+def test_label_dimension_names_the_largest_eigenvalue_inside_its_context_only() -> None:
+    from stochhom.report.figures import label_dimension, target_label
+
+    assert target_label("conductivity_eigenvalues_1") == "conductivity eigenvalue 1 (sorted ascending)"
+    with label_dimension(2):
+        assert target_label("conductivity_eigenvalues_1") == "conductivity eigenvalue 1 (largest)"
+        assert target_label("conductivity_eigenvalues_1", dim=3) == "conductivity eigenvalue 1 (sorted ascending)"
+    assert target_label("conductivity_eigenvalues_1") == "conductivity eigenvalue 1 (sorted ascending)"

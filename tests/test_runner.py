@@ -566,3 +566,20 @@ def test_gallery_with_few_points_takes_replicates_and_the_largest_size(tmp_path,
     # a single sample: the point nearest the centre of the design
     ens = _gallery(st, tmp_path, 1)
     assert ens["volume_fraction"].values.tolist() == [0.2] and ens["replicate"].values.tolist() == [0]
+
+
+def test_the_noise_floor_of_each_ood_set_is_the_pooled_scatter_of_its_replicates() -> None:
+    """Per split, the pooled standard deviation of the replicates of its points, over its distinct
+    samples (a sample predicted by several folds counts once); NaN without replicates."""
+    import pandas as pd
+
+    from stochhom.study.runner import _split_scatter
+
+    y = np.array([1.0, 3.0, 10.0, 14.0, 5.0, 7.0])
+    groups = np.array([0, 0, 1, 1, 2, 3])
+    pred = pd.DataFrame({"split": ["reference"] * 4 + ["reference", "shell_1", "shell_1"],
+                         "row": [0, 1, 2, 3, 0, 4, 5]})
+    out = _split_scatter(pred, y, groups)
+    # reference: groups {1, 3} and {10, 14}: (2 + 8) / (1 + 1) -> sqrt(5); shell_1: singletons
+    assert out["reference"] == pytest.approx(np.sqrt(5.0), rel=1e-12)
+    assert np.isnan(out["shell_1"])

@@ -392,6 +392,8 @@ def _summary(rep: _Report, meta: Mapping[str, Any], props: xr.Dataset) -> None:
         if ood is not None:
             ood_text = (f"{_num(ood.get('rmse_ratio'))}× [{_num(ood.get('rmse_ratio_low'))}, "
                         f"{_num(ood.get('rmse_ratio_high'))}] {_shell_text(ood)}")
+            if _finite(ood.get("rmse_over_scatter")):
+                ood_text += f"; {_num(ood['rmse_over_scatter'])}× that shell's SVE scatter"
             reach, reach_text = _trusted_distance(shells)
         else:
             ood_text, reach, reach_text = "not evaluated", None, "not evaluated"
@@ -412,7 +414,7 @@ def _summary(rep: _Report, meta: Mapping[str, Any], props: xr.Dataset) -> None:
                              "ood_farthest": None if ood is None else {
                                  k: ood.get(k) for k in ("distance_low", "distance_high", "distance_mean", "n_samples",
                                                          "n_groups", "rmse_ratio", "rmse_ratio_low",
-                                                         "rmse_ratio_high")}})
+                                                         "rmse_ratio_high", "scatter_std", "rmse_over_scatter")}})
     if trow:
         rep.add("summary", "<h3>Which surrogate to trust, and how far</h3><p>Grouped cross-validation: RMSE / SVE "
                 "scatter near 1 means the surrogate predicts to within the microstructural scatter, the noise floor "

@@ -40,11 +40,13 @@ annotations (12.5 px); :func:`min_font_px` and :func:`text_overlaps` check a fig
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import json
 import re
 import textwrap
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import matplotlib as mpl
@@ -86,6 +88,7 @@ __all__ = [
     "PARAMETER_LABELS",
     "axis_label",
     "target_label",
+    "label_dimension",
     "target_unit",
     "plain",
     "gallery_figure",
@@ -511,6 +514,25 @@ def _short(name: str) -> str:
     return _SHORT.get(str(name), plain(name).replace("_", " "))
 
 
+#: The dimension :func:`target_label` assumes when it is not given (see :func:`label_dimension`).
+_LABEL_DIM: contextvars.ContextVar[int | None] = contextvars.ContextVar("stochhom_label_dim", default=None)
+
+
+@contextlib.contextmanager
+def label_dimension(dim: int | None) -> Iterator[None]:
+    """Within this context, :func:`target_label` (and every figure that names a target) labels
+    targets of a ``dim``-dimensional study: the last conductivity eigenvalue is the "largest".
+
+    The report builds all its figures inside it, so that a figure and a table name a target
+    alike.
+    """
+    token = _LABEL_DIM.set(int(dim) if dim in (1, 2, 3) else None)
+    try:
+        yield
+    finally:
+        _LABEL_DIM.reset(token)
+
+
 def target_label(name: str, dim: int | None = None) -> str:
     """A readable name of a surrogate or RVE target (without its unit, see :func:`target_unit`).
 
@@ -538,6 +560,8 @@ def target_label(name: str, dim: int | None = None) -> str:
         Dimension of the SVEs, when known: names the largest eigenvalue (``k = dim - 1``)
         and the ``d`` of the mean conductivity.
 
+    Without ``dim``, the dimension of an enclosing :func:`label_dimension` is used.
+
     Examples
     --------
     >>> target_label("log_conductivity_eigenvalues_0")
@@ -548,6 +572,8 @@ def target_label(name: str, dim: int | None = None) -> str:
     'conductivity k₀₁'
     """
     n = str(name)
+    if dim is None:
+        dim = _LABEL_DIM.get()
     d = int(dim) if dim is not None else None
     if n.startswith("log_") and len(n) > 4:
         return "ln " + target_label(n[4:], d)

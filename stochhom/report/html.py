@@ -1048,7 +1048,11 @@ def _validation(rep: _Report) -> None:
                 "value). The in-box samples are split into grouped folds: each is predicted "
                 "once by a model trained on the others (the reference row), and the same models predict every "
                 f"shell sample. Every row rests on at least {any_info.get('min_samples')} samples (adjacent shells "
-                "are merged to reach it), and every value has a 95 % bootstrap interval over the groups.</p>")
+                "are merged to reach it), and every value has a 95 % bootstrap interval over the groups. Out of the "
+                "box the SVE scatter itself can grow (near percolation, at high contrast), and with it the RMSE of "
+                "any model: the RMSE over the scatter of the same set (the pooled standard deviation of its "
+                "replicates) separates the surrogate's own error from that noise floor (1: as good as any model "
+                "of the mean response can be).</p>")
     for key, run in info.items():
         target, model = key.split("__")
         head = f"{_esc(model)} / {_esc(rep.label(target))}"
@@ -1057,6 +1061,7 @@ def _validation(rep: _Report) -> None:
                     + " ".join(_esc(d) for d in run.get("declined", [])) + "</p>")
             continue
         t = table[(table["model"] == model) & (table["target"] == target)] if len(table) else table
+        noise_floor = "rmse_over_scatter" in t.columns and t["rmse_over_scatter"].notna().any()
         rows = []
         for r in t.to_dict(orient="records"):
             if r["split"] == "reference":
@@ -1072,11 +1077,15 @@ def _validation(rep: _Report) -> None:
                     if m != "coverage_0.95":
                         cells.append("1" if r["split"] == "reference" else
                                      _ci(r.get(f"{m}_ratio"), r.get(f"{m}_ratio_low"), r.get(f"{m}_ratio_high")))
+                    if m == "rmse" and noise_floor:
+                        cells += [r.get("scatter_std"), r.get("rmse_over_scatter")]
             rows.append(cells)
+        floor_cols = (_with_unit("SVE scatter of the set", rep.units.of(target)), "RMSE / SVE scatter")
         rep.add("validation", f"<p><b>{head}</b></p>" + _table(
             ("distance to the box", "mean distance", "samples",
-             _with_unit("RMSE", rep.units.of(target)) + " [95 % CI]", "RMSE ratio [CI]", "NLPD [CI]",
-             "density ratio exp(ΔNLPD) [CI]", "95 % coverage [CI]"), rows, 1))
+             _with_unit("RMSE", rep.units.of(target)) + " [95 % CI]", "RMSE ratio [CI]",
+             *(floor_cols if noise_floor else ()), "NLPD [CI]", "density ratio exp(ΔNLPD) [CI]",
+             "95 % coverage [CI]"), rows, 1))
         if run.get("declined"):
             rep.add("validation", "<ul>" + "".join(f"<li>{_esc(d)}</li>" for d in run["declined"]) + "</ul>")
         if len(t) > 1:
@@ -1255,7 +1264,7 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, pdf: bo
     def report_seconds() -> float:
         return elapsed["report"] if elapsed["report"] is not None else time.perf_counter() - t0
 
-    with mpl.rc_context(F.STYLE):
+    with mpl.rc_context(F.STYLE), F.label_dimension(rep.dim):
         _run(rep, "provenance", lambda: _provenance(rep, meta, props, pending, report_seconds))
         _run(rep, "microstructure", lambda: _microstructure(rep))
         _run(rep, "properties", lambda: _properties(rep, meta, props))

@@ -1006,6 +1006,25 @@ def _propagate_tensor(study: Study, out: Path, cfg: PipelineConfig, tensor: str,
         samples[f"{e}__{name}"] = flat[np.random.default_rng(study.seed).permutation(flat.size)[:20000]]
 
 
+def _split_scatter(predictions: Any, y: np.ndarray, groups: np.ndarray) -> dict[str, float]:
+    r"""The SVE scatter of each split of an OOD evaluation: the pooled standard deviation of the
+    replicates of its points, :math:`\sqrt{\sum_g \sum_{i \in g} (y_i - \bar y_g)^2 / \sum_g (n_g - 1)}`
+    over its distinct samples (NaN without replicates). Outside the box the scatter can grow
+    (near percolation, at high contrast), and with it the RMSE of any model: the RMSE over this
+    scatter separates the surrogate's own error from the noise floor of the shell."""
+    out: dict[str, float] = {}
+    for split, p in predictions.drop_duplicates(["split", "row"]).groupby("split"):
+        rows = p["row"].to_numpy(dtype=int)
+        yy, gg = np.asarray(y, dtype=float)[rows], np.asarray(groups)[rows]
+        ss, dof = 0.0, 0
+        for g in np.unique(gg):
+            v = yy[gg == g]
+            ss += float(((v - v.mean()) ** 2).sum())
+            dof += v.size - 1
+        out[str(split)] = float(np.sqrt(ss / dof)) if dof > 0 else float("nan")
+    return out
+
+
 @_quiet_extrapolation
 def _stage_validation(study: Study, out: Path, cfg: PipelineConfig, props: Any) -> None:
     """Leakage demonstration (naive K-fold against the surrogates stage's grouped CV, the same
@@ -1036,6 +1055,10 @@ def _stage_validation(study: Study, out: Path, cfg: PipelineConfig, props: Any) 
                                  n_splits=cfg.n_splits, min_samples=cfg.min_samples, metrics=_VALIDATION_METRICS,
                                  rng=study.seed, space=design.cdf)
             table = res.table.copy()
+            if unit == "point" and len(res.predictions):  # the noise floor of each shell
+                scatter = _split_scatter(res.predictions, td.y, td.groups)
+                table["scatter_std"] = [scatter.get(str(split), np.nan) for split in table["split"]]
+                table["rmse_over_scatter"] = table["rmse"] / table["scatter_std"]
             table.insert(0, "target", target)
             table.insert(0, "model", name)
             oods.append(table)
