@@ -1006,6 +1006,16 @@ def _propagate_tensor(study: Study, out: Path, cfg: PipelineConfig, tensor: str,
         samples[f"{e}__{name}"] = flat[np.random.default_rng(study.seed).permutation(flat.size)[:20000]]
 
 
+def _done_count(path: Path) -> int:
+    """Samples of a sweep store marked done (0 for a missing or unreadable store)."""
+    from .sweep import _done_flags
+
+    try:
+        return int(np.asarray(_done_flags(path)).sum()) if path.exists() else 0
+    except Exception:  # an unreadable store has nothing done
+        return 0
+
+
 def _split_scatter(predictions: Any, y: np.ndarray, groups: np.ndarray) -> dict[str, float]:
     r"""The SVE scatter of each split of an OOD evaluation: the pooled standard deviation of the
     replicates of its points, :math:`\sqrt{\sum_g \sum_{i \in g} (y_i - \bar y_g)^2 / \sum_g (n_g - 1)}`
@@ -1213,6 +1223,7 @@ def run_study(
         t0 = time.perf_counter()
         if stage == "sweep":
             swept = dataclasses.replace(study, output=out / "samples.zarr")
+            done_before = _done_count(out / "samples.zarr") if done.get("hash") == h else 0
             props = run_sweep(swept, workers=workers, scheduler=scheduler, progress=progress, log=say)
             _write_provenance(out, study, cfg, record, props)
         else:
@@ -1233,8 +1244,16 @@ def run_study(
                 from ..report import write_report
 
                 write_report(out, pdf=pdf)
-        record[stage] = {"hash": h, "seconds": time.perf_counter() - t0,
-                         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        seconds = time.perf_counter() - t0
+        finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        if stage == "sweep" and done_before and done.get("seconds") is not None:
+            # a resumed sweep: its time is the sum over the runs that computed samples; a run
+            # that found every sample done keeps the time (and date) of the runs that did the work
+            if done_before >= _done_count(out / "samples.zarr"):
+                seconds, finished = float(done["seconds"]), done.get("finished", finished)
+            else:
+                seconds += float(done["seconds"])
+        record[stage] = {"hash": h, "seconds": seconds, "finished": finished}
         _write_json(record_path, record)
         _update_stage_times(out, record)
         extra = ""
