@@ -558,9 +558,8 @@ def target_label(name: str, dim: int | None = None) -> str:
         The target.
     dim : int, optional
         Dimension of the SVEs, when known: names the largest eigenvalue (``k = dim - 1``)
-        and the ``d`` of the mean conductivity.
-
-    Without ``dim``, the dimension of an enclosing :func:`label_dimension` is used.
+        and the ``d`` of the mean conductivity. Default: the dimension of an enclosing
+        :func:`label_dimension`, if any.
 
     Examples
     --------
