@@ -68,7 +68,7 @@ from ..errors import InputError, StochhomError
 from ..io import open_dataset
 from ..microstructure.descriptors import describe
 from ..statistics.ensemble import sample_parameters
-from ..statistics.summary import CI_METHODS, IDENTIFIERS, summarize
+from ..statistics.summary import CI_METHODS, IDENTIFIERS, default_by, summarize
 from ..units import UNIT_KEYS, Units, units_from_dict
 from . import figures as F
 from .answers import _summary
@@ -449,15 +449,19 @@ def _properties(rep: _Report, meta: Mapping[str, Any], props: xr.Dataset) -> Non
         rep.not_run("properties", "samples.zarr", " (no sample has been computed)")
         return
     data, variables = _summary_variables(props)
+    # the points ordered by the swept parameters in the study's order, then the fixed ones: the same
+    # table whatever order the store lists its coordinates in
+    swept = list((meta.get("study") or {}).get("parameters") or {})
+    by = sorted(default_by(data), key=lambda k: (swept.index(k) if k in swept else len(swept), k))
     phases, source = _phase_spec(rep, meta)
     summary = None
     if phases is not None:
         try:
-            summary = summarize(data, variables=variables, phases=phases, rng=0)
+            summary = summarize(data, by=by, variables=variables, phases=phases, rng=0)
         except StochhomError:
             summary = None
     if summary is None:
-        summary = summarize(data, variables=variables, rng=0)
+        summary = summarize(data, by=by, variables=variables, rng=0)
     few = summary["count"] < MIN_CI_SAMPLES  # no interval of the mean from fewer samples
     n_few = int(few.any("variable").sum())
     summary["ci_low"] = summary["ci_low"].where(~few)
@@ -485,9 +489,12 @@ def _properties(rep: _Report, meta: Mapping[str, Any], props: xr.Dataset) -> Non
                "point with its 95 % confidence interval. " + note)
 
     keys = [str(c) for c, da in summary.coords.items() if da.dims == ("point",) and c != "point"]
+    # parameters that are the same at every point label the table once, above it, not in a column
+    varying = [k for k in keys if np.unique(summary[k].values.astype(str)).size > 1]
+    constant = [k for k in keys if k not in varying]
     shown = list(F.property_columns(props))
-    columns = [*(F.axis_label(k, units=u) for k in keys), "samples", "failed"]
-    groups: list[tuple[str, int]] = [("parameters", len(keys)), ("samples", 2)] if keys else [("samples", 2)]
+    columns = [*(F.axis_label(k, units=u) for k in varying), "samples", "failed"]
+    groups: list[tuple[str, int]] = [("parameters", len(varying)), ("samples", 2)] if varying else [("samples", 2)]
     for v in shown:
         columns += ["mean", "95 % CI low", "95 % CI high"]
         groups.append((_with_unit(rep.label(v), u.of(v)), 3))
@@ -498,7 +505,7 @@ def _properties(rep: _Report, meta: Mapping[str, Any], props: xr.Dataset) -> Non
     for p in range(summary.sizes["point"]):
         s = summary.isel(point=p)
         counts = [int(s["count"].sel(variable=v).item()) for v in shown] if shown else [0]
-        row: list[Any] = [s[k].item() for k in keys] + [int(s["n_samples"]), int(s["n_failed"])]
+        row: list[Any] = [s[k].item() for k in varying] + [int(s["n_samples"]), int(s["n_failed"])]
         for v in shown:
             row += [f"{_num(s['mean'].sel(variable=v).item())}{_mark(str(s['ci_method'].sel(variable=v).item()))}",
                     s["ci_low"].sel(variable=v).item(), s["ci_high"].sel(variable=v).item()]
@@ -525,6 +532,9 @@ def _properties(rep: _Report, meta: Mapping[str, Any], props: xr.Dataset) -> Non
             "<p>Means over the converged samples of each point, with 95 % confidence intervals of the mean "
             "that respect each quantity's range (a positive quantity's interval never goes below zero). How "
             f"each interval was made: {notes}."
+            + (" At every point: " + _esc(", ".join(f"{F.axis_label(k, units=u).split(' [')[0]} = "
+                                                     f"{_num(summary[k].values[0])}" for k in constant)) + "."
+               if constant else "")
             + (f" Points with fewer than {MIN_CI_SAMPLES} converged samples get no interval ({n_few} here)."
                if n_few else "") + "</p>"
             + (table if n_points <= 12 else _details(f"Show the table of the {n_points} points", table)))
