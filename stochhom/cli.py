@@ -17,8 +17,11 @@ Subcommands
 from __future__ import annotations
 
 import argparse
+import csv
+import errno
 import inspect
 import json
+import math
 import os
 import sys
 import time
@@ -30,7 +33,7 @@ import numpy as np
 
 from . import __version__
 from .errors import StochhomError
-from .io import load_image, load_phases, load_units, open_dataset, save_dataset
+from .io import damaged_variables, load_image, load_phases, load_units, open_dataset, save_dataset
 from .microstructure.ensemble import GENERATORS
 from .spectral import DISCRETIZATIONS, SCHEMES, homogenize
 
@@ -55,8 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
         "  stochhom sweep study.toml --dry-run\n"
         "  stochhom info properties.nc\n"
         "  stochhom run studies/quickstart.toml     # the whole pipeline, ending with an HTML report\n\n"
-        "'stochhom COMMAND --help' describes each command. Exit status: 0 on success, 2 on an input error\n"
-        "(one line 'stochhom COMMAND: error: ...' on stderr), 130 when interrupted.",
+        "'stochhom COMMAND --help' describes each command. Exit status: 0 on success (also when some samples\n"
+        "failed: they are reported), 2 on an error (bad input, every sample failed, a damaged store, a full disk;\n"
+        "one line 'stochhom COMMAND: error: ...' on stderr), 130 when interrupted (143 for a sweep on SIGTERM).",
     )
     parser.add_argument("--version", action="version", version=f"stochhom {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -87,9 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--spacing", type=float, nargs="+", default=None,
                    help="voxel size of an image (one value or one per axis; default 1); an ensemble has its own")
     h.add_argument("--workers", type=int, default=None, help="threads (default: all cores)")
-    h.add_argument("--key", default=None, help="array name inside an .npz image")
+    h.add_argument("--key", default=None, help="array name inside an .npz image (.npz images only)")
     h.add_argument("--out", default=None,
-                   help="write the result: JSON for one image; .nc or .zarr (apparent properties) for an ensemble")
+                   help="write the result: .json or .csv for one image; .nc or .zarr (apparent properties) for an "
+                   "ensemble")
     h.add_argument("--quiet", action="store_true", help="print nothing but errors")
     h.set_defaults(func=_cmd_homogenize)
 
@@ -140,9 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("study", help="study TOML file")
     w.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
     w.add_argument("--scheduler", default=None, help="Dask scheduler address, or 'local' for a LocalCluster")
-    w.add_argument("--restart", action="store_true", help="delete the existing store and start over")
+    w.add_argument("--restart", action="store_true",
+                   help="delete the existing store and start over (also the repair of a damaged store)")
     w.add_argument("--dry-run", action="store_true", help="print the plan and a cost estimate, run nothing")
-    w.add_argument("--flush-seconds", type=float, default=2.0,
+    w.add_argument("--flush-seconds", type=float, default=None,
                    help="write completed samples at least this often (default 2; a crash loses at most this much)")
     w.add_argument("--quiet", action="store_true", help="no progress bar and no summary (errors and the resume notice "
                    "still go to stderr)")
@@ -200,18 +206,108 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_resources(study, workers: int | None) -> None:
+    """Refuse a study whose concurrent samples cannot fit in memory (before anything runs)."""
+    import os
+
+    from .study.resources import check_resources
+
+    n = workers if workers is not None else len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+        else (os.cpu_count() or 1)
+    check_resources(study, workers=max(1, int(n)))
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from .study import load_study
-    from .study.runner import run_study
+    from .study.runner import results_dir, run_study
 
     study = load_study(args.study)
     if args.workers is not None and args.workers < 1:
         raise StochhomError(f"--workers must be a positive integer, got {args.workers}")
-    out = run_study(study, workers=args.workers, scheduler=args.scheduler, restart=args.restart,
-                    progress=not args.quiet, log=(lambda m: None) if args.quiet else None, pdf=args.pdf,
-                    redo=args.redo)
+    _check_resources(study, args.workers)
+    store = results_dir(study) / "samples.zarr"
+    try:
+        out = run_study(study, workers=args.workers, scheduler=args.scheduler, restart=args.restart,
+                        progress=not args.quiet, log=(lambda m: None) if args.quiet else None, pdf=args.pdf,
+                        redo=args.redo)
+    except StochhomError as exc:  # a later stage that fails for want of samples: say why first
+        _raise_if_all_failed(store, "the sweep of the study", then=str(exc))
+        raise
+    except Exception as exc:  # a damaged store or a full disk: a one-line error; anything else propagates
+        _raise_store_fault(exc, store, "run the same command with --restart to start over (the finished samples "
+                           "are lost)")
+        raise
+    _raise_if_all_failed(store, "the sweep of the study", report=out / "report.html")
     print(f"report: {out / 'report.html'}")
     return 0
+
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def _raise_store_fault(exc: BaseException, store: Path, repair: str) -> None:
+    """Raise a one-line :class:`StochhomError` for a full disk or a damaged ``store``; return otherwise.
+
+    The sweep writes its samples incrementally: on a full disk those already flushed are kept,
+    and running the same command again resumes once space is freed.
+    """
+    if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+        done = _done_count(store)
+        kept = f"the {done} finished sample(s) are kept" if done is not None else "the finished samples are kept"
+        raise StochhomError(f"{exc.strerror or 'disk full'} while writing {store}; {kept}: free some space and run "
+                            "the same command again to resume") from None
+    if isinstance(exc, StochhomError) or not store.is_dir():
+        return
+    try:
+        bad = damaged_variables(store)
+    except Exception:  # not a store at all: the original error stands
+        return
+    if bad:
+        name, reason = bad[0]
+        more = f" (and {len(bad) - 1} more variable(s))" if len(bad) > 1 else ""
+        if not _recognizable(store):  # --restart deletes only a store it recognizes as a sweep's
+            repair = f"delete {store} yourself (its finished samples are lost) and run the same command again"
+        raise StochhomError(f"{store} is damaged: variable {name!r} cannot be read ({reason}){more}; "
+                            f"{repair}") from None
+
+
+def _recognizable(store: Path) -> bool:
+    """Whether the sweep can still read a store's attributes (and so --restart can delete it)."""
+    import xarray as xr
+
+    try:
+        return xr.open_zarr(store, consolidated=False).attrs.get("kind") == "stochhom sweep"
+    except Exception:  # damaged index coordinate or metadata
+        return False
+
+
+def _done_count(store: Path) -> int | None:
+    try:
+        import zarr
+
+        return int(np.asarray(zarr.open_group(str(store), mode="r")["done"][:]).sum())
+    except Exception:  # no store, or its done flags are damaged
+        return None
+
+
+def _raise_if_all_failed(store: Path, what: str, report: Path | None = None, then: str = "") -> None:
+    """Exit non-zero when the sweep of ``store`` ran and every sample of it failed (no result at all)."""
+    try:
+        import zarr
+
+        group = zarr.open_group(str(store), mode="r")
+        done = np.asarray(group["done"][:]) == 1
+        conv = np.asarray(group["converged"][:]) == 1
+        status = group["status"]
+    except Exception:  # no store (yet), or not readable: other errors say so
+        return
+    if done.any() and not (conv & done).any():
+        first = str(np.asarray(status[int(np.flatnonzero(done)[0])]))
+        written = f"; the report ({report}) says so" if report is not None else ""
+        after = f"; then: {then}" if then else ""
+        raise StochhomError(f"every sample of {what} failed ({int(done.sum())} of {done.size} done, 0 converged); "
+                            f"the first one: {first}; the statuses are in {store} (stochhom info {store})"
+                            f"{written}{after}") from None
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -265,8 +361,34 @@ def _open(path: str):
     except StochhomError as exc:
         if not Path(path).exists():
             raise
+        _raise_damaged(path, exc)
         reason = str(exc).splitlines()[0].split(": ", 1)[-1].split(". ")[0] if str(exc) else ""
         raise StochhomError(f"{path} is not a stochhom dataset: cannot read it as netCDF or zarr ({reason})") from None
+
+
+def _raise_damaged(path: str | Path, exc: BaseException) -> None:
+    """After a failed read of ``path``: a one-line error naming the damaged variable, if one is; else return."""
+    try:
+        bad = damaged_variables(path)
+    except Exception:  # not a dataset at all: the caller's error stands
+        return
+    if not bad:
+        return
+    name, reason = bad[0]
+    more = f" (and {len(bad) - 1} more variable(s))" if len(bad) > 1 else ""
+    kind = None
+    try:
+        kind = json.loads((Path(path) / ".zattrs").read_text()).get("kind") if Path(path).is_dir() else None
+    except (OSError, ValueError):
+        pass
+    if kind == "stochhom sweep" and not _recognizable(Path(path)):
+        repair = f"delete {path} and run its sweep again (the finished samples are lost)"
+    elif kind == "stochhom sweep":
+        repair = ("recompute it with 'stochhom sweep STUDY.toml --restart' (or 'stochhom run STUDY.toml --restart' "
+                  "for the samples.zarr of a results directory); the finished samples are lost")
+    else:
+        repair = "write it again (stochhom generate / homogenize), or restore it from a copy"
+    raise StochhomError(f"{path} is damaged: variable {name!r} cannot be read ({reason}){more}; {repair}") from None
 
 
 def _kind(ds) -> str | None:
@@ -283,11 +405,14 @@ def _kind(ds) -> str | None:
 def _cmd_homogenize(args: argparse.Namespace) -> int:
     if _is_dataset(args.image):
         return _homogenize_ensemble(args)
+    if args.key is not None and Path(args.image).suffix.lower() != ".npz":
+        raise StochhomError(f"--key applies to .npz images only (it names an array inside the archive); "
+                            f"{args.image} is a {Path(args.image).suffix or 'suffix-less'} file")
+    if args.out:
+        _check_output(args.out, _IMAGE_OUTPUTS, what="--out (the result of one image)")
     image = load_image(args.image, key=args.key)
     phases = load_phases(args.phases)
     units = load_units(args.phases)
-    if args.out:
-        _check_output(args.out)
     spacing = 1.0 if args.spacing is None else (args.spacing[0] if len(args.spacing) == 1 else args.spacing)
     t0 = time.perf_counter()
     res = homogenize(
@@ -322,14 +447,52 @@ def _cmd_homogenize(args: argparse.Namespace) -> int:
         data["phases_file"] = str(args.phases)
         data["units"] = units.as_dict()
         data["stochhom_version"] = __version__
+        existed = Path(args.out).exists()
         try:
-            with open(args.out, "w") as fh:
-                json.dump(data, fh, indent=2)
+            with open(args.out, "w", newline="") as fh:
+                if Path(args.out).suffix.lower() == ".csv":
+                    _write_result_csv(fh, res, units)
+                else:
+                    json.dump(data, fh, indent=2)
         except OSError as exc:
-            raise StochhomError(f"cannot write {args.out!r}: {exc.strerror or exc}") from None
+            if not existed or exc.errno in _DISK_FULL:
+                Path(args.out).unlink(missing_ok=True)  # a truncated result is worse than none
+            raise StochhomError(f"cannot write {args.out!r}: {exc.strerror or exc}; nothing was written") from None
         if not args.quiet:
             print(f"wrote {args.out}")
     return 0
+
+
+#: Formats of ``homogenize IMAGE --out``; an ensemble writes .nc or .zarr.
+_IMAGE_OUTPUTS = (".json", ".csv")
+_ENSEMBLE_OUTPUTS = (".nc", ".zarr")
+
+
+def _component_names(res) -> list[str]:
+    dim = res.info["dim"]
+    if res.physics == "elasticity":
+        return ["11", "22", "12"] if dim == 2 else ["11", "22", "33", "23", "13", "12"]
+    return [str(i + 1) for i in range(dim)]
+
+
+def _write_result_csv(fh, res, units) -> None:
+    """The result of one image as a flat table: one row per effective tensor entry, then the
+    isotropic projection(s). Columns ``quantity, row, column, value, unit``; the tensor is in
+    Mandel notation for elasticity (rows/columns named by the strain components 11, 22, ...)."""
+    elastic = res.physics == "elasticity"
+    tensor = "stiffness" if elastic else "conductivity"
+    unit = units.of(tensor)
+    names = _component_names(res)
+    writer = csv.writer(fh, lineterminator="\n")
+    writer.writerow(["quantity", "row", "column", "value", "unit"])
+    for i, a in enumerate(names):
+        for j, b in enumerate(names):
+            writer.writerow([f"effective_{tensor}", a, b, repr(float(res.effective[i, j])), unit])
+    if elastic:
+        writer.writerow(["bulk_modulus", "", "", repr(float(res.bulk_modulus)), unit])
+        writer.writerow(["shear_modulus", "", "", repr(float(res.shear_modulus)), unit])
+    else:  # the isotropic projection of a second-order tensor: trace / d
+        writer.writerow(["isotropic_conductivity", "", "", repr(float(np.trace(res.effective) / len(names))), unit])
 
 
 def _solver_options(args: argparse.Namespace) -> dict:
@@ -349,8 +512,13 @@ def _homogenize_ensemble(args: argparse.Namespace) -> int:
     if args.key is not None:
         raise StochhomError("--key applies to .npz images only, not to an ensemble file")
     if args.out:
-        _check_output(args.out, (".nc", ".zarr"))
-    ens = _open(args.image).load()
+        _check_output(args.out, _ENSEMBLE_OUTPUTS, what="--out (the apparent properties of an ensemble)")
+    ds = _open(args.image)
+    try:
+        ens = ds.load()
+    except Exception as exc:  # a truncated or corrupted chunk: name it; anything else propagates
+        _raise_damaged(args.image, exc)
+        raise
     if "phase" not in ens:
         raise StochhomError(f"{args.image} is not an ensemble (no 'phase' variable); see 'stochhom info'")
     phases = _ensemble_phases(args.phases, ens)
@@ -367,8 +535,19 @@ def _homogenize_ensemble(args: argparse.Namespace) -> int:
         rec = sample_record(image, phases, sample_parameters(ens, 0), float(ens.attrs.get("voxel_size", 1.0)),
                             **options)
         raise StochhomError(f"every sample of {args.image} failed; the first one: {rec['status']}") from None
+    conv = props["converged"].values == 1
     if not args.quiet:
         _print_properties(props)
+    if not conv.any():
+        first = str(props["status"].values[0])
+        hint = " (raise --maxiter or loosen --tol)" if "not converged" in first else ""
+        raise StochhomError(f"every sample of {args.image} failed ({conv.size} of {conv.size}), nothing written; "
+                            f"the first one: {first}{hint}")
+    if args.quiet and not conv.all():
+        k = int(np.flatnonzero(~conv)[0])
+        print(f"stochhom homogenize: warning: {int((~conv).sum())} of {conv.size} samples failed (recorded with "
+              f"converged = 0); the first, sample {int(props['sample'].values[k])}: {props['status'].values[k]}",
+              file=sys.stderr)
     if args.out:
         save_dataset(props, args.out)
         if not args.quiet:
@@ -449,7 +628,11 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         if key in params:
             raise StochhomError(f"--set {key} is given twice")
         params[key] = _parse_value(value)
-    _check_output(args.out, (".nc", ".zarr"))
+    _check_output(args.out, _ENSEMBLE_OUTPUTS)
+    from .study.resources import check_memory, shape_memory
+
+    check_memory(shape_memory(args.shape, solve=False) + args.n * math.prod(args.shape) * 4,
+                 f"generating {args.n} samples of shape {list(args.shape)}", "--shape")
     try:
         ens = generate(args.name, args.shape, n=args.n, rng=args.seed, voxel_size=args.voxel_size, **params)
     except (TypeError, ValueError) as exc:
@@ -469,13 +652,30 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from .study import load_study, run_sweep
     from .study.sweep import store_path
 
+    if args.dry_run:
+        for given, option in ((args.restart, "--restart"), (args.flush_seconds is not None, "--flush-seconds")):
+            if given:
+                raise StochhomError(f"{option} does not apply to --dry-run (a dry run writes and deletes nothing); "
+                                    f"it applies to a real run: drop --dry-run or {option}")
     study = load_study(args.study)
-    if not args.flush_seconds > 0:
+    _check_resources(study, args.workers)
+    flush = 2.0 if args.flush_seconds is None else args.flush_seconds
+    if not flush > 0:
         raise StochhomError(f"--flush-seconds must be > 0, got {args.flush_seconds}")
+    store = store_path(study)
     if not args.dry_run:
-        _check_output(store_path(study), what="output store", store=True)
-    out = run_sweep(study, workers=args.workers, scheduler=args.scheduler, restart=args.restart,
-                    dry_run=args.dry_run, progress=not args.quiet, flush_seconds=args.flush_seconds)
+        _check_output(store, what="output store", store=True)
+    try:
+        out = run_sweep(study, workers=args.workers, scheduler=args.scheduler, restart=args.restart,
+                        dry_run=args.dry_run, progress=not args.quiet, flush_seconds=flush)
+    except StochhomError as exc:  # a store whose attributes cannot be read looks foreign: is it damaged?
+        if "is not a stochhom sweep store" in str(exc):
+            _raise_store_fault(RuntimeError(str(exc)), store, "run the same command with --restart to start over")
+        raise
+    except Exception as exc:  # a damaged store or a full disk: a one-line error; anything else propagates
+        _raise_store_fault(exc, store, "run the same command with --restart to start over (the finished samples "
+                           "are lost)")
+        raise
     if args.dry_run:
         plan = out
         print(f"study {plan['study']}: generator {plan['generator']} {tuple(plan['shape'])}, "
@@ -486,14 +686,16 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
               f"{_duration(plan['estimated_seconds'])} with {plan['workers']} worker(s)")
         print("dry run: nothing was written")
         return 0
+    conv = out["converged"].values == 1
     if not args.quiet:
-        conv = out["converged"].values == 1
         print(f"{conv.size} samples ({int(conv.sum())} converged)")
         failed = np.flatnonzero(~conv)
         for k in failed[:5]:
             print(f"sample {int(out['sample'].values[k])} failed: {out['status'].values[k]}")
-        _print_point_summary(out)
-        print(f"results in {store_path(study)}")
+        if conv.any():
+            _print_point_summary(out)
+        print(f"results in {store}")
+    _raise_if_all_failed(store, f"the sweep {args.study}")
     return 0
 
 
@@ -545,7 +747,24 @@ def _print_point_summary(props: Any) -> None:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
+    import contextlib
+    import io
+
     ds = _open(args.file)
+    text = io.StringIO()  # printed once complete: a damaged store prints its error line only
+    try:
+        with contextlib.redirect_stdout(text):
+            code = _info(args, ds)
+    except StochhomError:
+        raise
+    except Exception as exc:  # a truncated or corrupted chunk: name the variable; anything else propagates
+        _raise_damaged(args.file, exc)
+        raise
+    sys.stdout.write(text.getvalue())
+    return code
+
+
+def _info(args: argparse.Namespace, ds) -> int:
     kind = _kind(ds)
     if kind is None:
         raise StochhomError(f"{args.file} is not a stochhom dataset (no 'kind' attribute and no 'phase', "
@@ -589,12 +808,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except StochhomError as exc:
-        message = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-        print(f"stochhom {args.command}: error: {message}", file=sys.stderr)
+        _error(args.command, str(exc))
         return 2
-    except KeyboardInterrupt:
-        print(f"stochhom {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        code = getattr(exc, "exit_code", None)  # stochhom.study.sweep.SweepInterrupted: SIGINT 130, SIGTERM 143
+        if isinstance(code, int) and str(exc):
+            print(f"stochhom {args.command}: {_one_line(str(exc))}", file=sys.stderr)
+            return code
+        resume = "; run the same command again to resume" if args.command in ("sweep", "run") else ""
+        print(f"stochhom {args.command}: interrupted{resume}", file=sys.stderr)
+        return 130 if not isinstance(code, int) else code
+    except OSError as exc:
+        if exc.errno not in _DISK_FULL:
+            raise
+        where = f" while writing {exc.filename}" if exc.filename else ""
+        _error(args.command, f"{exc.strerror or 'disk full'}{where}; free some space and run the command again")
+        return 2
+
+
+def _one_line(text: str) -> str:
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _error(command: str, message: str) -> None:
+    """The one line of a failed command on stderr: ``stochhom COMMAND: error: MESSAGE``."""
+    print(f"stochhom {command}: error: {_one_line(message)}", file=sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover

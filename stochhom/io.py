@@ -30,6 +30,7 @@ Accepted keys per law:
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 from collections.abc import Mapping
@@ -47,7 +48,16 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["LAWS", "load_image", "load_phases", "load_units", "phases_from_dict", "save_dataset", "open_dataset"]
+__all__ = [
+    "LAWS",
+    "damaged_variables",
+    "load_image",
+    "load_phases",
+    "load_units",
+    "open_dataset",
+    "phases_from_dict",
+    "save_dataset",
+]
 
 #: Phase laws accepted in phase files, with their parameter sets.
 LAWS: dict[str, tuple[tuple[str, ...], ...]] = {
@@ -246,15 +256,106 @@ def save_dataset(ds: Any, path: str | Path) -> Path:
             ds.attrs[k] = int(v)
         elif v is None:
             ds.attrs[k] = ""
+    existed = path.exists()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         if suffix == ".nc":
             ds.to_netcdf(path, engine="netcdf4")
         else:
             ds.to_zarr(path, mode="w", zarr_format=2, consolidated=False)
-    except (OSError, PermissionError) as exc:
-        raise InputError(f"cannot write {str(path)!r}: {getattr(exc, 'strerror', None) or exc}") from None
+    except OSError as exc:
+        # a half-written file (a full disk) is not a dataset: remove it rather than leave it to be read
+        if not existed or exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            _remove_quietly(path)
+        reason = getattr(exc, "strerror", None) or exc
+        raise InputError(f"cannot write {str(path)!r}: {reason}; nothing was written") from None
     return path
+
+
+def _remove_quietly(path: Path) -> None:
+    import shutil
+
+    try:
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    except OSError:
+        pass
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def damaged_variables(path: str | Path) -> list[tuple[str, str]]:
+    """The variables of a dataset whose data cannot be read, with the reason.
+
+    Reads every variable (a zarr store chunk row by chunk row, so memory stays bounded)
+    and lists ``(name, reason)`` for those that fail: a truncated or overwritten chunk,
+    a corrupted netCDF block. For a zarr store the reason names the samples (the first
+    axis) of the unreadable chunks. An empty list: every variable reads.
+
+    Raises
+    ------
+    InputError
+        ``path`` does not exist, or is not a dataset at all (no zarr group, not netCDF).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"dataset {str(path)!r} does not exist")
+    bad: list[tuple[str, str]] = []
+    if path.is_dir():
+        import zarr
+
+        for meta in sorted(path.glob(".z*")) + sorted(path.glob("*/.z*")):  # zarr v2 metadata: JSON
+            try:
+                json.loads(meta.read_bytes())
+            except (OSError, ValueError) as exc:
+                name = meta.parent.name if meta.parent != path else meta.name
+                bad.append((name, f"metadata file {meta.relative_to(path)} is not valid JSON ({_first_line(exc)})"))
+        if bad:
+            return bad
+        try:
+            group = zarr.open_group(str(path), mode="r")
+            arrays = sorted(group.arrays(), key=lambda item: item[0])
+        except Exception as exc:
+            raise InputError(f"{str(path)!r} is not a zarr store ({_first_line(exc)})") from None
+        for name, arr in arrays:
+            if arr.ndim == 0:
+                try:
+                    arr[...]
+                except Exception as exc:
+                    bad.append((name, _first_line(exc)))
+                continue
+            step = max(1, int(arr.chunks[0]))
+            rows: list[tuple[int, int]] = []
+            reason = ""
+            for start in range(0, arr.shape[0], step):
+                stop = min(start + step, arr.shape[0])
+                try:
+                    arr[start:stop]
+                except Exception as exc:
+                    rows.append((start, stop - 1))
+                    reason = reason or _first_line(exc)
+            if rows:
+                where = ", ".join(f"{a}-{b}" if b > a else f"{a}" for a, b in rows)
+                bad.append((name, f"index {where} along its first axis: {reason}"))
+        return bad
+    import xarray as xr
+
+    try:
+        ds = xr.open_dataset(path)
+    except Exception as exc:
+        raise InputError(f"cannot read {str(path)!r} as a netCDF dataset ({_first_line(exc)})") from None
+    with ds:
+        for name in list(ds.variables):
+            try:
+                ds[name].values  # noqa: B018 (read to check)
+            except Exception as exc:
+                bad.append((str(name), _first_line(exc)))
+    return bad
 
 
 def open_dataset(path: str | Path) -> Any:

@@ -583,3 +583,24 @@ def test_the_noise_floor_of_each_ood_set_is_the_pooled_scatter_of_its_replicates
     # reference: groups {1, 3} and {10, 14}: (2 + 8) / (1 + 1) -> sqrt(5); shell_1: singletons
     assert out["reference"] == pytest.approx(np.sqrt(5.0), rel=1e-12)
     assert np.isnan(out["shell_1"])
+
+
+def test_restart_never_deletes_the_store_of_a_running_sweep(tmp_path) -> None:
+    """--restart deletes the results directory only when no live sweep holds its store's lock."""
+    import json as _json
+    import os
+    import socket
+
+    from stochhom.study import SweepStoreError
+    from stochhom.study.runner import results_dir
+    from stochhom.study.sweep import lock_path
+
+    st = _tiny(tmp_path)
+    out = results_dir(st)
+    out.mkdir(parents=True)
+    (out / "stages.json").write_text("{}")
+    lock = lock_path(out / "samples.zarr")
+    lock.write_text(_json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": "now"}))
+    with pytest.raises(SweepStoreError, match=f"process {os.getpid()}"):
+        run_study(st, restart=True, workers=1, progress=False, log=lambda m: None)
+    assert (out / "stages.json").exists() and lock.exists()

@@ -36,6 +36,22 @@ def noisy_2d(n: int, sd: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return X, smooth_2d(X) + sd * rng.standard_normal(n)
 
 
+def assert_same_up_to_rounding(a: np.ndarray, b: np.ndarray, rel: float) -> None:
+    """``a`` and ``b`` are the same LAPACK/BLAS computation run twice: equal up to rounding.
+
+    Bit-for-bit equality is not guaranteed even in one process: the summation order of
+    BLAS kernels (OpenBLAS/MKL) may depend on the thread count, the CPU dispatch and the
+    alignment of the operands (issue 14 item 6: a 4.4e-16 difference in CI under load).
+    ``rel`` is relative to the largest magnitude of ``a`` (values near zero carry the
+    absolute rounding of the large terms they are computed from); it is derived from
+    the conditioning at each call and stays orders of magnitude below what a real bug
+    (another seed, a lost parameter) changes, which is of the order of the values.
+    """
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.shape == b.shape
+    np.testing.assert_allclose(a, b, rtol=0, atol=rel * max(float(np.abs(a).max()), 1e-300))
+
+
 def nlpd(y: np.ndarray, mean: np.ndarray, std: np.ndarray) -> float:
     """Mean negative log predictive density of Gaussian predictions."""
     z = (y - mean) / std
@@ -148,7 +164,9 @@ def test_closed_forms_equal_gpytorch_kernels_and_autograd(kernel, ard):
         K = gp.covar_module(x).to_dense()
         ours = _cross_kernel(gp, x, x).numpy()
         np.testing.assert_allclose(ours, K.detach().numpy(), rtol=rtol, atol=1e-14)
-        assert np.all(np.diag(ours) == gp.outputscale())  # exact distances: k(x, x) = s^2
+        # exact distances: k(x, x) = s^2 bit for bit, with any threads: cdist by differences
+        # gives u = 0 exactly, every kernel is exactly 1 at u = 0, and the rest is elementwise
+        assert np.all(np.diag(ours) == gp.outputscale())
         f, grad = _Objective(kernel, x, y, fixed, ard)(theta, 1e-8)
         noise = gp.likelihood.noise.expand(25) if fixed is None else torch.from_numpy(fixed)
         L = torch.linalg.cholesky(K + torch.diag(noise + 1e-8))
@@ -316,9 +334,21 @@ def test_function_samples_match_posterior_moments_and_are_reproducible(fitted_2d
     # 40 points, 4.5 standard errors: the mean's SE is sd/sqrt(n), the sd's is sd/sqrt(2n)
     assert np.all(np.abs(S.mean(0) - c["mean"]) <= 4.5 * sd / math.sqrt(n))
     assert np.all(np.abs(S.std(0) / sd - 1) <= 4.5 / math.sqrt(2 * n))
-    np.testing.assert_array_equal(S, fitted_2d.sample_functions(Xs, n, rng=7))
-    np.testing.assert_array_equal(S[:5], fitted_2d.sample_functions(Xs, 5, rng=np.random.default_rng(7))[:5])
-    assert not np.array_equal(S[:5], fitted_2d.sample_functions(Xs, 5, rng=8))
+    # Reproducible up to rounding, not bit for bit: the samples are mean + z @ C^T with C the
+    # Cholesky factor of the posterior covariance (LAPACK potrf, triangular solves, gemm), and
+    # BLAS summation order may vary with threads, CPU dispatch and operand alignment, and the
+    # gemm kernel with the number of rows (2000 vs 5 draws). Issue 14's 4.4e-16 is reproduced
+    # by OPENBLAS_CORETYPE=Haswell (or Zen), the kernels of AVX2 CI machines: the 5-row gemm
+    # differs from the 2000-row one there; with 3 BLAS threads (no _threads limit) the repeat
+    # differed by 4.5e-12. Bound: the posterior covariance of these 40 points has condition
+    # number ~4e4 (60 training points, cond(K + s^2 I) ~4e5), so C can move by
+    # ~m eps cond = 40 * 2.2e-16 * 4e4 ~ 4e-10 relative, times |z| <= ~5: 1e-8 of the largest
+    # sample keeps a margin; another seed changes the samples by ~sd (1e-2 to 1e-1).
+    tol = 1e-8
+    assert_same_up_to_rounding(S, fitted_2d.sample_functions(Xs, n, rng=7), tol)
+    assert_same_up_to_rounding(S[:5], fitted_2d.sample_functions(Xs, 5, rng=np.random.default_rng(7))[:5], tol)
+    other = fitted_2d.sample_functions(Xs, 5, rng=8)
+    assert np.abs(S[:5] - other).max() > 1e3 * tol * np.abs(S).max()  # another seed: other draws
     # joint, not independent: two inputs 1e-6 apart carry the same function value
     pair = np.array([[1.0, 1.0], [1.0, 1.0 + 1e-6]])
     P = fitted_2d.sample_functions(pair, 200, rng=0)
@@ -379,7 +409,11 @@ def test_multi_output_is_independent_single_output_fits(data_2d):
         single = GPR(n_restarts=1, random_state=0).fit(X, Y[:, j])
         m1, s1 = single.predict(Xt, return_std=True)
         assert m1.shape == (20,)
-        # the same computation on the same numbers; allow for summation order only
+        # the same computation on the same numbers; allow for summation order only. This
+        # relies on the fit itself being bit-reproducible: below 1000 training points it runs
+        # on one BLAS and one torch thread (gpr._threads), so two fits of the same column
+        # take the same L-BFGS-B path. (Were the summation order of the fit to change, the
+        # optimizer would stop elsewhere within its tolerance, ~1e-5 in the hyperparameters.)
         np.testing.assert_allclose(mean[:, j], m1, rtol=1e-9, atol=1e-12)
         np.testing.assert_allclose(std[:, j], s1, rtol=1e-9)
 
@@ -388,7 +422,7 @@ def test_multi_output_is_independent_single_output_fits(data_2d):
 
 
 @pytest.mark.parametrize("noise", ["homoscedastic", "fixed", "heteroscedastic"])
-def test_save_load_round_trip_is_bit_identical(tmp_path, noise):
+def test_save_load_round_trip_is_identical_up_to_rounding(tmp_path, noise):
     X, ybar, nv = ensemble_means(n_points=30)
     Y = np.column_stack([ybar, ybar**2])
     kw = {"noise_variance": nv} if noise == "fixed" else {}
@@ -399,14 +433,28 @@ def test_save_load_round_trip_is_bit_identical(tmp_path, noise):
     torch.load(os.path.join(tmp_path, "model", "gpr_tensors.pt"), weights_only=True)  # tensors only
     back = GPR.load(tmp_path / "model")
     Xt = np.linspace(-0.2, 1.2, 57)[:, None]
+    # The parameters are stored exactly, but load refactorizes K + noise (LAPACK potrf/potrs)
+    # and predictions use BLAS, whose summation order may depend on threads, CPU dispatch and
+    # alignment: the predictions are the same up to rounding, not necessarily bit for bit.
+    # Here cond(K + noise) <= 4e3 (30 points) and the posterior covariance of the 57 test
+    # points has cond <= 1e4: alpha moves by <= n eps cond ~ 30 * 2.2e-16 * 4e3 ~ 3e-11
+    # relative, the sampling factor by <= 57 * 2.2e-16 * 1e4 ~ 1.3e-10 (times |z| <= ~4).
+    # A lost or misread parameter changes the predictions by >= 1e-3 relative.
     for a, b in zip(gp.predict(Xt, return_std=True), back.predict(Xt, return_std=True)):
-        np.testing.assert_array_equal(a, b)
+        assert_same_up_to_rounding(a, b, 1e-9)
     ca, cb = gp.predict_components(Xt), back.predict_components(Xt)
+    np.testing.assert_array_equal(ca.pop("out_of_domain"), cb.pop("out_of_domain"))  # booleans
     for key in ca:
-        np.testing.assert_array_equal(ca[key], cb[key])
-    np.testing.assert_array_equal(gp.noise_variance(Xt), back.noise_variance(Xt))
-    np.testing.assert_array_equal(gp.sample_functions(Xt, 4, rng=1), back.sample_functions(Xt, 4, rng=1))
-    assert back.get_params()["noise"] == noise and back.hyperparameters_ == gp.hyperparameters_
+        assert_same_up_to_rounding(ca[key], cb[key], 1e-9)
+    assert_same_up_to_rounding(gp.noise_variance(Xt), back.noise_variance(Xt), 1e-9)
+    assert_same_up_to_rounding(gp.sample_functions(Xt, 4, rng=1), back.sample_functions(Xt, 4, rng=1), 1e-8)
+    assert back.get_params()["noise"] == noise
+    # the hyperparameters are functions of the stored parameters alone (elementwise, exact);
+    # the log marginal likelihood is recomputed from the new factorization: n eps cond again
+    for hb, hg in zip(back.hyperparameters_, gp.hyperparameters_, strict=True):
+        assert hb["log_marginal_likelihood"] == pytest.approx(hg["log_marginal_likelihood"], rel=1e-9, abs=1e-9)
+        assert {k: v for k, v in hb.items() if k != "log_marginal_likelihood"} == {
+            k: v for k, v in hg.items() if k != "log_marginal_likelihood"}
 
 
 def test_load_rejects_a_directory_without_a_model(tmp_path):

@@ -341,7 +341,14 @@ def test_predictive_intervals_are_calibrated(std_method):
     else:
         assert np.ptp(sd) > 0 and np.all(sd >= model.noise_std_)
         again = PCE(distribution=spec, degree=3, std_method=std_method, random_state=0).fit(X, y)
-        np.testing.assert_array_equal(again.bootstrap_coefficients_, model.bootstrap_coefficients_)
+        # the same resamples (seeded), refitted: equal up to BLAS rounding, not necessarily bit
+        # for bit (the gemm of the normal equations and their Cholesky solve may sum in another
+        # order with other threads, CPU dispatch or alignment). The basis is orthonormal:
+        # cond(Psi^T Psi) = 1.5 here (P = 10 terms, n = 1000 rows), a resample's weights keep it
+        # O(1-10), so the refit moves by <= P n eps cond ~ 10 * 1000 * 2.2e-16 * 10 ~ 2e-11
+        # relative; another seed changes the coefficients by 7e-3 of the largest.
+        b = model.bootstrap_coefficients_
+        np.testing.assert_allclose(again.bootstrap_coefficients_, b, rtol=0, atol=1e-10 * np.abs(b).max())
 
 
 def test_multi_output_shares_the_basis():
@@ -441,8 +448,12 @@ def test_save_load_round_trip(tmp_path, kwargs, multi):
         warnings.simplefilter("ignore", OutOfDomainWarning)
         m1, s1 = model.predict(Xt, return_std=True)
         m2, s2 = back.predict(Xt, return_std=True)
-    np.testing.assert_array_equal(m1, m2)
-    np.testing.assert_array_equal(s1, s2)
+    # predictions: the same design matrix times the stored coefficients (a BLAS gemm): equal
+    # up to rounding, ~P eps sum|psi c| / |sum psi c| <= 50 * 2.2e-16 * 100 ~ 1e-12 relative,
+    # not necessarily bit for bit (BLAS summation order: threads, CPU dispatch, alignment)
+    for a, b in ((m1, m2), (s1, s2)):
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-11 * np.abs(a).max())
+    # the fitted attributes are stored (npz) or derived elementwise from stored arrays: exact
     for name in ("coefficients_", "mean_", "variance_", "loo_error_", "degree_", "multi_indices_"):
         np.testing.assert_array_equal(getattr(back, name), getattr(model, name))
     assert back.get_params().keys() == model.get_params().keys()
@@ -593,6 +604,8 @@ def test_bootstrap_functions_and_noise_model_exist_only_for_the_bootstrap():
     nv = boot.noise_variance(Xt)
     assert nv.shape == (7,)
     np.testing.assert_array_equal(nv, np.full(7, boot.noise_std_**2))
+    # bit for bit: the same seeded picks, and np.einsum without optimize (numpy's own loops,
+    # single-threaded, no BLAS) of the same design matrix with the same coefficients
     np.testing.assert_array_equal(boot.sample_functions(Xt, 5, rng=3), boot.sample_functions(Xt, 5, rng=3))
     two = PCE(distribution=spec, degree=3, std_method="bootstrap", n_bootstrap=50, random_state=0).fit(
         X, np.column_stack([y, 2 * y]))
@@ -651,10 +664,10 @@ def test_bootstrap_pce_sobol_intervals_cover_the_exact_ishigami_indices():
         assert np.all(lo[nonzero] <= exact[nonzero]) and np.all(exact[nonzero] <= hi[nonzero]), (lo, exact, hi)
         assert np.all(hi[nonzero] - lo[nonzero] > 0)  # real intervals, not points
     assert s.first_ci[0][2] <= 1e-4
-    np.testing.assert_array_equal(s.first, boot.sobol_first_)
+    np.testing.assert_array_equal(s.first, boot.sobol_first_)  # the model's own array, passed through
     loo = PCE(distribution=PI3, degree=12, fit_method="lars").fit(X, y)
     s0 = sobol_indices(loo)
     assert s0.method == "pce analytic"
     for est, (lo, hi) in ((s0.first, s0.first_ci), (s0.total, s0.total_ci)):
-        np.testing.assert_array_equal(lo, est)
+        np.testing.assert_array_equal(lo, est)  # by construction: no bootstrap, the interval is (est, est)
         np.testing.assert_array_equal(hi, est)

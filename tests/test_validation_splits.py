@@ -188,7 +188,10 @@ def test_naive_cv_of_windows_is_more_optimistic_than_grouped_cv() -> None:
     print(f"naive K-fold RMSE {naive:.4f}, grouped K-fold RMSE {grouped:.4f}")
     assert grouped > 2.0 * naive
     assert naive == pytest.approx(0.2796, abs=1e-3) and grouped == pytest.approx(0.7167, abs=1e-3)
-    assert rmse(KFold(5, shuffle=True, random_state=0)) == naive  # deterministic under the seed
+    # deterministic under the seed, bit for bit: a 1-nearest-neighbour prediction copies a
+    # training y (the neighbour search is exact on these well-separated points) and the RMSE is
+    # a numpy reduction of the same numbers in the same order; no BLAS sum reaches the result
+    assert rmse(KFold(5, shuffle=True, random_state=0)) == naive
     assert rmse(grouped_kfold(5, rng=0), g) == grouped
 
 

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,7 @@ from ..errors import InputError, RepresentativenessWarning
 __all__ = [
     "GENERATORS",
     "Generator",
+    "Range",
     "register",
     "generate",
     "windows",
@@ -45,6 +46,53 @@ __all__ = [
 ]
 
 AXES = ("x", "y", "z")
+
+
+@dataclass(frozen=True)
+class Range:
+    """The valid values of a numeric generator parameter (declared next to the generator).
+
+    ``low``/``high`` are the bounds (``None``: unbounded), ``closed_low``/``closed_high``
+    whether the bound itself is allowed, ``integer`` whether the value must be an integer.
+    """
+
+    low: float | None = None
+    high: float | None = None
+    closed_low: bool = False
+    closed_high: bool = False
+    integer: bool = False
+
+    def describe(self) -> str:
+        """The range in interval notation, e.g. ``(0, 1)`` or ``integers in [1, inf)``."""
+        lo = "-inf" if self.low is None else f"{self.low:g}"
+        hi = "inf" if self.high is None else f"{self.high:g}"
+        text = f"{'[' if self.closed_low and self.low is not None else '('}{lo}, {hi}" \
+               f"{']' if self.closed_high and self.high is not None else ')'}"
+        return f"integers in {text}" if self.integer else text
+
+    def contains(self, value: float) -> bool:
+        """Whether a number lies in the range (and is an integer if one is needed)."""
+        v = float(value)
+        if not np.isfinite(v):
+            return False
+        if self.integer and v != round(v):
+            return False
+        if self.low is not None and (v < self.low or (v == self.low and not self.closed_low)):
+            return False
+        return not (self.high is not None and (v > self.high or (v == self.high and not self.closed_high)))
+
+    def mass_outside(self, dist: Any) -> float:
+        """Probability that a ``scipy.stats`` frozen distribution draws outside the range."""
+        lo = 0.0 if self.low is None else float(dist.cdf(self.low))
+        hi = 0.0 if self.high is None else float(dist.sf(self.high))
+        return lo + hi
+
+
+#: Common ranges.
+POSITIVE = Range(0.0, None)
+NON_NEGATIVE = Range(0.0, None, closed_low=True)
+FRACTION = Range(0.0, 1.0)
+COUNT = Range(1.0, None, closed_low=True, integer=True)
 
 
 @dataclass(frozen=True)
@@ -64,6 +112,12 @@ class Generator:
         One line for listings.
     lengths : tuple of str
         Parameters that are physical lengths (checked against the box size).
+    ranges : mapping of str to Range
+        Valid values of numeric parameters (a list value is checked element-wise), so
+        that a study is refused at load time rather than failing sample by sample.
+    labels : callable, optional
+        ``labels(params)``: the phase labels that samples with these generator
+        parameters (defaults filled in) can contain; ``None``: not declared.
     """
 
     name: str
@@ -71,9 +125,44 @@ class Generator:
     periodic: bool | Callable[[dict], bool]
     summary: str
     lengths: tuple[str, ...] = ()
+    ranges: Mapping[str, Range] = field(default_factory=dict)
+    labels: Callable[[dict], Iterable[int]] | None = None
 
     def is_periodic(self, params: dict) -> bool:
         return bool(self.periodic(params) if callable(self.periodic) else self.periodic)
+
+    def defaults(self) -> dict[str, Any]:
+        """Default values of the keyword parameters of :attr:`func`."""
+        import inspect
+
+        return {p.name: p.default for p in inspect.signature(self.func).parameters.values()
+                if p.kind == p.KEYWORD_ONLY and p.default is not p.empty and p.name not in ("voxel_size", "workers")}
+
+    def check_params(self, params: Mapping[str, Any]) -> None:
+        """Refuse a parameter outside its declared :attr:`ranges` (``InputError`` naming the key,
+        the value and the range). Parameters without a declared range are not checked here."""
+        for key, rng in self.ranges.items():
+            if key not in params or params[key] is None:
+                continue
+            value = params[key]
+            vals = value if isinstance(value, (list, tuple, np.ndarray)) else [value]
+            for v in vals:
+                if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+                    raise InputError(f"{key} = {value!r}: expected a number in {rng.describe()}")
+                if not rng.contains(v):
+                    raise InputError(f"{key} = {value!r} is outside the allowed range {rng.describe()} "
+                                     f"of generator {self.name!r}")
+
+    def produced_labels(self, params: Mapping[str, Any]) -> set[int] | None:
+        """The labels samples with these parameters can contain (``None``: not declared)."""
+        if self.labels is None:
+            return None
+        return {int(k) for k in self.labels({**self.defaults(), **params})}
+
+
+def two_phase(params: dict) -> set[int]:
+    """Labels of a two-phase generator: 0 (matrix / pores) and 1 (inclusions / solid)."""
+    return {0, 1}
 
 
 #: Registry of generators, by name.

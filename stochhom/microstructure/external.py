@@ -32,7 +32,18 @@ import xarray as xr
 
 from ..errors import InputError
 from ..io import load_image
-from .ensemble import AXES, Generator, _positive, label_dtype, register
+from .ensemble import (
+    AXES,
+    COUNT,
+    FRACTION,
+    NON_NEGATIVE,
+    POSITIVE,
+    Generator,
+    _positive,
+    label_dtype,
+    register,
+    two_phase,
+)
 
 __all__ = ["import_porespy", "load_specimens", "read_raw"]
 
@@ -109,11 +120,15 @@ def _polydisperse_spheres(shape, rng, *, voxel_size=1.0, workers=1, porosity=0.5
                          r_min=r_min)
 
 
-register(Generator("porespy.blobs", _blobs, True, "PoreSpy blobs (periodic)"))
+register(Generator("porespy.blobs", _blobs, True, "PoreSpy blobs (periodic)",
+                   ranges={"porosity": FRACTION, "blobiness": POSITIVE}, labels=two_phase))
 register(Generator("porespy.overlapping_spheres", _overlapping_spheres, False,
-                   "PoreSpy overlapping spheres (not periodic)", ("radius",)))
+                   "PoreSpy overlapping spheres (not periodic)", ("radius",),
+                   ranges={"porosity": FRACTION, "radius": POSITIVE}, labels=two_phase))
 register(Generator("porespy.polydisperse_spheres", _polydisperse_spheres, False,
-                   "PoreSpy polydisperse spheres (not periodic)", ("radius",)))
+                   "PoreSpy polydisperse spheres (not periodic)", ("radius",),
+                   ranges={"porosity": FRACTION, "radius": POSITIVE, "radius_std": NON_NEGATIVE, "nbins": COUNT,
+                           "r_min": NON_NEGATIVE}, labels=two_phase))
 
 
 def read_raw(path: str | Path, shape: Sequence[int], dtype: Any = np.uint8, order: str = "C") -> np.ndarray:

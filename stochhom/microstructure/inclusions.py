@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import GenerationError, InputError
-from .ensemble import Generator, register
+from .ensemble import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, Generator, Range, register, two_phase
 
 __all__ = [
     "boolean_spheres",
@@ -416,7 +416,12 @@ def fibres(
     return image
 
 
-register(Generator("boolean", boolean_spheres, True, "Boolean model of overlapping balls (disks in 2D)", ("radius",)))
-register(Generator("rsa", rsa_spheres, True, "hard-core balls by random sequential addition", ("radius",)))
+_BALLS = {"volume_fraction": FRACTION, "radius": POSITIVE, "radius_std": NON_NEGATIVE}
+register(Generator("boolean", boolean_spheres, True, "Boolean model of overlapping balls (disks in 2D)", ("radius",),
+                   ranges=_BALLS, labels=two_phase))
+register(Generator("rsa", rsa_spheres, True, "hard-core balls by random sequential addition", ("radius",),
+                   ranges={**_BALLS, "clearance": NON_NEGATIVE, "max_attempts": COUNT}, labels=two_phase))
 register(Generator("fibres", fibres, True, "fibres: 3D cylinders (aligned/planar/isotropic), 2D aligned ellipses",
-                   ("radius",)))
+                   ("radius",), ranges={"volume_fraction": FRACTION, "radius": POSITIVE,
+                                        "aspect_ratio": Range(1.0, None, closed_low=True),
+                                        "clearance": NON_NEGATIVE, "max_attempts": COUNT}, labels=two_phase))

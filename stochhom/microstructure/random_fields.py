@@ -306,7 +306,7 @@ def _generate_gaussian(
 
 
 def _register() -> None:
-    from .ensemble import Generator, register
+    from .ensemble import FRACTION, POSITIVE, Generator, register
 
     register(
         Generator(
@@ -315,8 +315,15 @@ def _register() -> None:
             periodic=True,
             summary="level-cut Gaussian random field (gaussian/exponential/Matern covariance)",
             lengths=("correlation_length",),
+            ranges={"volume_fraction": FRACTION, "correlation_length": POSITIVE, "nu": POSITIVE},
+            labels=_gaussian_labels,
         )
     )
+
+
+def _gaussian_labels(params: dict) -> range:
+    """Label 0 (the high values) and 1 .. P, one per volume fraction."""
+    return range(np.atleast_1d(np.asarray(params.get("volume_fraction", 0.5), dtype=object)).size + 1)
 
 
 _register()

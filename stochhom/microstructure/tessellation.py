@@ -24,7 +24,7 @@ from scipy.spatial.transform import Rotation
 from ..errors import InputError
 from ..materials import AnisotropicElastic, Conductivity, Material
 from ..tensors import rotation_matrix
-from .ensemble import Generator, label_dtype, register
+from .ensemble import COUNT, Generator, label_dtype, register
 
 __all__ = ["voronoi", "random_orientations", "polycrystal_phases"]
 
@@ -103,4 +103,10 @@ def polycrystal_phases(crystal: Material | np.ndarray, orientations: np.ndarray)
     return [AnisotropicElastic(0.5 * (m + m.T)) for m in rotated]
 
 
-register(Generator("voronoi", voronoi, True, "periodic Voronoi polycrystal with random orientations"))
+def _grain_labels(params: dict) -> range:
+    n = params.get("n_grains", 100)
+    return range(int(n)) if isinstance(n, (int, np.integer)) and n >= 1 else range(0)
+
+
+register(Generator("voronoi", voronoi, True, "periodic Voronoi polycrystal with random orientations",
+                   ranges={"n_grains": COUNT}, labels=_grain_labels))

@@ -48,7 +48,7 @@ from typing import Any
 
 from ..errors import InputError
 
-__all__ = ["BOUNDS", "PipelineConfig", "pipeline_config"]
+__all__ = ["BOUNDS", "PipelineConfig", "pipeline_config", "scalar_targets", "check_targets"]
 
 _GPR_KEYS = {"kernel", "noise", "n_restarts", "ard", "max_iter"}
 _PCE_KEYS = {"degree", "fit_method", "q_norm", "max_degree", "std_method", "n_bootstrap"}
@@ -120,6 +120,54 @@ def _strings(v: Any, where: str) -> list[str]:
     return list(v)
 
 
+def scalar_targets(study: Any) -> list[str]:
+    """The per-sample scalar quantities a study's store provides (the physics fixes them).
+
+    Conductivity: ``conductivity_eigenvalues_k`` (k < d) and ``conductivity_i_j``
+    (i <= j < d); elasticity: ``bulk_modulus``, ``shear_modulus`` and ``stiffness_i_j``
+    (i <= j < d (d + 1) / 2, Mandel); both: ``phase_fraction_k`` for every phase label and
+    ``anisotropy_index``.
+    """
+    d = study.dim
+    if study.physics == "elasticity":
+        ne = d * (d + 1) // 2
+        names = ["bulk_modulus", "shear_modulus"] + [f"stiffness_{i}_{j}" for i in range(ne) for j in range(i, ne)]
+    else:
+        names = [f"conductivity_eigenvalues_{k}" for k in range(d)]
+        names += [f"conductivity_{i}_{j}" for i in range(d) for j in range(i, d)]
+    n_phases = max(int(k) for k in study.phases) + 1
+    return names + [f"phase_fraction_{k}" for k in range(n_phases)] + ["anisotropy_index"]
+
+
+def check_targets(study: Any, targets: list[str], where: str, tensors: bool = True, logs: bool = True) -> None:
+    """Refuse a target the study cannot provide, listing those it can.
+
+    Scalars of :func:`scalar_targets`, their ``log_`` variants (``logs``) and, with
+    ``tensors``, the whole tensor of the study's physics (see
+    :data:`stochhom.surrogates.tensor.TENSOR_TARGETS`).
+    """
+    from ..surrogates.tensor import TENSOR_TARGETS
+
+    scalars = scalar_targets(study)
+    allowed = set(scalars)
+    if logs:
+        allowed |= {f"log_{t}" for t in scalars}
+    tensor = [t for t, physics in TENSOR_TARGETS.items() if physics == study.physics]
+    if tensors:
+        allowed |= set(tensor)
+    for t in targets:
+        if t in allowed:
+            continue
+        hint = ""
+        if t in TENSOR_TARGETS and TENSOR_TARGETS[t] != study.physics:
+            hint = f" ({t!r} is the tensor of {TENSOR_TARGETS[t]}, but this study computes {study.physics})"
+        elif t in TENSOR_TARGETS:
+            hint = " (whole tensors are surrogate targets only)"
+        shown = scalars[:12] + (["..."] if len(scalars) > 12 else [])
+        raise _err(where, f"unknown target {t!r} for a {study.dim}D {study.physics} study{hint}; allowed: {shown}"
+                          + (", their log_ variants" if logs else "") + (f" and {tensor}" if tensors else ""))
+
+
 def pipeline_config(study: Any) -> PipelineConfig:
     """Validate the pipeline tables of a :class:`~stochhom.study.schema.Study`."""
     from ..surrogates.distributions import InputDistribution
@@ -132,6 +180,7 @@ def pipeline_config(study: Any) -> PipelineConfig:
     r = _table(pipe, "rve", {"targets", "epsilon", "realizations"})
     if "targets" in r:
         out["rve_targets"] = _strings(r["targets"], "[rve].targets")
+        check_targets(study, out["rve_targets"], "[rve].targets", tensors=False, logs=False)
     if "epsilon" in r:
         e = r["epsilon"]
         if isinstance(e, bool) or not isinstance(e, (int, float)) or not 0 < e < 1:
@@ -142,6 +191,7 @@ def pipeline_config(study: Any) -> PipelineConfig:
     s = _table(pipe, "surrogate", {"targets", "bounds", "log_targets", "models", "gpr", "pce"})
     if "targets" in s:
         out["targets"] = _strings(s["targets"], "[surrogate].targets")
+        check_targets(study, out["targets"], "[surrogate].targets")
     if "bounds" in s:
         if s["bounds"] not in BOUNDS:
             raise _err("[surrogate].bounds", f"expected one of {list(BOUNDS)}, got {s['bounds']!r}")

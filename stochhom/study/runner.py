@@ -1185,6 +1185,9 @@ def run_study(
     cfg = pipeline_config(study)
     out = results_dir(study)
     if restart and out.exists():
+        from .sweep import check_unlocked
+
+        check_unlocked(out / "samples.zarr")  # a running sweep's store is never deleted
         if not (out / "stages.json").exists() and any(out.iterdir()):
             raise InputError(f"{out} is not a stochhom results directory; choose another [study].output")
         shutil.rmtree(out)

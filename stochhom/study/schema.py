@@ -64,7 +64,7 @@ from scipy.stats import qmc
 
 from ..errors import InputError
 from ..io import LAWS
-from ..microstructure.ensemble import GENERATORS, sample_seeds
+from ..microstructure.ensemble import GENERATORS, Range, sample_seeds
 from ..spectral.grid import DISCRETIZATIONS
 from ..spectral.schemes import SCHEMES
 from ..units import Units, units_from_dict
@@ -74,7 +74,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["Study", "StudyError", "load_study", "study_from_dict", "DISTRIBUTIONS", "DESIGNS", "PIPELINE_TABLES"]
+__all__ = ["Study", "StudyError", "load_study", "study_from_dict", "DISTRIBUTIONS", "DESIGNS", "PIPELINE_TABLES",
+           "memory_estimate", "check_resources", "SIZE_RANGE"]
 
 #: Designs of the swept parameters.
 DESIGNS = ("grid", "lhs", "sobol")
@@ -388,11 +389,115 @@ def study_from_dict(data: Mapping[str, Any], base: Path | None = None, name: str
         pipeline={t: data[t] for t in PIPELINE_TABLES if t in data},
         units=units, question=question.strip() if question else None,
     )
+    _check_generator_parameters(study)
+    from .resources import check_resources
+
+    check_resources(study)  # the sample count first: the design is built only below
     _check_points(study)
     from .pipeline import pipeline_config
 
     pipeline_config(study)  # the pipeline tables are checked at load time too
+    _check_labels(study)
     return study
+
+
+#: Valid values of the special parameter ``size`` (the SVE edge, in voxels).
+SIZE_RANGE = Range(1.0, None, closed_low=True, integer=True)
+#: Largest probability that a design distribution may put outside its parameter's valid range.
+MAX_MASS_OUTSIDE = 1e-3
+
+
+def _check_value(study: Study, name: str, value: Any, where: str) -> None:
+    """A fixed or grid value of a generator parameter (or ``size``) inside its declared range."""
+    if name == "size":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not SIZE_RANGE.contains(value):
+            raise _err(where, f"size = {value!r}: the SVE edge must be a positive integer number of voxels "
+                              f"({SIZE_RANGE.describe()})")
+        return
+    gen = GENERATORS[study.generator]
+    if name not in gen.ranges or name not in _generator_keywords(study.generator):
+        return
+    try:
+        gen.check_params({name: value})
+    except InputError as exc:
+        raise _err(where, str(exc)) from None
+
+
+def _check_generator_parameters(study: Study) -> None:
+    """Fixed values, grid values and design distributions inside the generator's declared ranges."""
+    gen = GENERATORS[study.generator]
+    for name, value in study.fixed.items():
+        _check_value(study, name, value, f"[generator].{name}")
+    for name, spec in study.parameters.items():
+        where = f"[sweep.parameters].{name}"
+        if isinstance(spec, list):
+            for value in spec:
+                _check_value(study, name, value, where)
+            continue
+        if name == "size":
+            rng = SIZE_RANGE
+        elif name in gen.ranges and name in _generator_keywords(study.generator):
+            rng = gen.ranges[name]
+        else:
+            continue
+        if rng.integer and name != "size":
+            raise _err(where, f"a {study.design} design draws real numbers, but {name} must be one of the "
+                              f"{rng.describe()}; sweep it with design = \"grid\"")
+        kind = spec["distribution"]
+        what = f"the {kind} distribution {_describe(spec)}"
+        if kind in ("uniform", "loguniform"):
+            lo, hi = (spec["low"], spec["high"]) if name != "size" else (round(spec["low"]), round(spec["high"]))
+            if not (rng.contains(lo) and rng.contains(hi)):
+                raise _err(where, f"{what} reaches outside the valid range {rng.describe()} of {name}; "
+                                  "keep low and high inside it")
+            continue
+        dist = (stats.norm(spec["mean"], spec["std"]) if kind == "normal"
+                else stats.lognorm(spec["sigma"], scale=spec["median"]))
+        if name == "size":  # drawn sizes are rounded: anything below 0.5 would round to 0
+            mass = float(dist.cdf(0.5))
+        else:
+            mass = rng.mass_outside(dist)
+        if mass > MAX_MASS_OUTSIDE:
+            raise _err(where, f"{what} puts {mass:.3g} of its probability outside the valid range "
+                              f"{rng.describe()} of {name} (at most {MAX_MASS_OUTSIDE:g} allowed); use a narrower "
+                              "distribution or a uniform range inside it")
+
+
+def _describe(spec: Mapping[str, Any]) -> str:
+    return "(" + ", ".join(f"{k} = {spec[k]:g}" for k in DISTRIBUTIONS[spec["distribution"]]) + ")"
+
+
+def _check_labels(study: Study) -> None:
+    """Every label the generator produces has a phase, and every phase is a label it can produce."""
+    gen = GENERATORS[study.generator]
+    given = {int(k) for k in study.phases}
+    produced: set[int] = set()
+    for point in study.points_table():
+        params = study.generator_params({**study.fixed, **point})
+        try:
+            labels = gen.produced_labels(params)
+        except (TypeError, ValueError):
+            return  # undeclared for these parameters: the generator itself reports them
+        if labels is None:
+            return
+        missing = labels - given
+        if missing:
+            at = ", ".join(f"{n}={v!r}" for n, v in point.items()) or "the fixed parameters"
+            raise _err("[phases]", f"generator {study.generator!r} produces label(s) {_labels(missing)} (at {at}) "
+                                   f"but the study has no phase for them; add [phases.<label>] tables for "
+                                   f"{_labels(missing)}")
+        produced |= labels
+    extra = given - produced
+    if extra:
+        raise _err(f"[phases.{min(extra)}]",
+                   f"generator {study.generator!r} never produces label(s) {_labels(extra)} with these parameters "
+                   f"(it produces {_labels(produced)}); remove those phase tables or use a generator with more "
+                   "phases")
+
+
+def _labels(labels: set[int]) -> str:
+    s = sorted(labels)
+    return str(s) if len(s) <= 8 else f"[{s[0]}, {s[1]}, ..., {s[-1]}] ({len(s)} labels)"
 
 
 def _check_points(study: Study) -> None:
@@ -405,6 +510,13 @@ def _check_points(study: Study) -> None:
         for name, value in point.items():
             if isinstance(value, bool) or not isinstance(value, (int, float, str)):
                 raise _err(f"[sweep.parameters].{name}", f"expected numbers (or strings), got {value!r}")
+            if isinstance(study.parameters[name], Mapping):  # a drawn design value
+                drawn = round(value) if name == "size" else value
+                try:
+                    _check_value(study, name, drawn, f"[sweep.parameters].{name}")
+                except StudyError as exc:
+                    raise StudyError(f"{exc} (a value drawn from the {study.parameters[name]['distribution']} "
+                                     "distribution; narrow it)") from None
         try:
             mats = resolve_phases(study.phases, params)
         except InputError as exc:
@@ -413,6 +525,20 @@ def _check_points(study: Study) -> None:
         kinds = {isinstance(m, Conductivity) for m in mats.values() if not isinstance(m, Void)}
         if len(kinds) > 1:
             raise _err("[phases]", "mixes conductivity and elastic laws; use one physics per study")
+
+
+def memory_estimate(study: Study, workers: int = 1) -> int:
+    """Estimated peak bytes of ``workers`` concurrent samples (see :mod:`stochhom.study.resources`)."""
+    from .resources import memory_estimate as _estimate
+
+    return _estimate(study, workers)
+
+
+def check_resources(study: Study, workers: int = 1, memory: int | None = None) -> int:
+    """Refuse a study too large for this machine (see :func:`stochhom.study.resources.check_resources`)."""
+    from .resources import check_resources as _check
+
+    return _check(study, workers, memory)
 
 
 def load_study(path: str | Path) -> Study:

@@ -33,18 +33,34 @@ seed; only the timings ``solve_time`` and ``warmup_time`` vary).
 
 Resuming with a changed study is refused, with the differences listed, unless
 ``restart=True`` (which deletes the store).
+
+Interruption: SIGINT (Ctrl-C) and SIGTERM stop a run within seconds. The samples
+already computed are written (flushed), the queued batches are cancelled, the worker
+processes are terminated, and :func:`run_sweep` raises :class:`SweepInterrupted` (a
+:class:`KeyboardInterrupt` carrying ``exit_code`` 130 or 143). Workers also exit by
+themselves (within a second) when the main process dies, even by SIGKILL: each one
+watches its parent.
+
+Lock: a run holds ``<store>.lock`` (next to the store; JSON with pid, host, start time)
+for its whole duration, so that a second run on the same store is refused with a
+:class:`SweepStoreError` naming the running process. A lock left by a dead process of
+the same host (a SIGKILL, a power cut) is taken over.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
 import shutil
+import signal
+import socket
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
@@ -58,15 +74,251 @@ from ..statistics.ensemble import MAX_PHASE_FRACTIONS, assemble, sample_record
 from ..tensors import mandel_size
 from .schema import Study
 
-__all__ = ["run_sweep", "plan_summary", "open_store", "store_path", "SweepStoreError"]
+__all__ = ["check_unlocked", "run_sweep", "plan_summary", "open_store", "store_path", "SweepStoreError",
+           "SweepInterrupted", "lock_path"]
 
 _CHUNK = 64  # samples per zarr chunk
 _STATUS_LEN = 300
 _WORKER_STARTUP = 1.6  # seconds for a spawned worker to import stochhom and load the kernels
 
 
+_PARENT_POLL = 0.5  # seconds between two checks of a worker that its parent is alive
+_LOCK_CREATING = 30.0  # seconds during which an empty or unreadable lock file counts as being written
+
+
 class SweepStoreError(InputError):
-    """The output store cannot be used for this study (another study, unwritable path)."""
+    """The output store cannot be used for this study (another study, unwritable path,
+    or a store locked by a running sweep)."""
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """A sweep stopped by SIGINT (Ctrl-C) or SIGTERM, after its finished samples were stored.
+
+    A :class:`KeyboardInterrupt` (so that ``except Exception`` does not swallow a Ctrl-C,
+    and code that handles Ctrl-C already handles it), not a :class:`~stochhom.errors.StochhomError`.
+    Running the sweep again resumes it.
+
+    Attributes
+    ----------
+    signal : int
+        ``signal.SIGINT`` or ``signal.SIGTERM`` (``SIGINT`` for a ``KeyboardInterrupt``
+        raised otherwise).
+    exit_code : int
+        The conventional exit status, ``128 + signal``: 130 for SIGINT, 143 for SIGTERM.
+    done, total : int
+        Samples stored (over all runs of the store) and samples of the study.
+    path : pathlib.Path
+        The store.
+    """
+
+    def __init__(self, message: str = "sweep interrupted", *, signum: int = signal.SIGINT, done: int = 0,
+                 total: int = 0, path: str | Path = ".") -> None:
+        super().__init__(message)
+        self.signal = int(signum)
+        self.exit_code = 128 + int(signum)
+        self.done = int(done)
+        self.total = int(total)
+        self.path = Path(path)
+
+
+# ------------------------------------------------------------------------------ signals
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[dict[str, int | None]]:
+    """Turn SIGINT and SIGTERM into one ``KeyboardInterrupt`` in the main thread.
+
+    Yields a dict whose ``"signum"`` is the first signal received (``None`` before).
+    Signals after the first are ignored while the sweep stops (the stop takes seconds and
+    must flush the finished samples). Only default handlers are replaced, and only in the
+    main thread; the previous handlers are restored on exit.
+    """
+    state: dict[str, int | None] = {"signum": None}
+    if threading.current_thread() is not threading.main_thread():
+        yield state
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if state["signum"] is None:
+            state["signum"] = signum
+            raise KeyboardInterrupt
+
+    previous = {}
+    for sig, default in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, signal.SIG_DFL)):
+        if signal.getsignal(sig) is default:
+            previous[sig] = signal.signal(sig, handler)
+    try:
+        yield state
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _watch_parent(parent: int) -> None:
+    while True:
+        time.sleep(_PARENT_POLL)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+def _worker_init(parent: int) -> None:
+    """Initializer of the spawned workers: ignore Ctrl-C (the main process stops them) and
+    exit as soon as the main process is gone (even killed by SIGKILL)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_watch_parent, args=(parent,), name="stochhom-parent-watch", daemon=True).start()
+
+
+# --------------------------------------------------------------------------------- lock
+def lock_path(path: str | Path) -> Path:
+    """The lock file of the sweep store ``path``: ``<store>.lock``, next to it."""
+    path = Path(path)
+    return path.with_name(path.name + ".lock")
+
+
+def _proc_start(pid: int) -> str | None:
+    """The start time of process ``pid`` in clock ticks since boot (Linux), to detect a reused pid."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    except OSError:
+        return True
+    return True
+
+
+def _read_lock(lock: Path) -> tuple[dict[str, Any] | None, float]:
+    """Content of a lock file (``None`` if unreadable or empty) and its age in seconds."""
+    age = time.time() - lock.stat().st_mtime  # FileNotFoundError: released meanwhile
+    try:
+        info = json.loads(lock.read_text())
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError):
+        return None, age
+    return (info if isinstance(info, dict) else None), age
+
+
+def _stale(info: dict[str, Any] | None, age: float) -> bool:
+    """Whether a lock was left by a process that no longer runs (only decidable on its host)."""
+    if info is None:  # empty or garbled: being written, or its writer died while writing
+        return age > _LOCK_CREATING
+    if info.get("host") != socket.gethostname():
+        return False
+    try:
+        pid = int(info["pid"])
+    except (KeyError, TypeError, ValueError):
+        return age > _LOCK_CREATING
+    if not _alive(pid):
+        return True
+    start = info.get("pid_start")
+    return start is not None and _proc_start(pid) not in (None, start)  # the pid was reused
+
+
+def _holder(info: dict[str, Any] | None) -> str:
+    if info is None:
+        return "a process that is creating the lock"
+    return f"process {info.get('pid')} on host {info.get('host')} (started {info.get('started')})"
+
+
+def _break_stale(lock: Path, seen: dict[str, Any] | None) -> None:
+    """Delete the stale lock ``lock`` if it still holds ``seen``; a short-lived
+    ``.break`` file serializes the processes that take it over at the same time."""
+    brk = lock.with_name(lock.name + ".break")
+    try:
+        fd = os.open(brk, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        with contextlib.suppress(OSError):
+            if time.time() - brk.stat().st_mtime > _LOCK_CREATING:  # left by a crashed breaker
+                brk.unlink()
+        return
+    os.close(fd)
+    try:
+        try:
+            now, _ = _read_lock(lock)
+        except FileNotFoundError:
+            return
+        if now == seen:
+            lock.unlink()
+    finally:
+        with contextlib.suppress(OSError):
+            brk.unlink()
+
+
+def check_unlocked(path: str | Path) -> None:
+    """Raise :class:`SweepStoreError` if a live sweep holds the lock of store ``path`` (before
+    deleting a store or its results directory: ``--restart`` must not pull a store from under a
+    running sweep). A stale lock (dead process) passes."""
+    lock = lock_path(path)
+    if not lock.exists():
+        return
+    try:
+        held, age = _read_lock(lock)
+    except FileNotFoundError:
+        return
+    if not _stale(held, age):
+        raise SweepStoreError(f"{path} is in use by another sweep: {_holder(held)}; wait for it to finish or stop "
+                              f"it before --restart (if no such run is active, delete the lock file {str(lock)!r})")
+
+
+@contextlib.contextmanager
+def _store_lock(path: Path) -> Iterator[Path]:
+    """Hold the lock of store ``path`` (see :func:`lock_path`) for the duration of the block.
+
+    The lock file is created atomically (``O_CREAT | O_EXCL``) and holds JSON:
+    ``{"pid", "host", "started" (ISO 8601, UTC), "pid_start", "token", "store"}``.
+    A lock held by a live process (or a process of another host) raises
+    :class:`SweepStoreError` naming it; one left by a dead process of this host is taken over.
+    The lock is removed on exit, whatever the exit (return, error, interruption).
+    """
+    lock = lock_path(path)
+    token = uuid.uuid4().hex
+    info = {"pid": os.getpid(), "host": socket.gethostname(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "pid_start": _proc_start(os.getpid()), "token": token, "store": str(path)}
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SweepStoreError(f"cannot write the output store {str(path)!r}: {exc.strerror or exc}") from None
+    for _ in range(20):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                held, age = _read_lock(lock)
+            except FileNotFoundError:
+                continue  # released meanwhile: try again
+            if not _stale(held, age):
+                raise SweepStoreError(
+                    f"{path} is in use by another sweep: {_holder(held)}; wait for it to finish or stop it "
+                    f"(if no such run is active, delete the lock file {str(lock)!r})") from None
+            _break_stale(lock, held)
+            time.sleep(0.05)
+            continue
+        except OSError as exc:
+            raise SweepStoreError(f"cannot write the output store {str(path)!r}: {exc.strerror or exc}") from None
+        try:
+            os.write(fd, json.dumps(info).encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        break
+    else:
+        raise SweepStoreError(f"cannot lock {path}: the lock file {str(lock)!r} keeps changing")
+    try:
+        yield lock
+    finally:
+        with contextlib.suppress(OSError, ValueError, FileNotFoundError):
+            held, _ = _read_lock(lock)
+            if held is not None and held.get("token") == token:
+                lock.unlink()
 
 
 # ----------------------------------------------------------------------------- samples
@@ -322,10 +574,23 @@ def _execute(
         return
     if scheduler is None:
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
+                                   initargs=(os.getpid(),))
+        futures: list = []
+        handled: set = set()
+        try:
             futures = [pool.submit(_run_batch, study, b, run) for b in batches]
             for fut in as_completed(futures):
+                handled.add(fut)
                 on_results(fut.result())
+        except BaseException:
+            _stop_pool(pool)
+            # keep the batches that finished while the loop was stopping
+            for fut in futures:
+                if fut not in handled and fut.done() and not fut.cancelled() and fut.exception() is None:
+                    on_results(fut.result())
+            raise
+        pool.shutdown(wait=True)
         return
     try:
         from distributed import Client, LocalCluster
@@ -341,14 +606,41 @@ def _execute(
             client = Client(scheduler, timeout="20s")
         except (OSError, ValueError, TimeoutError) as exc:
             raise InputError(f"cannot reach the Dask scheduler at {scheduler!r}: {exc}") from None
+    futures = []
+    handled = set()
     try:
         futures = client.map(_run_batch, [study] * len(batches), batches, [run] * len(batches), pure=False)
         for fut in dask_completed(futures):
+            handled.add(fut.key)
             on_results(fut.result())
+    except BaseException:
+        with contextlib.suppress(Exception):
+            client.cancel([f for f in futures if f.status != "finished"])
+            for fut in futures:
+                if fut.key not in handled and fut.status == "finished":
+                    on_results(fut.result())
+        raise
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _stop_pool(pool: ProcessPoolExecutor, grace: float = 2.0) -> None:
+    """Stop a process pool now: cancel the queued batches and terminate the workers
+    (``shutdown(wait=True)``, or leaving a ``with`` block, would wait for every queued batch)."""
+    procs = list((pool._processes or {}).values())  # the only handle on the workers
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
+        with contextlib.suppress(Exception):
+            proc.terminate()
+    deadline = time.monotonic() + grace
+    for proc in procs:
+        with contextlib.suppress(Exception):
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                proc.kill()
+                proc.join(1.0)
 
 
 def plan_summary(study: Study, done: int = 0) -> dict[str, Any]:
@@ -439,7 +731,6 @@ def run_sweep(
     path = store_path(study)
     samples = study.samples()
     seeds = study.seeds([s["sample"] for s in samples])
-    resume = False if dry_run else _check_existing(path, study, restart)
     if dry_run:
         done = 0
         if path.exists():
@@ -461,6 +752,30 @@ def run_sweep(
         plan["estimated_seconds"] = per * plan["remaining"] / workers + plan["startup_seconds"]
         plan["workers"] = workers
         return plan
+    with _store_lock(path), _stop_signals() as stop:
+        try:
+            return _sweep(study, path, samples, seeds, int(workers), scheduler, restart, progress,
+                          flush_seconds, say)
+        except BaseException as exc:
+            if not isinstance(exc, KeyboardInterrupt) and stop["signum"] is None:
+                raise
+            signum = stop["signum"] or signal.SIGINT
+            try:
+                done = int(_done_flags(path).sum())
+            except Exception:  # no store yet
+                done = 0
+            name = signal.Signals(signum).name
+            raise SweepInterrupted(
+                f"sweep interrupted ({name}): {done} of {len(samples)} samples are stored in {path}; "
+                "run the same command again (stochhom sweep STUDY.toml, or stochhom run STUDY.toml) to resume",
+                signum=signum, done=done, total=len(samples), path=path) from None
+
+
+def _sweep(study: Study, path: Path, samples: list[dict[str, Any]], seeds: np.ndarray, workers: int,
+           scheduler: str | None, restart: bool, progress: bool, flush_seconds: float,
+           say: Callable[[str], None]) -> xr.Dataset:
+    """The body of :func:`run_sweep` (under the store lock): create or resume, compute, flush."""
+    resume = _check_existing(path, study, restart)
     if not resume:
         _create(path, _template(study, samples, seeds))
     done = _done_flags(path)
@@ -493,7 +808,7 @@ def run_sweep(
 
     try:
         if todo:
-            _execute(study, todo, int(workers), scheduler, on_results)
+            _execute(study, todo, workers, scheduler, on_results)
     finally:
         flush()
         if bar is not None:

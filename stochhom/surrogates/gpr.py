@@ -1049,7 +1049,8 @@ class GPR(SurrogateBase):
         rng : numpy.random.Generator, int or None
             Source of the standard normal draws :math:`z` (numpy's generator; torch's global
             generator is not touched), one array of shape ``(n_samples, q, m)``: a fixed
-            seed gives identical samples, and the first samples do not depend on
+            seed gives the same samples up to rounding (BLAS kernels of different CPUs sum in
+            different orders: ~1e-16 relative), and the first samples do not depend on
             ``n_samples``.
 
         Returns
@@ -1144,7 +1145,8 @@ class GPR(SurrogateBase):
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> GPR:
-        """Load a model written by :meth:`save`; its predictions are identical."""
+        """Load a model written by :meth:`save`; its predictions are the same up to rounding (the
+        Cholesky factor is recomputed)."""
         meta_path = os.path.join(path, "gpr.json")
         if not os.path.isfile(meta_path):
             raise InputError(f"{os.fspath(path)!r} is not a saved GPR directory (no gpr.json)")
