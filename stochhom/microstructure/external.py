@@ -160,7 +160,7 @@ def load_specimens(
 
     Parameters
     ----------
-    paths : path or sequence of paths
+    paths : str or pathlib.Path, or a sequence of them
         ``.npy``, ``.npz``, ``.tif``/``.tiff`` or ``.raw`` files (all of one shape).
     voxel_size : float
         Physical voxel size.
