@@ -310,3 +310,31 @@ def test_keyboard_interrupt_in_process_flushes_and_raises_sweep_interrupted(tmp_
     fresh = run_sweep(study_from_dict(_data(SMALL, tmp_path / "fresh.zarr"), base=tmp_path), workers=1,
                       progress=False)
     assert resumed.drop_vars(TIMINGS).identical(fresh.drop_vars(TIMINGS))
+
+
+def test_restart_deletes_a_damaged_store_of_a_sweep_but_nothing_else(tmp_path) -> None:
+    """--restart starts over from a sweep store whose arrays can no longer be opened (its metadata
+    still says a sweep wrote it); a directory of someone else's data is still refused."""
+    import json as _json
+
+    from stochhom.study import SweepStoreError
+    from stochhom.study.schema import study_from_dict
+    from stochhom.study.sweep import _check_existing
+
+    study = study_from_dict({
+        "study": {"output": "s.zarr", "seed": 1},
+        "generator": {"name": "gaussian", "shape": [8, 8], "correlation_length": 2.0, "volume_fraction": 0.3},
+        "phases": {"0": {"law": "Conductivity", "k": 1.0}, "1": {"law": "Conductivity", "k": 10.0}},
+    }, base=tmp_path)
+    store = tmp_path / "s.zarr"
+    store.mkdir()
+    (store / "zarr.json").write_text(_json.dumps({"attributes": {"kind": "stochhom sweep"}, "zarr_format": "broken"}))
+    with pytest.raises(SweepStoreError, match="not a stochhom sweep store"):
+        _check_existing(store, study, restart=False)
+    assert _check_existing(store, study, restart=True) is False and not store.exists()
+    other = tmp_path / "o.zarr"
+    other.mkdir()
+    (other / "zarr.json").write_text(_json.dumps({"attributes": {"kind": "someone else"}}))
+    with pytest.raises(SweepStoreError, match="does not delete data it did not write"):
+        _check_existing(other, study, restart=True)
+    assert other.exists()

@@ -492,6 +492,18 @@ def _check_layout(path: Path, study: Study) -> None:
         )
 
 
+def _written_by_a_sweep(path: Path) -> bool:
+    """Whether the raw metadata of a (possibly damaged, unreadable) store says a stochhom sweep
+    wrote it: the only stores ``--restart`` deletes when xarray cannot open them."""
+    for name in (".zattrs", "zarr.json"):
+        try:
+            if '"stochhom sweep"' in (path / name).read_text(errors="replace"):
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def _check_existing(path: Path, study: Study, restart: bool) -> bool:
     """True if an existing store of this study can be resumed."""
     if not path.exists():
@@ -502,6 +514,9 @@ def _check_existing(path: Path, study: Study, restart: bool) -> bool:
         attrs = {}
     if attrs.get("kind") != "stochhom sweep":
         if restart and path.is_dir() and attrs.get("kind") is None and not any(path.iterdir()):
+            return False
+        if restart and _written_by_a_sweep(path):  # damaged, but ours: --restart may delete it
+            shutil.rmtree(path)
             return False
         raise SweepStoreError(
             f"{path} exists and is not a stochhom sweep store; choose another [study].output "
