@@ -575,20 +575,8 @@ def screenshot(
         _, result = _measure(page, width=width, height=900, timeout=timeout, open_details=False,
                              extra=("--hide-scrollbars",))
         height = max(int(result["document_height"]), 1)
-    with tempfile.TemporaryDirectory(prefix="stochhom-chromium-") as tmp:
-        shot = Path(tmp) / "screenshot.png"
-        _run_chromium(
-            exe,
-            [f"--virtual-time-budget={_VIRTUAL_TIME_MS}", f"--window-size={width},{height}", "--hide-scrollbars",
-             f"--screenshot={shot}", page.as_uri()],
-            Path(tmp) / "profile",
-            timeout=timeout,
-            action=f"taking a screenshot of {page}",
-        )
-        if not shot.is_file() or shot.read_bytes()[:8] != b"\x89PNG\r\n\x1a\n":
-            raise StochhomError(f"headless Chromium ({exe}) wrote no PNG screenshot of {page}")
-        shutil.move(shot, out)
-    return out
+    return _render(exe, page, out, [f"--window-size={width},{height}", "--hide-scrollbars", "--screenshot={file}"],
+                   b"\x89PNG\r\n\x1a\n", "PNG screenshot", f"taking a screenshot of {page}", timeout)
 
 
 def print_pdf(html_path: str | Path, pdf_path: str | Path, timeout: float = 180) -> Path:
@@ -619,17 +607,21 @@ def print_pdf(html_path: str | Path, pdf_path: str | Path, timeout: float = 180)
     page = _html_file(html_path)
     exe = _require_chromium()
     out = _output(pdf_path)
+    return _render(exe, page, out, ["--no-pdf-header-footer", "--print-to-pdf={file}"], b"%PDF-", "PDF",
+                   f"printing {page} to PDF", timeout)
+
+
+def _render(exe: str, page: Path, out: Path, flags: list[str], magic: bytes, what: str, action: str,
+            timeout: float) -> Path:
+    """Run Chromium on ``page`` with ``flags`` (``{file}`` standing for a temporary output file),
+    check that the file starts with ``magic``, then move it to ``out`` (an existing ``out`` is
+    replaced only on success)."""
     with tempfile.TemporaryDirectory(prefix="stochhom-chromium-") as tmp:
-        pdf = Path(tmp) / "page.pdf"
-        _run_chromium(
-            exe,
-            [f"--virtual-time-budget={_VIRTUAL_TIME_MS}", "--no-pdf-header-footer", f"--print-to-pdf={pdf}",
-             page.as_uri()],
-            Path(tmp) / "profile",
-            timeout=timeout,
-            action=f"printing {page} to PDF",
-        )
-        if not pdf.is_file() or pdf.read_bytes()[:5] != b"%PDF-":
-            raise StochhomError(f"headless Chromium ({exe}) wrote no PDF of {page}")
-        shutil.move(pdf, out)
+        # Chromium appends its own suffix to a name without it: give the one it expects
+        made = Path(tmp) / ("output.png" if any(f.startswith("--screenshot") for f in flags) else "output.pdf")
+        _run_chromium(exe, [f"--virtual-time-budget={_VIRTUAL_TIME_MS}", *(f.format(file=made) for f in flags),
+                            page.as_uri()], Path(tmp) / "profile", timeout=timeout, action=action)
+        if not made.is_file() or made.read_bytes()[:len(magic)] != magic:
+            raise StochhomError(f"headless Chromium ({exe}) wrote no {what} of {page}")
+        shutil.move(made, out)
     return out
