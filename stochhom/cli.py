@@ -134,7 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  stochhom sweep study.toml --scheduler local  # a Dask LocalCluster\n"
         "  stochhom sweep study.toml --scheduler tcp://10.0.0.5:8786\n"
         "  stochhom sweep study.toml --dry-run          # plan and cost estimate only\n"
-        "  stochhom sweep study.toml --restart          # delete the store of a changed study and start over\n\n"
+        "  stochhom sweep study.toml --restart          # delete the store of a changed study and start over\n"
+        "  stochhom sweep study.toml --repair           # recompute the samples of a damaged store, keep the rest\n\n"
         "a minimal study file (see stochhom.study.schema for every key):\n"
         "  [study]\n  output = \"contrast.zarr\"   # relative to the study file\n  seed = 1\n"
         "  [generator]\n  name = \"gaussian\"\n  shape = [64, 64]\n  correlation_length = 4.0\n"
@@ -145,8 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("study", help="study TOML file")
     w.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
     w.add_argument("--scheduler", default=None, help="Dask scheduler address, or 'local' for a LocalCluster")
-    w.add_argument("--restart", action="store_true",
-                   help="delete the existing store and start over (also the repair of a damaged store)")
+    w.add_argument("--restart", action="store_true", help="delete the existing store and start over")
+    w.add_argument("--repair", action="store_true",
+                   help="rebuild a damaged store: recompute the samples in unreadable chunks, keep every other one")
     w.add_argument("--dry-run", action="store_true", help="print the plan and a cost estimate, run nothing")
     w.add_argument("--flush-seconds", type=float, default=None,
                    help="write completed samples at least this often (default 2; a crash loses at most this much)")
@@ -176,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  stochhom run studies/quickstart.toml           # writes studies/quickstart_results/report.html\n"
         "  stochhom run studies/quickstart.toml --workers 2\n"
         "  stochhom run study.toml --restart             # delete the results directory first\n"
+        "  stochhom run study.toml --repair              # recompute the damaged samples of samples.zarr\n"
         "  stochhom run study.toml --pdf                 # also report.pdf\n"
         "  stochhom run study.toml --redo surrogates     # refit the surrogates (and what follows)",
     )
@@ -183,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--workers", type=int, default=None, help="worker processes of the sweep (default: one per core)")
     r.add_argument("--scheduler", default=None, help="Dask scheduler address, or 'local', for the sweep")
     r.add_argument("--restart", action="store_true", help="delete the results directory and start over")
+    r.add_argument("--repair", action="store_true",
+                   help="rebuild a damaged samples.zarr (recompute the samples in unreadable chunks), then run the "
+                   "stages that depend on them")
     r.add_argument("--pdf", action="store_true",
                    help="also write report.pdf, printed by headless Chromium (Debian package chromium)")
     r.add_argument("--redo", action="append", default=[], metavar="STAGE",
@@ -221,6 +227,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .study import load_study
     from .study.runner import results_dir, run_study
 
+    if args.restart and args.repair:
+        raise StochhomError("--restart deletes the results directory and --repair keeps the readable samples: "
+                            "choose one")
     study = load_study(args.study)
     if args.workers is not None and args.workers < 1:
         raise StochhomError(f"--workers must be a positive integer, got {args.workers}")
@@ -229,13 +238,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     try:
         out = run_study(study, workers=args.workers, scheduler=args.scheduler, restart=args.restart,
                         progress=not args.quiet, log=(lambda m: None) if args.quiet else None, pdf=args.pdf,
-                        redo=args.redo)
+                        redo=args.redo, repair=args.repair)
     except StochhomError as exc:  # a later stage that fails for want of samples: say why first
         _raise_if_all_failed(store, "the sweep of the study", then=str(exc))
         raise
     except Exception as exc:  # a damaged store or a full disk: a one-line error; anything else propagates
-        _raise_store_fault(exc, store, "run the same command with --restart to start over (the finished samples "
-                           "are lost)")
+        _raise_store_fault(exc, store, _REPAIR_HINT)
         raise
     _raise_if_all_failed(store, "the sweep of the study", report=out / "report.html")
     print(f"report: {out / 'report.html'}")
@@ -243,6 +251,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_REPAIR_HINT = ("run the same command with --repair to recompute the damaged samples (every other finished sample "
+                "is kept), or with --restart to start over")
 
 
 def _raise_store_fault(exc: BaseException, store: Path, repair: str) -> None:
@@ -265,19 +275,18 @@ def _raise_store_fault(exc: BaseException, store: Path, repair: str) -> None:
     if bad:
         name, reason = bad[0]
         more = f" (and {len(bad) - 1} more variable(s))" if len(bad) > 1 else ""
-        if not _recognizable(store):  # --restart deletes only a store it recognizes as a sweep's
+        if not _recognizable(store):  # --repair and --restart act only on a store they recognize as a sweep's
             repair = f"delete {store} yourself (its finished samples are lost) and run the same command again"
         raise StochhomError(f"{store} is damaged: variable {name!r} cannot be read ({reason}){more}; "
                             f"{repair}") from None
 
 
 def _recognizable(store: Path) -> bool:
-    """Whether the sweep can still read a store's attributes (and so --restart can delete it)."""
-    import xarray as xr
-
+    """Whether a store's raw attributes (``.zattrs``) say a sweep wrote it: then --repair can
+    identify its study and --restart may delete it, even when xarray cannot open it."""
     try:
-        return xr.open_zarr(store, consolidated=False).attrs.get("kind") == "stochhom sweep"
-    except Exception:  # damaged index coordinate or metadata
+        return json.loads((store / ".zattrs").read_text()).get("kind") == "stochhom sweep"
+    except (OSError, ValueError, AttributeError):  # no, or damaged, attributes
         return False
 
 
@@ -376,16 +385,9 @@ def _raise_damaged(path: str | Path, exc: BaseException) -> None:
         return
     name, reason = bad[0]
     more = f" (and {len(bad) - 1} more variable(s))" if len(bad) > 1 else ""
-    kind = None
-    try:
-        kind = json.loads((Path(path) / ".zattrs").read_text()).get("kind") if Path(path).is_dir() else None
-    except (OSError, ValueError):
-        pass
-    if kind == "stochhom sweep" and not _recognizable(Path(path)):
-        repair = f"delete {path} and run its sweep again (the finished samples are lost)"
-    elif kind == "stochhom sweep":
-        repair = ("recompute it with 'stochhom sweep STUDY.toml --restart' (or 'stochhom run STUDY.toml --restart' "
-                  "for the samples.zarr of a results directory); the finished samples are lost")
+    if Path(path).is_dir() and _recognizable(Path(path)):
+        repair = ("recompute its damaged samples with 'stochhom sweep STUDY.toml --repair' (or 'stochhom run "
+                  "STUDY.toml --repair' for the samples.zarr of a results directory); the other samples are kept")
     else:
         repair = "write it again (stochhom generate / homogenize), or restore it from a copy"
     raise StochhomError(f"{path} is damaged: variable {name!r} cannot be read ({reason}){more}; {repair}") from None
@@ -653,10 +655,13 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from .study.sweep import store_path
 
     if args.dry_run:
-        for given, option in ((args.restart, "--restart"), (args.flush_seconds is not None, "--flush-seconds")):
+        for given, option in ((args.restart, "--restart"), (args.repair, "--repair"),
+                              (args.flush_seconds is not None, "--flush-seconds")):
             if given:
                 raise StochhomError(f"{option} does not apply to --dry-run (a dry run writes and deletes nothing); "
                                     f"it applies to a real run: drop --dry-run or {option}")
+    if args.restart and args.repair:
+        raise StochhomError("--restart deletes the store and --repair keeps its readable samples: choose one")
     study = load_study(args.study)
     _check_resources(study, args.workers)
     flush = 2.0 if args.flush_seconds is None else args.flush_seconds
@@ -667,14 +672,13 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         _check_output(store, what="output store", store=True)
     try:
         out = run_sweep(study, workers=args.workers, scheduler=args.scheduler, restart=args.restart,
-                        dry_run=args.dry_run, progress=not args.quiet, flush_seconds=flush)
+                        dry_run=args.dry_run, progress=not args.quiet, flush_seconds=flush, repair=args.repair)
     except StochhomError as exc:  # a store whose attributes cannot be read looks foreign: is it damaged?
         if "is not a stochhom sweep store" in str(exc):
-            _raise_store_fault(RuntimeError(str(exc)), store, "run the same command with --restart to start over")
+            _raise_store_fault(RuntimeError(str(exc)), store, _REPAIR_HINT)
         raise
     except Exception as exc:  # a damaged store or a full disk: a one-line error; anything else propagates
-        _raise_store_fault(exc, store, "run the same command with --restart to start over (the finished samples "
-                           "are lost)")
+        _raise_store_fault(exc, store, _REPAIR_HINT)
         raise
     if args.dry_run:
         plan = out

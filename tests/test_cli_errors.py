@@ -73,6 +73,7 @@ def ws(tmp_path, sweep_store, capsys) -> Path:
     (tmp_path / "notes.txt").write_text("not a dataset\n")
     (tmp_path / "study.toml").write_text(_study("out.zarr"))
     (tmp_path / "allfail.toml").write_text(_study("allfail.zarr", NOT_CONVERGING))
+    (tmp_path / "fresh.toml").write_text(_study("fresh.zarr"))
     (tmp_path / "runfail.toml").write_text(_study("runfail_results", NOT_CONVERGING))
     shutil.copytree(sweep_store, tmp_path / "out.zarr")
     shutil.copytree(sweep_store, tmp_path / "copy.zarr")
@@ -144,6 +145,12 @@ def _patch_multiline(mp, d):
     mp.setattr(cli, "_cmd_info", multi)
 
 
+def _patch_connect_timeout(mp, d):
+    from stochhom.study import sweep
+
+    mp.setattr(sweep, "_CONNECT_TIMEOUT", "1s")
+
+
 def _patch_interrupt(mp, d):
     import stochhom.study as study
 
@@ -204,17 +211,29 @@ CASES = [
     ("info-truncated-status", ["info", "{d}/copy.zarr"], lambda d: _truncate(d / "copy.zarr", "status"), None, 2,
      "damaged: variable 'status'"),
     ("info-garbage-done", ["info", "{d}/copy.zarr"], lambda d: _garbage(d / "copy.zarr", "done"), None, 2,
-     "--restart"),
+     "--repair"),
     ("info-garbage-sample-coordinate", ["info", "{d}/copy.zarr"], lambda d: _garbage(d / "copy.zarr", "sample"),
      None, 2, "damaged: variable 'sample'"),
     ("info-garbage-attributes", ["info", "{d}/copy.zarr"],
      lambda d: (d / "copy.zarr" / ".zattrs").write_text("{not json"), None, 2, "not valid JSON"),
     ("sweep-resume-garbage-conductivity", ["sweep", "{d}/study.toml", "--workers", "1", "--quiet"],
-     lambda d: _garbage(d / "out.zarr", "conductivity"), None, 2, "with --restart to start over"),
+     lambda d: _garbage(d / "out.zarr", "conductivity"), None, 2, "with --repair to recompute the damaged samples"),
     ("sweep-resume-garbage-done", ["sweep", "{d}/study.toml", "--workers", "1", "--quiet"],
      lambda d: _garbage(d / "out.zarr", "done"), None, 2, "damaged: variable 'done'"),
     ("sweep-resume-garbage-sample", ["sweep", "{d}/study.toml", "--workers", "1", "--quiet"],
-     lambda d: _garbage(d / "out.zarr", "sample"), None, 2, "delete"),
+     lambda d: _garbage(d / "out.zarr", "sample"), None, 2, "--repair"),
+    ("sweep-resume-damaged-attributes", ["sweep", "{d}/study.toml", "--workers", "1", "--quiet"],
+     lambda d: (d / "out.zarr" / ".zattrs").write_text("{not json"), None, 2, "delete"),
+    ("sweep-repair-damaged-attributes", ["sweep", "{d}/study.toml", "--workers", "1", "--quiet", "--repair"],
+     lambda d: (d / "out.zarr" / ".zattrs").write_text("{not json"), None, 2, "cannot repair"),
+    ("sweep-repair-and-restart", ["sweep", "{d}/study.toml", "--repair", "--restart"], None, None, 2,
+     "choose one"),
+    ("run-repair-and-restart", ["run", "{d}/study.toml", "--repair", "--restart"], None, None, 2, "choose one"),
+    ("repair-with-dry-run", ["sweep", "{d}/study.toml", "--dry-run", "--repair"], None, None, 2,
+     "--repair does not apply to --dry-run"),
+    ("sweep-unreachable-scheduler", ["sweep", "{d}/fresh.toml", "--workers", "1", "--scheduler",
+                                     "tcp://127.0.0.1:9"], None, _patch_connect_timeout, 2,
+     "nothing was written"),
     ("homogenize-damaged-ensemble", ["homogenize", "{d}/ens.zarr", "--phases", "{d}/p.toml", "--quiet"],
      lambda d: _garbage(d / "ens.zarr", "phase"), None, 2, "damaged: variable 'phase'"),
     # 5. disk full, and every error on one line
@@ -360,4 +379,4 @@ def test_console_script_exit_status_on_a_damaged_store(ws) -> None:
     proc = subprocess.run([str(exe), "info", str(ws / "copy.zarr")], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "damaged: variable 'conductivity'" in lines[0] and "--restart" in lines[0]
+    assert len(lines) == 1 and "damaged: variable 'conductivity'" in lines[0] and "--repair" in lines[0]

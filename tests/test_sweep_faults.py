@@ -48,8 +48,9 @@ from stochhom.study.sweep import SweepInterrupted
 
 if __name__ == "__main__":
     study = study_from_dict(json.loads(sys.argv[1]), base=sys.argv[2])
+    scheduler = sys.argv[3] if len(sys.argv) > 3 else None
     try:
-        run_sweep(study, workers=2, progress=False, flush_seconds=0.1)
+        run_sweep(study, workers=2, scheduler=scheduler, progress=False, flush_seconds=0.1)
     except SweepInterrupted as exc:
         print(exc, file=sys.stderr)
         sys.exit(exc.exit_code)
@@ -60,14 +61,15 @@ def _data(base: dict, output: Path) -> dict:
     return {**base, "study": {**base["study"], "output": str(output)}}
 
 
-def _start(tmp_path: Path, data: dict) -> tuple[subprocess.Popen, Path]:
+def _start(tmp_path: Path, data: dict, scheduler: str | None = None) -> tuple[subprocess.Popen, Path]:
     """Start the sweep of ``data`` in a subprocess (its own session); stderr goes to a file
     (a pipe would stay open as long as any worker lives)."""
     script = tmp_path / "drive.py"
     script.write_text(DRIVER)
     err = tmp_path / f"stderr-{time.monotonic_ns()}.txt"
     with open(err, "w") as f:
-        proc = subprocess.Popen([sys.executable, str(script), json.dumps(data), str(tmp_path)], stdout=f,
+        argv = [sys.executable, str(script), json.dumps(data), str(tmp_path)] + ([scheduler] if scheduler else [])
+        proc = subprocess.Popen(argv, stdout=f,
                                 stderr=f, start_new_session=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     return proc, err
 
@@ -190,16 +192,27 @@ def test_cli_sweep_exits_130_on_ctrl_c(tmp_path) -> None:
     assert not lock_path(store).exists()
 
 
-def test_workers_exit_when_the_main_process_is_killed(tmp_path) -> None:
+def _descendants(pid: int) -> list[int]:
+    out = []
+    for child in _children(pid):
+        out += [child, *_descendants(child)]
+    return out
+
+
+@pytest.mark.parametrize("scheduler", [None, "local"])
+def test_workers_exit_when_the_main_process_is_killed(tmp_path, scheduler) -> None:
+    """Local worker processes poll their parent; the worker processes of a Dask LocalCluster
+    (whose nannies live in the main process) exit when their nanny's pipe closes."""
     store = tmp_path / "big.zarr"
-    proc, err = _start(tmp_path, _data(BIG, store))
+    proc, err = _start(tmp_path, _data(BIG, store), scheduler)
     try:
         _wait_stored(proc, store, err)
-        children = _children(proc.pid)  # the two workers and the resource tracker
+        children = _descendants(proc.pid)  # the two workers and the resource tracker
         assert len(children) >= 2, children
         os.kill(proc.pid, signal.SIGKILL)  # the main process only: the workers must notice by themselves
         proc.wait(timeout=30)
-        _wait_gone(children, 10.0)  # measured: ~0.5 s (each worker polls its parent every 0.5 s)
+        # measured: ~0.5 s (each local worker polls its parent every 0.5 s), ~2 s for Dask's
+        _wait_gone(children, 10.0)
     finally:
         for pid in _children(proc.pid) if proc.poll() is None else []:
             os.kill(pid, signal.SIGKILL)

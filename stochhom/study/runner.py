@@ -1147,6 +1147,7 @@ def run_study(
     log: Callable[[str], None] | None = None,
     pdf: bool = False,
     redo: Sequence[str] = (),
+    repair: bool = False,
 ) -> Path:
     """Run (or resume) the whole pipeline of a study and return its results directory.
 
@@ -1166,11 +1167,16 @@ def run_study(
         Stages to run again even though they are up to date (after an upgrade of stochhom,
         say), with every stage downstream of them. ``"sweep"`` is not allowed: the samples
         are redone with ``restart=True``.
+    repair : bool
+        Rebuild a damaged ``samples.zarr`` first (see ``repair`` of
+        :func:`~stochhom.study.sweep.run_sweep`); when samples were recomputed, every
+        stage after the sweep runs again.
 
     Raises
     ------
     InputError
-        An unknown stage in ``redo``, or a results directory that cannot be created.
+        An unknown stage in ``redo``, ``restart`` with ``repair``, or a results directory
+        that cannot be created.
     """
     import shutil
 
@@ -1182,6 +1188,8 @@ def run_study(
     if bad:
         hint = " (the sweep is redone with --restart)" if "sweep" in bad else ""
         raise InputError(f"cannot redo stage {bad[0]!r}{hint}; the stages are {', '.join(STAGES[1:])}")
+    if restart and repair:
+        raise InputError("restart deletes the results directory and repair keeps the readable samples: choose one")
     cfg = pipeline_config(study)
     out = results_dir(study)
     if restart and out.exists():
@@ -1206,6 +1214,7 @@ def run_study(
                "propagation": ["propagation.json"], "validation": ["leakage.csv", "ood.json"],
                "report": ["report.html", "summary.json"]}
     props = None
+    repaired = 0
     ran: set[str] = set()  # stages run in this call: their downstream stages run too
     for stage in STAGES:
         if stage != "sweep":
@@ -1227,7 +1236,10 @@ def run_study(
         if stage == "sweep":
             swept = dataclasses.replace(study, output=out / "samples.zarr")
             done_before = _done_count(out / "samples.zarr") if done.get("hash") == h else 0
-            props = run_sweep(swept, workers=workers, scheduler=scheduler, progress=progress, log=say)
+            props = run_sweep(swept, workers=workers, scheduler=scheduler, progress=progress, log=say, repair=repair)
+            repaired = props.attrs.pop("repaired_samples", 0)
+            if repaired:  # recomputed samples: every later stage runs again
+                ran.add("sweep")
             _write_provenance(out, study, cfg, record, props)
         else:
             if props is None:
@@ -1252,7 +1264,7 @@ def run_study(
         if stage == "sweep" and done_before and done.get("seconds") is not None:
             # a resumed sweep: its time is the sum over the runs that computed samples; a run
             # that found every sample done keeps the time (and date) of the runs that did the work
-            if done_before >= _done_count(out / "samples.zarr"):
+            if done_before >= _done_count(out / "samples.zarr") and not repaired:
                 seconds, finished = float(done["seconds"]), done.get("finished", finished)
             else:
                 seconds += float(done["seconds"])

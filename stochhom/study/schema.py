@@ -75,7 +75,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 __all__ = ["Study", "StudyError", "load_study", "study_from_dict", "DISTRIBUTIONS", "DESIGNS", "PIPELINE_TABLES",
-           "memory_estimate", "check_resources", "SIZE_RANGE"]
+           "memory_estimate", "check_resources", "SIZE_RANGE", "SAMPLES_VERSION"]
 
 #: Designs of the swept parameters.
 DESIGNS = ("grid", "lhs", "sobol")
@@ -130,6 +130,14 @@ def _expression_names(value: str) -> set[str]:
     return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} - {"exp", "log", "sqrt", "min", "max"}
 
 
+#: Version of what one sample computes (generators, discretization, solver, stored variables).
+#: A release of stochhom that changes any sample's numbers increments it; it is part of
+#: :meth:`Study.content` and so of the study hash, so a store written by code whose samples
+#: differ is refused on resume (``--restart`` recomputes it) instead of mixing two versions'
+#: samples. A release that changes no sample keeps it, and its stores resume.
+SAMPLES_VERSION = 1
+
+
 @dataclass
 class Study:
     """A validated study (see the module docstring)."""
@@ -156,10 +164,11 @@ class Study:
 
     # -- identity -----------------------------------------------------------------------
     def content(self) -> dict[str, Any]:
-        """What determines the results (hashed): not the output path, the name or threads."""
+        """What determines the results (hashed): not the output path, the name or threads,
+        but the :data:`SAMPLES_VERSION` of the code that computes the samples."""
         solver = {k: v for k, v in self.solver.items() if k != "workers"}
-        return {"seed": self.seed, "generator": self.generator, "shape": list(self.shape),
-                "voxel_size": self.voxel_size, "fixed": self.fixed, "design": self.design,
+        return {"samples_version": SAMPLES_VERSION, "seed": self.seed, "generator": self.generator,
+                "shape": list(self.shape), "voxel_size": self.voxel_size, "fixed": self.fixed, "design": self.design,
                 "parameters": self.parameters, "points": self.points, "replicates": self.replicates,
                 "phases": self.phases, "solver": solver}
 

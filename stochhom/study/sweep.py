@@ -32,7 +32,18 @@ number of workers, the scheduler or the interruptions (every sample has its own
 seed; only the timings ``solve_time`` and ``warmup_time`` vary).
 
 Resuming with a changed study is refused, with the differences listed, unless
-``restart=True`` (which deletes the store).
+``restart=True`` (which deletes the store). The study hash covers the samples version
+(:data:`~stochhom.study.schema.SAMPLES_VERSION`), so a store written by a release of
+stochhom that computes samples differently is refused too; ``attrs["stochhom_versions"]``
+lists the releases that computed samples of a store.
+
+Repair: ``repair=True`` rebuilds a damaged store of the study (:func:`_repair`): a
+new store is written from the study, every readable chunk is copied into it, and the
+samples whose data or ``done`` flag were unreadable are recomputed from their seeds.
+
+Dask: the client connects before the store is created or deleted (an unreachable
+scheduler leaves nothing behind); the workers of a ``LocalCluster`` exit with the main
+process (their nannies live in it).
 
 Interruption: SIGINT (Ctrl-C) and SIGTERM stop a run within seconds. The samples
 already computed are written (flushed), the queued batches are cancelled, the worker
@@ -82,6 +93,7 @@ _STATUS_LEN = 300
 _WORKER_STARTUP = 1.6  # seconds for a spawned worker to import stochhom and load the kernels
 
 
+_CONNECT_TIMEOUT = "20s"  # to reach a Dask scheduler
 _PARENT_POLL = 0.5  # seconds between two checks of a worker that its parent is alive
 _LOCK_CREATING = 30.0  # seconds during which an empty or unreadable lock file counts as being written
 
@@ -423,8 +435,6 @@ def _template(study: Study, samples: list[dict[str, Any]], seeds: np.ndarray) ->
         vals = [s["params"][name] for s in samples]
         coords[name] = ("sample", np.array(vals, dtype=float if all(isinstance(v, (int, float)) for v in vals)
                                            else str))
-    from .. import __version__
-
     attrs = {
         "kind": "stochhom sweep",
         "study_name": study.name,
@@ -435,23 +445,132 @@ def _template(study: Study, samples: list[dict[str, Any]], seeds: np.ndarray) ->
         "generator": study.generator,
         "voxel_size": study.voxel_size,
         "periodic": int(GENERATORS[study.generator].is_periodic(study.fixed)),
-        "stochhom_version": __version__,
+        "stochhom_version": _version(),
+        "stochhom_versions": json.dumps([_version()]),
     }
     return xr.Dataset(data, coords=coords, attrs=attrs)
 
 
-def _create(path: Path, template: xr.Dataset) -> None:
-    """Write the empty store next to ``path`` and rename it into place (a kill never leaves half a store)."""
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def _record_version(path: Path) -> None:
+    """Add this stochhom's version to the store's ``stochhom_versions`` (the versions that
+    computed its samples: a resume by a release with the same samples version is allowed)."""
+    import zarr
+
+    group = zarr.open_group(str(path), mode="r+")
+    try:
+        versions = json.loads(group.attrs.get("stochhom_versions", "[]"))
+    except ValueError:
+        versions = []
+    if _version() not in versions:
+        group.attrs["stochhom_versions"] = json.dumps([*versions, _version()])
+
+
+def _create(path: Path, template: xr.Dataset, fill: Callable[[Path], None] | None = None) -> None:
+    """Write the empty store next to ``path`` (then ``fill(tmp)``, if given) and rename it into
+    place: a kill never leaves half a store. An existing ``path`` is replaced."""
     tmp = path.with_name(f".{path.name}.creating-{os.getpid()}")
+    old = path.with_name(f".{path.name}.replaced-{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(tmp, ignore_errors=True)
         enc = {v: {"chunks": (_CHUNK,) + template[v].shape[1:]} for v in template.data_vars}
         template.to_zarr(tmp, mode="w", zarr_format=2, consolidated=False, encoding=enc)
+        if fill is not None:
+            fill(tmp)
+        if path.exists():  # a directory is not replaced by os.replace: move it aside first
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
         os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise SweepStoreError(f"cannot write the output store {str(path)!r}: {exc.strerror or exc}") from None
+
+
+#: Variables that stores of older stochhom versions may lack (a sample is not lost without them).
+_OPTIONAL = ("warmup_time",)
+
+
+def _old_array(path: Path, name: str) -> Any:
+    """The zarr array ``name`` of the store at ``path``, or None if its metadata cannot be read."""
+    import zarr
+
+    try:
+        return zarr.open_array(str(path / name), mode="r")
+    except Exception:  # missing or damaged metadata
+        return None
+
+
+def _repair(path: Path, study: Study, samples: list[dict[str, Any]], seeds: np.ndarray) -> dict[str, Any]:
+    """Rebuild a damaged store of this study, keeping every sample whose stored results all read.
+
+    A new store is written from the study (so damaged coordinates and metadata are
+    regenerated), every readable chunk of every per-sample variable is copied into it,
+    and a sample stays ``done`` only if its ``done`` flag and all of its variables were
+    read; the others are recomputed by the run that follows. The new store replaces the
+    old one in one rename. Returns ``{"kept": int, "lost": [samples], "variables": {name: [samples]}}``
+    (``lost``: samples that were done and will be recomputed).
+    """
+    try:
+        attrs = json.loads((path / ".zattrs").read_text())
+    except (OSError, ValueError):
+        raise SweepStoreError(
+            f"cannot repair {path}: its attributes (.zattrs) cannot be read, so nothing says which study wrote "
+            "it; run again with --restart to start over (the finished samples are lost)") from None
+    if attrs.get("kind") != "stochhom sweep":
+        raise SweepStoreError(f"{path} is not a stochhom sweep store; --repair repairs only the stores of sweeps")
+    if attrs.get("study_hash") != study.hash():
+        raise SweepStoreError(f"cannot repair {path}: it holds the results of a different study (or of another "
+                              "samples version); run again with --restart to start over")
+    template = _template(study, samples, seeds)
+    n = len(samples)
+    unreadable: dict[str, np.ndarray] = {}
+    old_done = np.zeros(n, dtype=bool)
+
+    def fill(tmp: Path) -> None:
+        import zarr
+
+        new = zarr.open_group(str(tmp), mode="r+")
+        for name in template.data_vars:
+            bad = np.zeros(n, dtype=bool)
+            arr = _old_array(path, name)
+            if arr is None or arr.shape != new[name].shape:
+                if not (arr is None and name in _OPTIONAL and not (path / name).exists()):
+                    bad[:] = True
+                unreadable[name] = bad
+                continue
+            for start in range(0, n, _CHUNK):
+                stop = min(start + _CHUNK, n)
+                try:
+                    values = arr[start:stop]
+                except Exception:  # a truncated, overwritten or missing chunk file
+                    bad[start:stop] = True
+                    continue
+                if name == "done":
+                    old_done[start:stop] = values == 1
+                else:
+                    new[name][start:stop] = values
+            unreadable[name] = bad
+        lost_any = np.any(np.stack(list(unreadable.values())), axis=0)
+        keep = old_done & ~lost_any
+        new["done"][:] = keep.astype(np.int8)
+        versions = attrs.get("stochhom_versions")
+        if isinstance(versions, str):
+            new.attrs["stochhom_versions"] = versions
+
+    _create(path, template, fill)
+    lost_any = np.any(np.stack(list(unreadable.values())), axis=0)
+    maybe_done = old_done | unreadable.get("done", np.zeros(n, dtype=bool))  # an unreadable flag may have been set
+    lost = np.flatnonzero(maybe_done & lost_any)
+    return {"kept": int((old_done & ~lost_any).sum()), "lost": [int(k) for k in lost],
+            "unreadable_done": int(unreadable.get("done", np.zeros(n, bool)).sum()),
+            "variables": {k: [int(i) for i in np.flatnonzero(v)] for k, v in unreadable.items() if v.any()}}
 
 
 def store_path(study: Study) -> Path:
@@ -534,6 +653,13 @@ def _check_existing(path: Path, study: Study, restart: bool) -> bool:
     old = json.loads(attrs.get("study", "{}"))
     new = study.content()
     changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    if changed == ["samples_version"]:
+        raise SweepStoreError(
+            f"{path} was written by stochhom {attrs.get('stochhom_version', '(unknown)')}, whose samples are "
+            f"computed differently from this stochhom {_version()}'s (samples version "
+            f"{old.get('samples_version', 0)} -> {new['samples_version']}); resuming would mix the two. Run again "
+            "with --restart to recompute every sample, or keep using the stochhom version that wrote the store"
+        )
     raise SweepStoreError(
         f"{path} holds the results of a different study (changed: {', '.join(changed) or 'unknown'}); "
         "resuming would mix two studies. Use another output path, or --restart to delete the store and start over"
@@ -580,6 +706,7 @@ def _execute(
     workers: int,
     scheduler: str | None,
     on_results: Callable[[list[tuple[int, dict[str, Any]]]], None],
+    client: Any = None,
 ) -> None:
     batches = _batches(items, workers)
     run = uuid.uuid4().hex  # each process that computes samples of this call warms up once
@@ -607,20 +734,8 @@ def _execute(
             raise
         pool.shutdown(wait=True)
         return
-    try:
-        from distributed import Client, LocalCluster
-        from distributed import as_completed as dask_completed
-    except ImportError:  # pragma: no cover - dask is a dependency
-        raise InputError("--scheduler needs dask.distributed: pip install 'dask[distributed]'") from None
-    cluster = None
-    if scheduler == "local":
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
-        client = Client(cluster)
-    else:
-        try:
-            client = Client(scheduler, timeout="20s")
-        except (OSError, ValueError, TimeoutError) as exc:
-            raise InputError(f"cannot reach the Dask scheduler at {scheduler!r}: {exc}") from None
+    from distributed import as_completed as dask_completed
+
     futures = []
     handled = set()
     try:
@@ -635,10 +750,42 @@ def _execute(
                 if fut.key not in handled and fut.status == "finished":
                     on_results(fut.result())
         raise
+
+
+@contextlib.contextmanager
+def _dask_client(scheduler: str | None, workers: int) -> Iterator[Any]:
+    """A Dask client for ``scheduler`` (None: no Dask), connected before anything is written,
+    so that an unreachable scheduler leaves no store behind."""
+    if scheduler is None:
+        yield None
+        return
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:  # pragma: no cover - dask is a dependency
+        raise InputError("--scheduler needs dask.distributed: pip install 'dask[distributed]'") from None
+    cluster = None
+    if scheduler == "local":
+        import logging
+
+        # silence_logs: the workers' warnings about tasks cancelled by a Ctrl-C are noise
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                               silence_logs=logging.ERROR)
+        client = Client(cluster)
+    else:
+        try:
+            client = Client(scheduler, timeout=_CONNECT_TIMEOUT)
+        except (OSError, ValueError, TimeoutError) as exc:
+            raise InputError(f"cannot reach the Dask scheduler at {scheduler!r} ({exc}); nothing was written. "
+                             "Start the scheduler (dask scheduler) and its workers, or run without --scheduler "
+                             "(local processes)") from None
+    try:
+        yield client
     finally:
-        client.close()
+        with contextlib.suppress(Exception):
+            client.close()
         if cluster is not None:
-            cluster.close()
+            with contextlib.suppress(Exception):
+                cluster.close()
 
 
 def _stop_pool(pool: ProcessPoolExecutor, grace: float = 2.0) -> None:
@@ -705,6 +852,7 @@ def run_sweep(
     progress: bool = True,
     flush_seconds: float = 2.0,
     log: Callable[[str], None] | None = None,
+    repair: bool = False,
 ) -> xr.Dataset | dict[str, Any]:
     """Run (or resume) a sweep and return its apparent-properties ``Dataset``.
 
@@ -729,17 +877,37 @@ def run_sweep(
         Write completed samples at least this often.
     log : callable, optional
         Receives progress messages (default: print to stderr).
+    repair : bool
+        First rebuild a damaged store of this study: every sample whose results (or
+        ``done`` flag) sit in an unreadable chunk is recomputed, every other finished
+        sample is kept, and damaged coordinates and metadata are rewritten from the
+        study. A store whose attributes cannot be read (so nothing says which study
+        wrote it) cannot be repaired: ``restart`` it. Harmless on an intact store.
 
     Returns
     -------
     xarray.Dataset or dict
-        The results (all samples), or the plan for ``dry_run``.
+        The results (all samples), or the plan for ``dry_run``. After ``repair``, the
+        dataset's ``attrs["repaired_samples"]`` (not stored) counts the samples recomputed.
+
+    Raises
+    ------
+    SweepStoreError
+        The store holds another study, is locked by a running sweep, cannot be written,
+        or cannot be repaired.
+    InputError
+        Bad ``workers`` or ``scheduler``, an unreachable Dask scheduler (nothing is
+        written then), or ``restart`` with ``repair``.
+    SweepInterrupted
+        SIGINT or SIGTERM: the finished samples are stored.
     """
     say = log or (lambda msg: print(msg, file=sys.stderr))
     if workers is None:
         workers = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
     if not isinstance(workers, (int, np.integer)) or workers < 1:
         raise InputError(f"workers must be a positive integer, got {workers!r}")
+    if restart and repair:
+        raise InputError("restart deletes the store and repair keeps its readable samples: choose one")
     if scheduler is not None and scheduler != "local" and ":" not in str(scheduler):
         raise InputError(f"--scheduler must be 'local' or a Dask scheduler address such as "
                          f"'tcp://host:8786', got {scheduler!r}")
@@ -770,7 +938,7 @@ def run_sweep(
     with _store_lock(path), _stop_signals() as stop:
         try:
             return _sweep(study, path, samples, seeds, int(workers), scheduler, restart, progress,
-                          flush_seconds, say)
+                          flush_seconds, say, repair)
         except BaseException as exc:
             if not isinstance(exc, KeyboardInterrupt) and stop["signum"] is None:
                 raise
@@ -788,11 +956,47 @@ def run_sweep(
 
 def _sweep(study: Study, path: Path, samples: list[dict[str, Any]], seeds: np.ndarray, workers: int,
            scheduler: str | None, restart: bool, progress: bool, flush_seconds: float,
-           say: Callable[[str], None]) -> xr.Dataset:
-    """The body of :func:`run_sweep` (under the store lock): create or resume, compute, flush."""
-    resume = _check_existing(path, study, restart)
-    if not resume:
-        _create(path, _template(study, samples, seeds))
+           say: Callable[[str], None], repair: bool = False) -> xr.Dataset:
+    """The body of :func:`run_sweep` (under the store lock): connect, repair, create or resume, compute, flush."""
+    with _dask_client(scheduler, workers) as client:  # first: an unreachable scheduler changes nothing
+        repaired = None
+        if repair and path.exists():
+            repaired = _repair(path, study, samples, seeds)
+            if repaired["variables"]:
+                names = ", ".join(sorted(repaired["variables"]))
+                say(f"repaired {path}: unreadable data in {names}; {len(repaired['lost'])} sample(s) to recompute "
+                    f"({_ranges(repaired['lost'])}), {repaired['kept']} finished sample(s) kept")
+            else:
+                say(f"repair: every variable of {path} reads; nothing to repair")
+        resume = _check_existing(path, study, restart)
+        if not resume:
+            _create(path, _template(study, samples, seeds))
+        else:
+            _record_version(path)
+        out = _compute(study, path, samples, seeds, workers, scheduler, client, progress, flush_seconds, say, resume)
+    if repaired is not None:
+        out.attrs["repaired_samples"] = len(repaired["lost"])
+    return out
+
+
+def _ranges(idx: list[int], limit: int = 6) -> str:
+    """``[0, 1, 2, 7]`` -> ``"samples 0-2, 7"`` (at most ``limit`` ranges, then "...")."""
+    if not idx:
+        return "no samples"
+    runs: list[list[int]] = [[idx[0], idx[0]]]
+    for k in idx[1:]:
+        if k == runs[-1][1] + 1:
+            runs[-1][1] = k
+        else:
+            runs.append([k, k])
+    text = ", ".join(f"{a}-{b}" if b > a else f"{a}" for a, b in runs[:limit])
+    return f"samples {text}" + (", ..." if len(runs) > limit else "")
+
+
+def _compute(study: Study, path: Path, samples: list[dict[str, Any]], seeds: np.ndarray, workers: int,
+             scheduler: str | None, client: Any, progress: bool, flush_seconds: float,
+             say: Callable[[str], None], resume: bool) -> xr.Dataset:
+    """Compute the samples not flagged done, flushing them to the store; return the whole store."""
     done = _done_flags(path)
     todo = [(s["sample"], s["params"], int(seeds[s["sample"]])) for s in samples if not done[s["sample"]]]
     n_total = len(samples)
@@ -823,7 +1027,7 @@ def _sweep(study: Study, path: Path, samples: list[dict[str, Any]], seeds: np.nd
 
     try:
         if todo:
-            _execute(study, todo, workers, scheduler, on_results)
+            _execute(study, todo, workers, scheduler, on_results, client)
     finally:
         flush()
         if bar is not None:
