@@ -36,6 +36,9 @@ def neutral_coated_conductivity(f: float, k_core: float, k_shell: float, d: int 
         (10.0, sh.Conductivity(10.0), "fourier"),
         (0.0, sh.Void(), "rotated"),
         (np.inf, sh.Conductivity(1e8), "rotated"),
+        (10.0, sh.Conductivity(10.0), "q1"),
+        (0.0, sh.Void(), "q1"),
+        (np.inf, sh.Conductivity(1e8), "q1"),
     ],
 )
 def test_square_array_matches_perrins(k, inclusion, disc) -> None:
@@ -60,7 +63,7 @@ def test_perrins_error_shrinks_with_resolution() -> None:
 
 
 # ---------------------------------------------------------------- neutral coated inclusion
-@pytest.mark.parametrize("disc", ["rotated", "fourier"])
+@pytest.mark.parametrize("disc", ["rotated", "fourier", "q1"])
 def test_neutral_coated_inclusion_converges_with_grid(disc: str) -> None:
     """A coated disk in a matrix of conductivity k* leaves the field undisturbed, so the
     effective conductivity is k* exactly; the voxelized circles converge at first order.

@@ -96,7 +96,7 @@ def test_unknown_scheme_lists_the_valid_ones() -> None:
 
 
 def test_unknown_discretization_lists_the_valid_ones() -> None:
-    with pytest.raises(InputError, match=r"'fourier', 'rotated'"):
+    with pytest.raises(InputError, match=r"'fourier', 'q1', 'rotated'"):
         sh.homogenize(IMAGE, ELASTIC, discretization="staggered_grid")
 
 

@@ -54,6 +54,7 @@ __all__ = ["DISCRETIZATIONS", "Grid", "derivative_symbols", "default_workers"]
 DISCRETIZATIONS: dict[str, str] = {
     "rotated": "Willot's rotated finite differences (consistent; pores and rigid phases)",
     "fourier": "Moulinec-Suquet continuous Green operator (spectral derivatives)",
+    "q1": "voxel finite elements with full (2^d-point) integration, Green-preconditioned CG (Ladecky et al. 2023)",
 }
 
 

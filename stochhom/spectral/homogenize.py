@@ -30,6 +30,7 @@ from ..tensors import isotropic_projection
 from .green import GreenOperator, ReferenceMedium, reference_medium
 from .grid import DISCRETIZATIONS, default_workers
 from .problem import CellProblem, resolve_backend
+from .q1 import Q1Problem, q1_conjugate_gradient
 from .schemes import SCHEMES, SchemeResult, accelerated, basic, conjugate_gradient
 
 __all__ = ["homogenize", "solve", "HomogenizationResult", "FieldResult", "prepare_phases"]
@@ -132,11 +133,12 @@ class FieldResult:
     Attributes
     ----------
     strain, stress : numpy.ndarray, shape ``(ne, *shape)``
-        Mandel components at voxel centres.
+        Mandel components at voxel centres (for ``"q1"``: the element averages, i.e.
+        the means over the voxel's Gauss points, equal to the values at its centre).
     mean_strain, mean_stress : numpy.ndarray, shape (ne,)
     fluctuation : numpy.ndarray, shape ``(m, *shape)``
         Periodic fluctuation of the displacement (potential) at the nodes: voxel
-        corners for ``"rotated"`` (node ``n`` is the lower corner of voxel ``n``),
+        corners for ``"rotated"`` and ``"q1"`` (node ``n`` is the lower corner of voxel ``n``),
         voxel centres for ``"fourier"``. Defined up to a constant. For ``"fourier"`` on
         even grids the self-conjugate Nyquist strain modes have no real nodal
         displacement and are missing from it (the ``strain`` field is complete).
@@ -313,6 +315,9 @@ def _options(scheme: str, discretization: str, tol: float | None, maxiter: int |
 
 
 def _check_scheme_fits(scheme: str, discretization: str, mats: list[Material]) -> None:
+    if discretization == "q1" and scheme != "cg":
+        raise InputError(f"discretization 'q1' is solved by conjugate gradients only; use scheme='cg' "
+                         f"(got {scheme!r})")
     if scheme != "cg" and any(m.is_void for m in mats):
         raise InputError(
             f"scheme {scheme!r} cannot converge with a Void phase (its reference medium degenerates); "
@@ -416,6 +421,15 @@ def _problem(
         workers = default_workers()
     elif not isinstance(workers, (int, np.integer)) or workers < 1:
         raise InputError(f"workers must be a positive integer, got {workers!r}")
+    if discretization == "q1":
+        if dt != np.float64:
+            raise InputError("discretization 'q1' runs in float64 only; use dtype='float64'")
+        if resolve_backend(backend) != "numba":
+            raise InputError("discretization 'q1' needs the numba backend (its kernels are compiled)")
+        ref = _reference(reference, scheme, tensors, elastic, dim)  # CG's rule: the softest solid phase
+        q1 = Q1Problem(labels, tensors, elastic, _spacing(spacing, dim), dt, int(workers), ref)
+        _check_precision(q1.contrast, dt, tol)
+        return q1, q1, mats, physics, tol, maxiter
     problem = CellProblem(
         labels, tensors, elastic, _spacing(spacing, dim), discretization, dt, int(workers), resolve_backend(backend)
     )
@@ -423,6 +437,12 @@ def _problem(
     ref = _reference(reference, scheme, tensors, elastic, dim)
     green = problem.green(ref)
     return problem, green, mats, physics, tol, maxiter
+
+
+def _q1_solver(problem: Q1Problem, green: Q1Problem, macro: np.ndarray, tol: float, maxiter: int,
+               keep: bool) -> SchemeResult:
+    """The Q1 system's CG, called like the entries of ``_SOLVERS`` (its own preconditioner is the Green operator)."""
+    return q1_conjugate_gradient(problem, macro, tol, maxiter, keep)
 
 
 def _run(
@@ -435,7 +455,7 @@ def _run(
     batch: int,
     keep_solution: bool = False,
 ) -> SchemeResult:
-    solver = _SOLVERS[scheme]
+    solver = _q1_solver if isinstance(problem, Q1Problem) else _SOLVERS[scheme]
     parts = [
         solver(problem, green, macro[i : i + batch], tol, maxiter, keep_solution)
         for i in range(0, macro.shape[0], batch)
@@ -464,7 +484,7 @@ def _handle_failure(res: SchemeResult, on_failure: str, tol: float, scheme: str,
             "0.5 x eps x phase contrast). Loosen tol, use float64, or cap the stiff phase at ~1e8 x the "
             "soft one, which is already the rigid limit"
         )
-    elif (scheme, discretization) != ("cg", "rotated"):
+    elif scheme != "cg" or discretization not in ("rotated", "q1"):
         hint = " Try scheme='cg' with discretization='rotated' (robust at high contrast and for pores)"
     else:
         hint = (
@@ -515,9 +535,13 @@ def homogenize(
         elasticity is plane strain.
     scheme : {"cg", "basic", "accelerated"}
         Conjugate gradients (default), Moulinec–Suquet, or Eyre–Milton.
-    discretization : {"rotated", "fourier"}
+    discretization : {"rotated", "fourier", "q1"}
         Willot's rotated finite differences (default; converges for pores and rigid
-        phases) or the Moulinec–Suquet continuous Green operator.
+        phases), the Moulinec–Suquet continuous Green operator, or voxel finite
+        elements with full integration (``"q1"``: trilinear elements, Green-preconditioned
+        CG as in muGrid; the most accurate at coarse resolution for pores and soft
+        inclusions; ``scheme="cg"``, float64 and the numba backend only). See
+        :doc:`/theory/spectral_solver` for which to choose.
     tol : float, optional
         Relative equilibrium residual :math:`\|\Pi\sigma\|/|\langle\sigma\rangle|` at
         which a load case stops (default 1e-6 in float64, 1e-5 in float32).
@@ -683,7 +707,7 @@ def solve(
     e, s = problem.fields(res.w, macro)
     strain = problem.strain_to_mandel(e[0], axis=0)
     stress = problem.stress_to_mandel(s[0], axis=0)
-    u = _fluctuation(problem, discretization, res.w[0])
+    u = res.w[0] if discretization == "q1" else _fluctuation(problem, discretization, res.w[0])
     return FieldResult(
         strain=strain,
         stress=stress,

@@ -84,7 +84,47 @@ def resolve_backend(backend: str | None) -> str:
     return backend
 
 
-class CellProblem:
+class VoigtConversions:
+    """Conversions between Mandel and the internal Voigt form (engineering shear),
+    shared by the cell problems of every discretization. Needs ``ne``, ``_scale``
+    (:func:`~stochhom.spectral.material_field.voigt_scaling`) and ``_softest`` (the
+    spectral norm of the softest solid phase)."""
+
+    ne: int
+    _scale: np.ndarray
+    _softest: float
+
+    def strain_to_internal(self, e: np.ndarray) -> np.ndarray:
+        """Mandel strain(s) ``(..., ne)`` to internal Voigt form (engineering shear)."""
+        return np.asarray(e, dtype=float) / self._scale
+
+    def stress_to_mandel(self, s: np.ndarray, axis: int = -1) -> np.ndarray:
+        """Internal Voigt stress(es) to Mandel, scaling along ``axis``."""
+        shape = [1] * np.ndim(s)
+        shape[axis] = self.ne
+        return s / self._scale.reshape(shape)
+
+    def stress_floor(self, macro: np.ndarray, factor: float) -> np.ndarray:
+        """``factor`` times the stress of the softest solid phase under each load (Mandel norm).
+
+        No cell that holds together carries less (Reuss bound), so a residual
+        normalization floored at this level only matters for degenerate cells, such as
+        one cut by a pore layer.
+        """
+        return factor * self._softest * np.linalg.norm(macro * self._scale, axis=-1)
+
+    def mean_norm(self, mean: np.ndarray) -> np.ndarray:
+        """Euclidean norm of mean stresses given in internal form, taken in Mandel notation."""
+        return np.linalg.norm(mean / self._scale, axis=-1)
+
+    def strain_to_mandel(self, e: np.ndarray, axis: int = -1) -> np.ndarray:
+        """Internal Voigt strain(s) to Mandel, scaling along ``axis``."""
+        shape = [1] * np.ndim(e)
+        shape[axis] = self.ne
+        return e * self._scale.reshape(shape)
+
+
+class CellProblem(VoigtConversions):
     """Discrete periodic cell problem: grid, derivative symbols and the material field.
 
     Parameters
@@ -161,36 +201,6 @@ class CellProblem:
             row = batch * self.ne * int(np.prod(self.grid.shape[1:])) * self.dtype.itemsize
             self._blocks[batch] = Blocks(self.grid.shape[0], row, batch * self.ne * self.grid.size, self.grid.workers)
         return self._blocks[batch]
-
-    # -- conversions between Mandel and the internal Voigt form -------------------
-    def strain_to_internal(self, e: np.ndarray) -> np.ndarray:
-        """Mandel strain(s) ``(..., ne)`` to internal Voigt form (engineering shear)."""
-        return np.asarray(e, dtype=float) / self._scale
-
-    def stress_to_mandel(self, s: np.ndarray, axis: int = -1) -> np.ndarray:
-        """Internal Voigt stress(es) to Mandel, scaling along ``axis``."""
-        shape = [1] * np.ndim(s)
-        shape[axis] = self.ne
-        return s / self._scale.reshape(shape)
-
-    def stress_floor(self, macro: np.ndarray, factor: float) -> np.ndarray:
-        """``factor`` times the stress of the softest solid phase under each load (Mandel norm).
-
-        No cell that holds together carries less (Reuss bound), so a residual
-        normalization floored at this level only matters for degenerate cells, such as
-        one cut by a pore layer.
-        """
-        return factor * self._softest * np.linalg.norm(macro * self._scale, axis=-1)
-
-    def mean_norm(self, mean: np.ndarray) -> np.ndarray:
-        """Euclidean norm of mean stresses given in internal form, taken in Mandel notation."""
-        return np.linalg.norm(mean / self._scale, axis=-1)
-
-    def strain_to_mandel(self, e: np.ndarray, axis: int = -1) -> np.ndarray:
-        """Internal Voigt strain(s) to Mandel, scaling along ``axis``."""
-        shape = [1] * np.ndim(e)
-        shape[axis] = self.ne
-        return e * self._scale.reshape(shape)
 
     # -- fields -------------------------------------------------------------------
     def zeros_nodal(self, batch: int) -> np.ndarray:
