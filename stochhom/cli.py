@@ -82,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--phases", required=True, help="phases TOML file ([phases.<label>] tables)")
     h.add_argument("--scheme", default="cg", choices=sorted(SCHEMES), help="iterative scheme (default: cg)")
     h.add_argument(
-        "--discretization", default="rotated", choices=sorted(DISCRETIZATIONS), help="default: rotated"
+        "--discretization", default="auto", choices=sorted(DISCRETIZATIONS),
+        help="auto (default): q1 for porous media, rotated otherwise"
     )
     h.add_argument("--tol", type=float, default=None, help="relative equilibrium residual (default 1e-6)")
     h.add_argument("--maxiter", type=int, default=None, help="iteration limit per load case (default 2000)")

@@ -314,9 +314,11 @@ class AnisotropicElastic(Material):
 class Void(Material):
     """An empty phase (pore, crack): zero stiffness or zero conductivity.
 
-    Void takes the physics of the other phases. Solve porous media with the default
-    conjugate-gradient scheme on the ``"rotated"`` discretization; fixed-point
-    schemes and the Fourier discretization cannot converge with a void phase.
+    Void takes the physics of the other phases. Porous media are solved by the default
+    conjugate-gradient scheme, on Q1 voxel elements by default (``discretization="auto"``;
+    the ``"rotated"`` scheme converges too, with more iterations and a larger
+    discretization error); fixed-point schemes and the Fourier discretization cannot
+    converge with a void phase.
     """
 
     @property

@@ -262,7 +262,7 @@ def test_homogenize_ensemble_zarr_out_and_solver_options(tmp_path, capsys) -> No
                  "--tol", "1e-8", "--quiet", "--out", str(out)]) == 0
     assert capsys.readouterr().out == ""
     got = sh.io.open_dataset(out)
-    assert json.loads(got.attrs["solver"]) == {"discretization": "rotated", "dtype": "float64", "scheme": "basic",
+    assert json.loads(got.attrs["solver"]) == {"discretization": "auto", "dtype": "float64", "scheme": "basic",
                                                "tol": 1e-8}
     assert np.all(got["converged"].values == 1) and np.all(got["residual"].values <= 1e-8)
 

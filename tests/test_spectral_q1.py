@@ -179,3 +179,34 @@ def test_torch_backend_is_refused() -> None:
     image = centred_ball(8, 2, 0.3)
     with pytest.raises(InputError, match="numba"):
         sh.homogenize(image, [sh.Conductivity(1.0), sh.Conductivity(5.0)], discretization="q1", backend="torch")
+
+
+# ------------------------------------------------------------------ the "auto" default
+@pytest.mark.parametrize(("phases", "kwargs", "expected"), [
+    ([sh.IsotropicElastic(1.0, 0.3), sh.Void()], {}, "q1"),
+    ([sh.Conductivity(1.0), sh.Void()], {}, "q1"),
+    ([sh.IsotropicElastic(1.0, 0.3), sh.IsotropicElastic(100.0, 0.3)], {}, "rotated"),
+    ([sh.IsotropicElastic(1.0, 0.3), sh.IsotropicElastic(1e-3, 0.3)], {}, "rotated"),
+    ([sh.IsotropicElastic(1.0, 0.3), sh.Void()], {"dtype": "float32"}, "rotated"),
+    ([sh.IsotropicElastic(1.0, 0.3), sh.Void()], {"discretization": "rotated"}, "rotated"),
+    ([sh.IsotropicElastic(1.0, 0.3), sh.IsotropicElastic(100.0, 0.3)], {"discretization": "q1"}, "q1"),
+])
+def test_auto_chooses_q1_for_porous_media_only(phases: list, kwargs: dict, expected: str) -> None:
+    """The resolution study's conclusion (docs/theory/spectral_solver.md): Q1 for pores,
+    the rotated scheme for stiff (touching) inclusions; Q1 needs CG in float64."""
+    image = centred_ball(8, 2, 0.3)
+    res = sh.homogenize(image, phases, **kwargs)
+    assert res.info["discretization"] == expected
+    f = sh.solve(image, phases, macro_strain=np.eye(res.effective.shape[0])[0], **kwargs)
+    assert f.info["discretization"] == expected
+
+
+def test_auto_follows_the_scheme_and_the_backend() -> None:
+    from stochhom.spectral import choose_discretization
+
+    void = [sh.IsotropicElastic(1.0, 0.3), sh.Void()]
+    assert choose_discretization("auto", "cg", void) == "q1"
+    assert choose_discretization("auto", "basic", void) == "rotated"  # (then refused: fixed points and voids)
+    assert choose_discretization("auto", "cg", void, "float32") == "rotated"
+    assert choose_discretization("auto", "cg", void, "float64", "numpy") == "rotated"
+    assert choose_discretization("fourier", "cg", void) == "fourier"

@@ -135,7 +135,7 @@ def test_store_of_another_samples_version_is_not_resumed(tmp_path, monkeypatch) 
     monkeypatch.setattr(schema_mod, "SAMPLES_VERSION", 0)
     run_sweep(study_from_dict(small, base=tmp_path), workers=1, progress=False)
     monkeypatch.undo()
-    with pytest.raises(SweepStoreError, match=r"samples version 0 -> 1.*--restart"):
+    with pytest.raises(SweepStoreError, match=rf"samples version 0 -> {schema_mod.SAMPLES_VERSION}.*--restart"):
         run_sweep(study_from_dict(small, base=tmp_path), workers=1, progress=False)
     ds = run_sweep(study_from_dict(small, base=tmp_path), workers=1, progress=False, restart=True)
     assert json.loads(ds.attrs["study"])["samples_version"] == schema_mod.SAMPLES_VERSION

@@ -213,12 +213,23 @@ def _design_check(props: xr.Dataset, target: str, prop: Mapping[str, Any]) -> di
                           "0.975": float(np.quantile(y, 0.975))}}
 
 
+def _discretization(study: Mapping[str, Any]) -> str:
+    """The discretization the samples were solved with (``"auto"`` resolved as the solver does)."""
+    from ..materials import Void
+    from ..spectral import choose_discretization
+
+    solver = study.get("solver") or {}
+    porous = any(t.get("law") == "Void" for t in (study.get("phases") or {}).values() if isinstance(t, Mapping))
+    return choose_discretization(solver.get("discretization", "auto"), solver.get("scheme", "cg"),
+                                 [Void()] if porous else [], solver.get("dtype", "float64"), solver.get("backend"))
+
+
 def _method_text(study: Mapping[str, Any], shape: Sequence[int], props: xr.Dataset, u: Units) -> str:
     """One sentence on how the numbers were computed: solver, discretization, tolerance, and
     the SVE against the microstructure's length scale."""
     solver = study.get("solver") or {}
     tol = solver.get("tol", 1e-6 if solver.get("dtype", "float64") == "float64" else 1e-5)
-    text = (f"FFT spectral solver ({solver.get('scheme', 'cg')} scheme, {solver.get('discretization', 'rotated')} "
+    text = (f"FFT spectral solver ({solver.get('scheme', 'cg')} scheme, {_discretization(study)} "
             f"discretization, {solver.get('dtype', 'float64')}), periodic boundary conditions, relative residual "
             f"below {_num(tol)} for every load case.")
     fixed = study.get("fixed") or {}

@@ -4,13 +4,14 @@ Layers, from the bottom: :mod:`~stochhom.spectral.grid` (grids, derivative symbo
 real FFTs), :mod:`~stochhom.spectral.green` (compatibility/equilibrium operators,
 reference medium, Green operator), :mod:`~stochhom.spectral.material_field`
 (per-voxel constitutive law), :mod:`~stochhom.spectral.problem` (the cell problem),
-:mod:`~stochhom.spectral.schemes` (CG, Moulinec–Suquet, Eyre–Milton) and
+:mod:`~stochhom.spectral.schemes` (CG, Moulinec–Suquet, Eyre–Milton),
+:mod:`~stochhom.spectral.q1` (voxel finite elements and their preconditioned CG) and
 :mod:`~stochhom.spectral.homogenize` (the public :func:`homogenize` and :func:`solve`).
 """
 
 from .green import GreenOperator, ReferenceMedium, reference_medium
 from .grid import DISCRETIZATIONS, Grid, derivative_symbols
-from .homogenize import FieldResult, HomogenizationResult, homogenize, solve
+from .homogenize import FieldResult, HomogenizationResult, choose_discretization, homogenize, solve
 from .schemes import SCHEMES
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "FieldResult",
     "SCHEMES",
     "DISCRETIZATIONS",
+    "choose_discretization",
     "Grid",
     "derivative_symbols",
     "GreenOperator",

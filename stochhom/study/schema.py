@@ -135,7 +135,7 @@ def _expression_names(value: str) -> set[str]:
 #: :meth:`Study.content` and so of the study hash, so a store written by code whose samples
 #: differ is refused on resume (``--restart`` recomputes it) instead of mixing two versions'
 #: samples. A release that changes no sample keeps it, and its stores resume.
-SAMPLES_VERSION = 1
+SAMPLES_VERSION = 2  # 2: porous media are solved with Q1 elements by default ("auto")
 
 
 @dataclass
@@ -379,7 +379,7 @@ def study_from_dict(data: Mapping[str, Any], base: Path | None = None, name: str
                 _number(v, f"[solver].{key}", kind, positive=True)
     if solver.get("scheme", "cg") not in SCHEMES:
         raise _err("[solver].scheme", f"unknown scheme {solver['scheme']!r}; allowed: {sorted(SCHEMES)}")
-    if solver.get("discretization", "rotated") not in DISCRETIZATIONS:
+    if solver.get("discretization", "auto") not in DISCRETIZATIONS:
         raise _err("[solver].discretization",
                    f"unknown discretization {solver['discretization']!r}; allowed: {sorted(DISCRETIZATIONS)}")
     if solver.get("dtype", "float64") not in ("float64", "float32"):
