@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import importlib
 import itertools
-import sys
 
 import numpy as np
 import pytest
@@ -173,12 +172,10 @@ def test_unsupported_options_are_refused(kwargs: dict, keyword: str) -> None:
         sh.homogenize(image, [sh.Conductivity(1.0), sh.Conductivity(5.0)], discretization="q1", **kwargs)
 
 
-def test_torch_backend_is_refused() -> None:
-    if "torch" not in sys.modules:
-        pytest.importorskip("torch")
+def test_numpy_backend_is_refused() -> None:
     image = centred_ball(8, 2, 0.3)
-    with pytest.raises(InputError, match="numba"):
-        sh.homogenize(image, [sh.Conductivity(1.0), sh.Conductivity(5.0)], discretization="q1", backend="torch")
+    with pytest.raises(InputError, match="numba or torch"):
+        sh.homogenize(image, [sh.Conductivity(1.0), sh.Conductivity(5.0)], discretization="q1", backend="numpy")
 
 
 # ------------------------------------------------------------------ the "auto" default
@@ -210,3 +207,86 @@ def test_auto_follows_the_scheme_and_the_backend() -> None:
     assert choose_discretization("auto", "cg", void, "float32") == "rotated"
     assert choose_discretization("auto", "cg", void, "float64", "numpy") == "rotated"
     assert choose_discretization("fourier", "cg", void) == "fourier"
+
+
+# ------------------------------------------------------------------ the torch backend
+TORCH_CASES = {
+    "elastic_3d_pores": (3, [sh.IsotropicElastic(1.0, 0.3), sh.Void()]),
+    "elastic_3d_stiff": (3, [sh.IsotropicElastic(1.0, 0.3), sh.IsotropicElastic(30.0, 0.2)]),
+    "anisotropic_3d": (3, [sh.IsotropicElastic(70.0, 0.33), sh.AnisotropicElastic.from_cubic(168.0, 121.0, 75.0)]),
+    "conductivity_3d": (3, [sh.Conductivity(1.0), sh.Conductivity(np.diag([5.0, 2.0, 9.0]))]),
+    "elastic_2d": (2, [sh.IsotropicElastic(1.0, 0.3), sh.IsotropicElastic(10.0, 0.2)]),
+    "conductivity_2d_pores": (2, [sh.Conductivity(1.0), sh.Void()]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TORCH_CASES))
+def test_torch_backend_equals_numba(case: str) -> None:
+    """The same discretization and the same CG: tensors to rounding, identical iteration counts."""
+    pytest.importorskip("torch")
+    dim, phases = TORCH_CASES[case]
+    image = _mugrid_image(dim)
+    a = sh.homogenize(image, phases, discretization="q1", backend="numba", tol=1e-8)
+    b = sh.homogenize(image, phases, backend="torch", tol=1e-8)  # "auto" is q1 on torch
+    assert b.info["discretization"] == "q1" and b.info["backend"] == "torch" and b.info["device"] == "cpu"
+    np.testing.assert_allclose(b.effective, a.effective, rtol=0, atol=1e-10 * np.abs(a.effective).max())
+    assert np.abs(b.iterations - a.iterations).max() <= 1  # summation order differs: a stop may move by one
+
+
+@pytest.mark.parametrize(("dim", "elastic"), [(2, True), (3, True), (3, False)])
+def test_torch_operators_equal_the_compiled_ones(dim: int, elastic: bool, rng) -> None:
+    torch = pytest.importorskip("torch")
+    from stochhom.spectral.q1_torch import Q1TorchProblem
+
+    shape = (5, 4) if dim == 2 else (3, 5, 4)
+    image = rng.integers(0, 3, shape)
+    phases = ([sh.IsotropicElastic(1.0, 0.3), sh.IsotropicElastic(7.0, 0.2), sh.Void()] if elastic
+              else [sh.Conductivity(1.0), sh.Conductivity(np.diag([3.0, 0.5, 2.0])), sh.Void()])
+    ref = _problem(image, phases)
+    tp = Q1TorchProblem(ref.labels, ref.tensors, elastic, ref.grid.spacing, np.float64, 1, ref.reference)
+    m = dim if elastic else 1
+    u = rng.normal(size=(2, m) + shape)
+    ut = torch.as_tensor(u)
+    macro = rng.normal(size=(2, ref.ne))
+    np.testing.assert_allclose(tp.apply(ut).numpy(), ref.apply(u), atol=1e-12)
+    np.testing.assert_allclose(tp.rhs(macro).numpy(), ref.rhs(macro), atol=1e-12)
+    np.testing.assert_allclose(tp.mean_stress(ut, macro), ref.mean_stress(u, macro), atol=1e-12)
+    r = ref.apply(u)  # a residual: zero mean
+    z_ref, rz_ref = ref.precondition(r)
+    z, rz = tp.precondition(torch.as_tensor(r))
+    np.testing.assert_allclose(z.numpy(), z_ref, atol=1e-12 * np.abs(z_ref).max())
+    np.testing.assert_allclose(rz, rz_ref, rtol=1e-12)
+    np.testing.assert_allclose(tp.element_strain(u, macro), ref.element_strain(u, macro), atol=1e-12)
+
+
+def test_torch_solve_returns_the_same_fields() -> None:
+    pytest.importorskip("torch")
+    image = _mugrid_image(2)
+    phases = [sh.IsotropicElastic(1.0, 0.3), sh.Void()]
+    a = sh.solve(image, phases, macro_strain=[0.01, 0.0, 0.0], tol=1e-9)
+    b = sh.solve(image, phases, macro_strain=[0.01, 0.0, 0.0], tol=1e-9, backend="torch", device="cpu")
+    np.testing.assert_allclose(b.stress, a.stress, atol=1e-10 * np.abs(a.stress).max())
+    np.testing.assert_allclose(b.fluctuation - b.fluctuation.mean(), a.fluctuation - a.fluctuation.mean(),
+                               atol=1e-9 * np.abs(a.fluctuation).max())
+
+
+@pytest.mark.parametrize(("kwargs", "keyword"), [
+    ({"backend": "torch", "discretization": "rotated"}, "q1' only"),
+    ({"backend": "torch", "dtype": "float32"}, "float64"),
+    ({"backend": "numba", "device": "cpu"}, "backend='torch' only"),
+    ({"backend": "torch", "device": "tpu:0"}, "device"),
+])
+def test_torch_backend_refusals(kwargs: dict, keyword: str) -> None:
+    pytest.importorskip("torch")
+    image = centred_ball(8, 2, 0.3)
+    with pytest.raises(InputError, match=keyword):
+        sh.homogenize(image, [sh.Conductivity(1.0), sh.Conductivity(5.0)], **kwargs)
+
+
+def test_a_missing_gpu_is_a_clear_error() -> None:
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    with pytest.raises(InputError, match="no CUDA device"):
+        sh.homogenize(centred_ball(8, 2, 0.3), [sh.Conductivity(1.0), sh.Conductivity(5.0)],
+                      backend="torch", device="cuda")

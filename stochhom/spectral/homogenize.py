@@ -319,7 +319,8 @@ def choose_discretization(discretization: str, scheme: str, mats: list[Material]
     """The discretization ``"auto"`` stands for (any other name is returned unchanged).
 
     ``"q1"`` for porous media (a :class:`~stochhom.materials.Void` phase) solved by CG in
-    float64 on the numba backend, ``"rotated"`` otherwise. The resolution study
+    float64 on the numba backend, and for every problem on the torch backend (which runs
+    Q1 only); ``"rotated"`` otherwise. The resolution study
     (``benchmarks/bench_resolution.py``, :doc:`/theory/spectral_solver`) found Q1 within
     5 % of the grid-converged answer for pores already at 24^3, where the rotated scheme
     is 18 % off, with 5 to 7 times fewer iterations; and it found Q1 too stiff on
@@ -343,8 +344,11 @@ def choose_discretization(discretization: str, scheme: str, mats: list[Material]
     """
     if discretization != "auto":
         return discretization
+    kernels = resolve_backend(backend)
+    if kernels == "torch" and scheme == "cg":
+        return "q1"  # the torch backend runs Q1 only
     porous = any(m.is_void for m in mats)
-    if porous and scheme == "cg" and np.dtype(dtype) == np.float64 and resolve_backend(backend) == "numba":
+    if porous and scheme == "cg" and np.dtype(dtype) == np.float64 and kernels == "numba":
         return "q1"
     return "rotated"
 
@@ -442,6 +446,7 @@ def _problem(
     reference: Any,
     workers: int | None,
     backend: str | None = None,
+    device: Any = None,
 ) -> tuple[CellProblem, GreenOperator, list[Material], str, float, int]:
     tol, maxiter, dt = _options(scheme, discretization, tol, maxiter, dtype)
     image, sample_h, _ = _sample(image)
@@ -450,6 +455,12 @@ def _problem(
     labels, mats, physics = prepare_phases(image, phases)
     discretization = choose_discretization(discretization, scheme, mats, dt, backend)
     _check_scheme_fits(scheme, discretization, mats)
+    kernels = resolve_backend(backend)
+    if device is not None and kernels != "torch":
+        raise InputError(f"device={device!r} applies to backend='torch' only (the backend is {kernels!r})")
+    if kernels == "torch" and discretization != "q1":
+        raise InputError(f"the torch backend runs discretization 'q1' only (got {discretization!r}); use "
+                         "discretization='q1' (or 'auto'), or the numba backend")
     dim = labels.ndim
     elastic = physics == ELASTICITY
     tensors = _tensors(mats, physics, dim)
@@ -460,10 +471,15 @@ def _problem(
     if discretization == "q1":
         if dt != np.float64:
             raise InputError("discretization 'q1' runs in float64 only; use dtype='float64'")
-        if resolve_backend(backend) != "numba":
-            raise InputError("discretization 'q1' needs the numba backend (its kernels are compiled)")
+        if kernels == "numpy":
+            raise InputError("discretization 'q1' runs on the numba or torch backend, not 'numpy'")
         ref = _reference(reference, scheme, tensors, elastic, dim)  # CG's rule: the softest solid phase
-        q1 = Q1Problem(labels, tensors, elastic, _spacing(spacing, dim), dt, int(workers), ref)
+        if kernels == "torch":
+            from .q1_torch import Q1TorchProblem
+
+            q1 = Q1TorchProblem(labels, tensors, elastic, _spacing(spacing, dim), dt, int(workers), ref, device)
+        else:
+            q1 = Q1Problem(labels, tensors, elastic, _spacing(spacing, dim), dt, int(workers), ref)
         _check_precision(q1.contrast, dt, tol)
         return q1, q1, mats, physics, tol, maxiter
     problem = CellProblem(
@@ -553,6 +569,7 @@ def homogenize(
     batch_size: int | None = None,
     on_failure: str = "raise",
     backend: str | None = None,
+    device: Any = None,
 ) -> HomogenizationResult:
     r"""Effective (apparent) tensor of a periodic voxel image.
 
@@ -600,9 +617,13 @@ def homogenize(
     on_failure : {"raise", "warn"}
         Non-convergence raises :class:`~stochhom.errors.ConvergenceError` (default) or
         warns with :class:`~stochhom.errors.ConvergenceWarning`.
-    backend : {"auto", "numba", "numpy"}, optional
-        Element-wise kernels: fused compiled ones (numba, the default when available)
-        or the NumPy reference implementation. ``$STOCHHOM_BACKEND`` sets the default.
+    backend : {"auto", "numba", "numpy", "torch"}, optional
+        Element-wise kernels: fused compiled ones (numba, the default when available),
+        the NumPy reference implementation, or PyTorch tensors (``"torch"``: the Q1
+        discretization on a CPU or a GPU, see ``device``). ``$STOCHHOM_BACKEND`` sets
+        the default.
+    device : str, optional
+        With ``backend="torch"``: ``"cpu"`` (default) or ``"cuda"`` (``"cuda:1"``, ...).
 
     Returns
     -------
@@ -628,7 +649,7 @@ def homogenize(
         raise InputError(f"on_failure must be 'raise' or 'warn', got {on_failure!r}")
     t0 = time.perf_counter()
     problem, green, _, physics, tol, maxiter = _problem(
-        image, phases, scheme, discretization, tol, maxiter, dtype, spacing, reference, workers, backend
+        image, phases, scheme, discretization, tol, maxiter, dtype, spacing, reference, workers, backend, device
     )
     discretization = problem.discretization  # "auto" resolved
     ne = problem.ne
@@ -653,6 +674,7 @@ def homogenize(
         "batch_size": batch,
         "workers": problem.grid.workers,
         "backend": problem.backend,
+        "device": str(getattr(problem, "device", "cpu")),
         "status": res.status,
         "setup_time": t1 - t0,
         "solve_time": t2 - t1,
@@ -680,6 +702,7 @@ def solve(
     workers: int | None = None,
     on_failure: str = "raise",
     backend: str | None = None,
+    device: Any = None,
 ) -> FieldResult:
     r"""Local strain and stress fields for one macroscopic load.
 
@@ -690,7 +713,7 @@ def solve(
 
     Parameters
     ----------
-    image, phases, scheme, discretization, tol, maxiter, dtype, spacing, reference, workers, on_failure, backend
+    image, phases, scheme, discretization, tol, maxiter, dtype, spacing, reference, workers, on_failure, backend, device
         As in :func:`homogenize`.
     macro_strain : sequence of float, optional
         Macroscopic strain (gradient), Mandel notation.
@@ -717,7 +740,7 @@ def solve(
         raise InputError(f"on_failure must be 'raise' or 'warn', got {on_failure!r}")
     ((kind, value),) = given.items()
     problem, green, _, physics, tol, maxiter = _problem(
-        image, phases, scheme, discretization, tol, maxiter, dtype, spacing, reference, workers, backend
+        image, phases, scheme, discretization, tol, maxiter, dtype, spacing, reference, workers, backend, device
     )
     discretization = problem.discretization  # "auto" resolved
     ne = problem.ne
@@ -731,7 +754,7 @@ def solve(
         eff = homogenize(
             image, phases, scheme=scheme, discretization=discretization, tol=tol, maxiter=maxiter,
             dtype=dtype, spacing=spacing, reference=reference, workers=workers, on_failure=on_failure,
-            backend=backend,
+            backend=backend, device=device,
         ).effective
         c = 0.5 * (eff + eff.T)
         if np.linalg.cond(c) > 1e12:

@@ -33,7 +33,7 @@ from .material_field import MaterialField, voigt_scaling
 __all__ = ["CellProblem"]
 
 
-BACKENDS = ("numba", "numpy")
+BACKENDS = ("numba", "numpy", "torch")  # torch: the Q1 discretization only (q1_torch)
 
 
 def _rv(a: np.ndarray) -> np.ndarray:

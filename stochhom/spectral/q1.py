@@ -189,9 +189,28 @@ class Q1Problem(VoigtConversions):
 
         numba.set_num_threads(min(self.grid.workers, numba.config.NUMBA_NUM_THREADS))
 
-    # -- operators ---------------------------------------------------------------------
+    # -- the array operations of CG (overridden by the torch backend) -------------------
     def zeros(self, batch: int) -> np.ndarray:
         return np.zeros((batch, self.m) + self.grid.shape)
+
+    @staticmethod
+    def copy(a: np.ndarray) -> np.ndarray:
+        return a.copy()
+
+    @staticmethod
+    def dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Euclidean inner product per load case (NumPy, shape ``(batch,)``)."""
+        return np.einsum("bi,bi->b", a.reshape(a.shape[0], -1), b.reshape(b.shape[0], -1))
+
+    def batch_column(self, v: np.ndarray) -> np.ndarray:
+        """Per-load-case scalars shaped to broadcast against nodal fields."""
+        return np.asarray(v).reshape((-1,) + (1,) * (self.dim + 1))
+
+    @staticmethod
+    def to_numpy(a: np.ndarray) -> np.ndarray:
+        return np.array(a)
+
+    # -- operators ---------------------------------------------------------------------
 
     def apply(self, u: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """:math:`Ku`, shape ``(batch, m, *shape)``."""
@@ -226,7 +245,7 @@ class Q1Problem(VoigtConversions):
         (self._nb.precondition3 if self.dim == 3 else self._nb.precondition2)(
             r_hat, self._s2, self._sn, self._a, self.elastic, self._lam_mu, self._mu)
         z = self.grid.irfft(r_hat)
-        return z, _dot(r, z)
+        return z, self.dot(r, z)
 
     def residual2(self, rz: np.ndarray) -> np.ndarray:
         """Squared stress-scaled residual norm from :math:`r\\cdot K_0^{-1}r` (module docstring)."""
@@ -246,10 +265,6 @@ class Q1Problem(VoigtConversions):
         e = self.element_strain(u, macro)
         s = np.einsum("xrs,bsx->brx", self.voigt[self.labels.ravel()], e.reshape(e.shape[0], self.ne, -1))
         return e, s.reshape(e.shape)
-
-
-def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.einsum("bi,bi->b", a.reshape(a.shape[0], -1), b.reshape(b.shape[0], -1))
 
 
 def q1_conjugate_gradient(problem: Q1Problem, macro: np.ndarray, tol: float, maxiter: int,
@@ -279,7 +294,7 @@ def q1_conjugate_gradient(problem: Q1Problem, macro: np.ndarray, tol: float, max
 
     b = problem.rhs(macro)
     x = problem.zeros(batch)
-    r = b.copy()
+    r = problem.copy(b)
     z, rz = problem.precondition(r)
     floor = problem.stress_floor(macro, stress_floor_factor(problem.dtype, tol))
     mean = problem.mean_stress(x, macro)
@@ -288,12 +303,12 @@ def q1_conjugate_gradient(problem: Q1Problem, macro: np.ndarray, tol: float, max
     active = np.arange(batch)
     for c, v in zip(active, rel):
         hist[c].append(float(v))
-    p = z.copy()
+    p = problem.copy(z)
     e_act = macro
 
     def finish(i: int, state: str, mean_i: np.ndarray) -> None:
         c = active[i]
-        final_u[c] = x[i].copy() if keep_solution else None
+        final_u[c] = problem.to_numpy(x[i]) if keep_solution else None
         final_mean[c] = mean_i
         status[c] = state
 
@@ -327,7 +342,7 @@ def q1_conjugate_gradient(problem: Q1Problem, macro: np.ndarray, tol: float, max
             if not active.size:
                 break
         q = problem.apply(p)
-        pq = _dot(p, q)
+        pq = problem.dot(p, q)
         bad = ~(pq > 0) | ~np.isfinite(pq)
         if np.any(bad):
             for i in np.flatnonzero(bad):
@@ -338,8 +353,8 @@ def q1_conjugate_gradient(problem: Q1Problem, macro: np.ndarray, tol: float, max
             if not active.size:
                 break
         alpha = rz / pq
-        x += alpha.reshape((-1,) + (1,) * (x.ndim - 1)) * p
-        r -= alpha.reshape((-1,) + (1,) * (r.ndim - 1)) * q
+        x += problem.batch_column(alpha) * p
+        r -= problem.batch_column(alpha) * q
         del q
         z, rz_new = problem.precondition(r)
         iters[active] += 1
@@ -360,7 +375,7 @@ def q1_conjugate_gradient(problem: Q1Problem, macro: np.ndarray, tol: float, max
                 break
         beta = rz_new / rz
         rz = rz_new
-        p *= beta.reshape((-1,) + (1,) * (p.ndim - 1))
+        p *= problem.batch_column(beta)
         p += z
     conv = np.array([s == "converged" for s in status])
     w = None
