@@ -37,12 +37,40 @@ def spheres(n: int) -> np.ndarray:
     return voxelize(boolean_centres(3, 136, 7), 1.0 / 12.0, n)
 
 
+def profile(n: int, device: str) -> dict:
+    """Milliseconds of each operator of one CG iteration (one load case, contrast 100, n^3)."""
+    import importlib
+
+    import torch
+
+    homogenize_module = importlib.import_module("stochhom.spectral.homogenize")
+    problem, *_ = homogenize_module._problem(spheres(n), phases(100.0), "cg", "q1", 1e-6, 100, "float64", None,
+                                             None, 1, "torch", device)
+    u = torch.randn((1, 3) + (n,) * 3, dtype=torch.float64, device=problem.device)
+    macro = np.eye(6)[:1]
+    ops = {"apply": lambda: problem.apply(u), "precondition": lambda: problem.precondition(u),
+           "mean_stress": lambda: problem.mean_stress(u, macro), "axpy": lambda: u.add_(u, alpha=1e-9),
+           "dot": lambda: problem.dot(u, u)}
+    out = {}
+    for name, fn in ops.items():
+        fn()
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        for _ in range(10):
+            fn()
+        torch.cuda.synchronize()
+        out[name] = (time.perf_counter() - t) / 10 * 1e3
+    print("profile (ms)", json.dumps(out), flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reference", action="store_true", help="compute the 32^3 reference on the CPU (numba)")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
     ap.add_argument("--out", default=str(RESULTS / "gpu.json"))
+    ap.add_argument("--profile", action="store_true", help="time the operators of one CG iteration")
     args = ap.parse_args()
     ref_path = RESULTS / "gpu_reference.json"
     if args.reference:
@@ -84,6 +112,8 @@ def main() -> None:
             timings.append(row)
             print(json.dumps(row), flush=True)
     out["timings"] = timings
+    if args.profile:
+        out["profile"] = profile(max(args.sizes), args.device)
     with open(args.out, "w") as f:
         json.dump(out, f, indent=1)
 

@@ -233,15 +233,23 @@ def test_torch_backend_equals_numba(case: str) -> None:
     assert np.abs(b.iterations - a.iterations).max() <= 1  # summation order differs: a stop may move by one
 
 
-@pytest.mark.parametrize(("dim", "elastic"), [(2, True), (3, True), (3, False)])
-def test_torch_operators_equal_the_compiled_ones(dim: int, elastic: bool, rng) -> None:
+@pytest.mark.parametrize(("dim", "elastic", "n_phases"), [(2, True, 3), (3, True, 3), (3, False, 3), (3, True, 12),
+                                                        (3, True, 2), (3, False, 2)])
+def test_torch_operators_equal_the_compiled_ones(dim: int, elastic: bool, n_phases: int, rng) -> None:
+    """Three paths of the torch element products against the compiled kernels: one
+    product with a scale field (proportional phases), masked products (up to 8 phases),
+    indexed products (more phases: polycrystals)."""
     torch = pytest.importorskip("torch")
     from stochhom.spectral.q1_torch import Q1TorchProblem
 
     shape = (5, 4) if dim == 2 else (3, 5, 4)
-    image = rng.integers(0, 3, shape)
+    image = rng.integers(0, n_phases, shape)
     phases = ([sh.IsotropicElastic(1.0, 0.3), sh.IsotropicElastic(7.0, 0.2), sh.Void()] if elastic
               else [sh.Conductivity(1.0), sh.Conductivity(np.diag([3.0, 0.5, 2.0])), sh.Void()])
+    phases += [sh.IsotropicElastic(float(e), 0.25) for e in rng.uniform(1.0, 10.0, max(n_phases - 3, 0))]
+    if n_phases == 2:  # proportional element matrices: one product and a scale field
+        phases = ([sh.IsotropicElastic(1.0, 0.3), sh.IsotropicElastic(7.0, 0.3)] if elastic
+                  else [sh.Conductivity(1.0), sh.Conductivity(4.0)])
     ref = _problem(image, phases)
     tp = Q1TorchProblem(ref.labels, ref.tensors, elastic, ref.grid.spacing, np.float64, 1, ref.reference)
     m = dim if elastic else 1

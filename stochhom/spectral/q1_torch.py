@@ -6,15 +6,18 @@ r"""The Q1 discretization on PyTorch tensors: the same solver on a CPU or a GPU 
 fields are ``torch`` tensors on ``device``, the per-load-case scalars of CG stay NumPy.
 The operators are written with whole-grid tensor operations, no loop over voxels:
 
-* :math:`Ku`: the :math:`2^d` corner values of every element are gathered with
-  ``torch.roll`` (a ``(2^d m, N)`` matrix), multiplied by the element matrix of each
-  phase present (one matrix product per phase, on that phase's elements), and
-  scattered back to the corners with the opposite rolls;
+* :math:`Ku`: the :math:`2^d` corner values of every element are gathered from views
+  of the field padded periodically by one node (a ``(2^d m, N)`` matrix), multiplied
+  by the element matrix of each phase present (one whole-grid product scaled per
+  element when the phases' matrices are multiples of one another, as for isotropic
+  phases of one Poisson ratio and pores; otherwise a product masked to each phase,
+  for up to 8 phases, and beyond, one product on each phase's own elements), and
+  added back into the corners of a padded grid whose extra layer is folded back;
 * :math:`K_0^{-1}`: ``torch.fft.rfftn`` of the nodal residual, the inverse of the
   reference stiffness symbol (a :math:`d\times d` matrix per frequency, inverted once
   at set-up), ``torch.fft.irfftn``;
 * the mean stress: the element-average strain :math:`\bar B u_e` summed per phase
-  with ``index_add_``.
+  (a product with the phase indicator matrix; ``index_add_`` beyond 8 phases).
 
 Load cases are processed one at a time inside each operator, which bounds the
 temporary memory to about :math:`(2\cdot 2^d m + 2m)\,N` numbers per operator call.
@@ -33,6 +36,8 @@ from .green import ReferenceMedium
 from .q1 import Q1Problem
 
 __all__ = ["Q1TorchProblem", "torch_device"]
+
+_FEW_PHASES = 8  # up to this many phases, element products use whole-grid masks
 
 
 def torch_device(device: Any) -> Any:
@@ -76,12 +81,33 @@ class Q1TorchProblem(Q1Problem):
         self._corners = list(itertools.product((0, 1), repeat=self.dim))
         flat = torch.as_tensor(self.labels.reshape(-1), device=self.device)
         self._labels = flat
-        self._phase_index = [(p, torch.nonzero(flat == p).reshape(-1)) for p in range(len(self.tensors))
-                             if self.solid[p] and self.counts[p] > 0]
+        present = [p for p in range(len(self.tensors)) if self.counts[p] > 0]
+        self._few = len(present) <= _FEW_PHASES
+        if self._few:  # masks: whole-grid products, no scattered index operations
+            self._masks = [(p, (flat == p).to(torch.float64)) for p in present if self.solid[p]]
+            self._scaled = self._proportional([p for p, _ in self._masks])
+            self._onehot = torch.stack([(flat == p).to(torch.float64) for p in range(len(self.tensors))], dim=1)
+        else:  # many phases (polycrystals): one product per phase on its own elements
+            self._phase_index = [(p, torch.nonzero(flat == p).reshape(-1)) for p in present if self.solid[p]]
         self._ke = t(self.ke)
         self._bbar = t(self.bbar)
         self._voigt = self.voigt
         self._kinv = self._reference_inverse()
+
+    def _proportional(self, solid: list[int]) -> tuple[Any, Any] | None:
+        """``(K_ref, s)`` when every solid phase's element matrix is ``s_p K_ref`` (isotropic
+        phases of one Poisson ratio, pores): then :math:`Ku` needs one product and a
+        per-element scale field ``s`` instead of one product per phase."""
+        if not solid:
+            return None
+        ref = self.ke[solid[0]]
+        pivot = np.unravel_index(np.argmax(np.abs(ref)), ref.shape)
+        scale = np.zeros(len(self.tensors))
+        for p in solid:
+            scale[p] = self.ke[p][pivot] / ref[pivot]
+            if not np.allclose(self.ke[p], scale[p] * ref, rtol=1e-13, atol=1e-13 * np.abs(self.ke[p]).max()):
+                return None
+        return self._t(ref), self._t(scale)[self._labels]
 
     def _t(self, a: np.ndarray) -> Any:
         return self.torch.as_tensor(np.ascontiguousarray(a), dtype=self.torch.float64, device=self.device)
@@ -155,19 +181,37 @@ class Q1TorchProblem(Q1Problem):
         return a.detach().cpu().numpy()
 
     # -- element gather / scatter -------------------------------------------------------
+    def _padded(self, u: Any) -> Any:
+        """``u`` ``(m, *shape)`` extended periodically by one node along every axis."""
+        torch = self.torch
+        for ax in self._spatial:
+            u = torch.cat([u, u.narrow(ax, 0, 1)], dim=ax)
+        return u
+
+    def _corner(self, up: Any, cc: tuple[int, ...]) -> Any:
+        """The view of the padded field at corner offset ``cc`` (no copy)."""
+        for ax, c in zip(self._spatial, cc):
+            up = up.narrow(ax, c, self.grid.shape[ax - 1])
+        return up
+
     def _gather(self, u: Any) -> Any:
         """Corner values of every element, ``(2^d m, N)`` (corner-major), from ``u`` ``(m, *shape)``."""
-        torch = self.torch
-        cols = [torch.roll(u, shifts=tuple(-c for c in cc), dims=self._spatial) for cc in self._corners]
-        return torch.stack(cols).reshape(len(self._corners) * self.m, -1)
+        up = self._padded(u)
+        return self.torch.stack([self._corner(up, cc) for cc in self._corners]).reshape(len(self._corners) * self.m, -1)
 
     def _scatter(self, fe: Any) -> Any:
-        """Sum element vectors ``(2^d m, N)`` into their corner nodes, ``(m, *shape)``."""
+        """Sum element vectors ``(2^d m, N)`` into their corner nodes, ``(m, *shape)``: added
+        into a grid padded by one node, whose last layer is then folded back (periodicity)."""
         fe = fe.reshape((len(self._corners), self.m) + self.grid.shape)
-        out = self.torch.zeros((self.m,) + self.grid.shape, dtype=self.torch.float64, device=self.device)
+        padded = tuple(n + 1 for n in self.grid.shape)
+        acc = self.torch.zeros((self.m,) + padded, dtype=self.torch.float64, device=self.device)
         for c, cc in enumerate(self._corners):
-            out += self.torch.roll(fe[c], shifts=tuple(cc), dims=self._spatial)
-        return out
+            self._corner(acc, cc).add_(fe[c])
+        for ax in self._spatial:
+            n = self.grid.shape[ax - 1]
+            acc.narrow(ax, 0, 1).add_(acc.narrow(ax, n, 1))
+            acc = acc.narrow(ax, 0, n)
+        return acc.contiguous()
 
     # -- operators ---------------------------------------------------------------------
     def apply(self, u: Any, out: Any = None) -> Any:
@@ -176,9 +220,19 @@ class Q1TorchProblem(Q1Problem):
         out = self.torch.empty_like(u) if out is None else out
         for b in range(u.shape[0]):
             ue = self._gather(u[b])
-            fe = self.torch.zeros_like(ue)
-            for p, idx in self._phase_index:
-                fe.index_copy_(1, idx, self._ke[p] @ ue.index_select(1, idx))
+            if self._few and self._scaled is not None:
+                fe = (self._scaled[0] @ ue).mul_(self._scaled[1])
+            elif self._few:
+                fe = None
+                for p, mask in self._masks:
+                    term = (self._ke[p] @ ue).mul_(mask)
+                    fe = term if fe is None else fe.add_(term)
+                if fe is None:  # every phase void
+                    fe = self.torch.zeros_like(ue)
+            else:
+                fe = self.torch.zeros_like(ue)
+                for p, idx in self._phase_index:
+                    fe.index_copy_(1, idx, self._ke[p] @ ue.index_select(1, idx))
             out[b] = self._scatter(fe)
         return out
 
@@ -198,8 +252,11 @@ class Q1TorchProblem(Q1Problem):
         sums = np.empty((u.shape[0], n_phases, self.ne))
         for b in range(u.shape[0]):
             eps = self._bbar @ self._gather(u[b])  # (ne, N)
-            acc = self.torch.zeros((n_phases, self.ne), dtype=self.torch.float64, device=self.device)
-            acc.index_add_(0, self._labels, eps.T)
+            if self._few:
+                acc = (eps @ self._onehot).T
+            else:
+                acc = self.torch.zeros((n_phases, self.ne), dtype=self.torch.float64, device=self.device)
+                acc.index_add_(0, self._labels, eps.T)
             sums[b] = acc.cpu().numpy()
         if macro is not None:
             sums = sums + self.counts[None, :, None] * macro[:, None, :]
@@ -211,8 +268,13 @@ class Q1TorchProblem(Q1Problem):
         self._threads()
         dims = tuple(range(2, 2 + self.dim))
         r_hat = torch.fft.rfftn(r, dim=dims)
-        z_hat = torch.complex(torch.einsum("ij...,bj...->bi...", self._kinv, r_hat.real),
-                              torch.einsum("ij...,bj...->bi...", self._kinv, r_hat.imag))
+        k = self._kinv
+        z_hat = torch.empty_like(r_hat)
+        for i in range(self.m):  # z_i = sum_j K0^-1_ij r_j, element-wise (complex times real)
+            z_i = r_hat[:, 0] * k[i, 0]
+            for j in range(1, self.m):
+                z_i.add_(r_hat[:, j] * k[i, j])
+            z_hat[:, i] = z_i
         z = torch.fft.irfftn(z_hat, s=self.grid.shape, dim=dims)
         return z, self.dot(r, z)
 
