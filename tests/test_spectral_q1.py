@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import itertools
+import sys
 
 import numpy as np
 import pytest
@@ -298,3 +299,33 @@ def test_a_missing_gpu_is_a_clear_error() -> None:
     with pytest.raises(InputError, match="no CUDA device"):
         sh.homogenize(centred_ball(8, 2, 0.3), [sh.Conductivity(1.0), sh.Conductivity(5.0)],
                       backend="torch", device="cuda")
+
+
+def test_fused_triton_kernel_equals_the_compiled_one() -> None:
+    """The GPU kernel (kernels_q1_triton), run by Triton's CPU interpreter where Triton
+    is installed (it ships with PyTorch's CUDA builds, not with the CPU build CI uses)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("triton")
+    import os
+    import subprocess
+    import textwrap
+
+    script = textwrap.dedent("""
+        import importlib, numpy as np, torch
+        import stochhom as sh
+        from stochhom.spectral.q1_torch import Q1TorchProblem
+        H = importlib.import_module("stochhom.spectral.homogenize")
+        rng = np.random.default_rng(0)
+        image = rng.integers(0, 3, (5, 4, 3))
+        phases = [sh.IsotropicElastic(1.0, 0.3), sh.IsotropicElastic(7.0, 0.3), sh.Void()]
+        ref, *_ = H._problem(image, phases, "cg", "q1", 1e-8, 100, "float64", None, None, 1)
+        tp = Q1TorchProblem(ref.labels, ref.tensors, True, ref.grid.spacing, np.float64, 1, ref.reference)
+        assert tp._fused
+        u = rng.normal(size=(2, 3, 5, 4, 3))
+        a, b = ref.apply(u), tp.apply(torch.as_tensor(u)).numpy()
+        print(np.abs(a - b).max() / np.abs(a).max())
+    """)
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert float(done.stdout.strip().splitlines()[-1]) < 1e-13

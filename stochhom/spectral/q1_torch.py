@@ -12,7 +12,9 @@ The operators are written with whole-grid tensor operations, no loop over voxels
   element when the phases' matrices are multiples of one another, as for isotropic
   phases of one Poisson ratio and pores; otherwise a product masked to each phase,
   for up to 8 phases, and beyond, one product on each phase's own elements), and
-  added back into the corners of a padded grid whose extra layer is folded back;
+  added back into the corners of a padded grid whose extra layer is folded back (on a
+  CUDA device, 3D elasticity with proportional phases runs the fused Triton kernel of
+  :mod:`~stochhom.spectral.kernels_q1_triton` instead, one pass over the field);
 * :math:`K_0^{-1}`: ``torch.fft.rfftn`` of the nodal residual, the inverse of the
   reference stiffness symbol (a :math:`d\times d` matrix per frequency, inverted once
   at set-up), ``torch.fft.irfftn``;
@@ -90,6 +92,11 @@ class Q1TorchProblem(Q1Problem):
         else:  # many phases (polycrystals): one product per phase on its own elements
             self._phase_index = [(p, torch.nonzero(flat == p).reshape(-1)) for p in present if self.solid[p]]
         self._ke = t(self.ke)
+        from . import kernels_q1_triton
+
+        self._fused = (self.elastic and self.dim == 3 and self._few and self._scaled is not None
+                       and kernels_q1_triton.available(self.device))
+        self._triton = kernels_q1_triton
         self._bbar = t(self.bbar)
         self._voigt = self.voigt
         self._kinv = self._reference_inverse()
@@ -218,6 +225,8 @@ class Q1TorchProblem(Q1Problem):
         """:math:`Ku`, shape ``(batch, m, *shape)``."""
         self._threads()
         out = self.torch.empty_like(u) if out is None else out
+        if self._fused:  # one fused pass on the GPU (kernels_q1_triton)
+            return self._triton.apply_scaled3(u.contiguous(), self._scaled[1], self._scaled[0], out)
         for b in range(u.shape[0]):
             ue = self._gather(u[b])
             if self._few and self._scaled is not None:
