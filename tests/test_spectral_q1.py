@@ -329,3 +329,15 @@ def test_fused_triton_kernel_equals_the_compiled_one() -> None:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert float(done.stdout.strip().splitlines()[-1]) < 1e-13
+
+
+@pytest.mark.parametrize("n_phases", [3, 10])
+def test_stress_field_is_the_phase_law_applied_to_the_strain_field(n_phases: int, rng) -> None:
+    """Few phases: a product per phase; many (polycrystals): per voxel. Both give the
+    voxel stress L(label) : strain (Mandel), to rounding."""
+    image = rng.integers(0, n_phases, (10, 12))
+    phases = [sh.IsotropicElastic(float(e), 0.3) for e in rng.uniform(1.0, 20.0, n_phases)]
+    f = sh.solve(image, phases, macro_strain=[0.01, -0.004, 0.003], discretization="q1")
+    tensors = np.stack([p.tensor(2) for p in phases])[image]  # (*shape, 3, 3)
+    expected = np.einsum("xyrs,sxy->rxy", tensors, f.strain)
+    np.testing.assert_allclose(f.stress, expected, rtol=0, atol=1e-13 * np.abs(expected).max())

@@ -263,7 +263,15 @@ class Q1Problem(VoigtConversions):
         """Voxel (element-average) strain and stress, internal form; the stress average
         over the Gauss points equals :math:`\\mathbb L_e` times the average strain."""
         e = self.element_strain(u, macro)
-        s = np.einsum("xrs,bsx->brx", self.voigt[self.labels.ravel()], e.reshape(e.shape[0], self.ne, -1))
+        flat_e = e.reshape(e.shape[0], self.ne, -1)
+        flat = self.labels.ravel()
+        if len(self.tensors) <= 8:  # a product per phase on its voxels
+            s = np.zeros_like(flat_e)
+            for p in np.flatnonzero(self.counts):
+                idx = np.flatnonzero(flat == p)
+                s[:, :, idx] = np.einsum("rs,bsx->brx", self.voigt[p], flat_e[:, :, idx])
+        else:  # many phases (polycrystals): the tensor of every voxel
+            s = np.einsum("xrs,bsx->brx", self.voigt[flat], flat_e)
         return e, s.reshape(e.shape)
 
 
