@@ -301,7 +301,8 @@ def test_a_missing_gpu_is_a_clear_error() -> None:
                       backend="torch", device="cuda")
 
 
-def test_fused_triton_kernel_equals_the_compiled_one() -> None:
+@pytest.mark.parametrize("elastic", [True, False])
+def test_fused_triton_kernel_equals_the_compiled_one(elastic: bool) -> None:
     """The GPU kernel (kernels_q1_triton), run by Triton's CPU interpreter where Triton
     is installed (it ships with PyTorch's CUDA builds, not with the CPU build CI uses)."""
     pytest.importorskip("torch")
@@ -316,15 +317,18 @@ def test_fused_triton_kernel_equals_the_compiled_one() -> None:
         from stochhom.spectral.q1_torch import Q1TorchProblem
         H = importlib.import_module("stochhom.spectral.homogenize")
         rng = np.random.default_rng(0)
+        elastic = ELASTIC
         image = rng.integers(0, 3, (5, 4, 3))
-        phases = [sh.IsotropicElastic(1.0, 0.3), sh.IsotropicElastic(7.0, 0.3), sh.Void()]
+        phases = ([sh.IsotropicElastic(1.0, 0.3), sh.IsotropicElastic(7.0, 0.3), sh.Void()] if elastic
+                  else [sh.Conductivity(1.0), sh.Conductivity(7.0), sh.Void()])
         ref, *_ = H._problem(image, phases, "cg", "q1", 1e-8, 100, "float64", None, None, 1)
-        tp = Q1TorchProblem(ref.labels, ref.tensors, True, ref.grid.spacing, np.float64, 1, ref.reference)
+        tp = Q1TorchProblem(ref.labels, ref.tensors, elastic, ref.grid.spacing, np.float64, 1, ref.reference)
         assert tp._fused
-        u = rng.normal(size=(2, 3, 5, 4, 3))
+        u = rng.normal(size=(2, 3 if elastic else 1, 5, 4, 3))
         a, b = ref.apply(u), tp.apply(torch.as_tensor(u)).numpy()
         print(np.abs(a - b).max() / np.abs(a).max())
     """)
+    script = script.replace("ELASTIC", repr(elastic))
     env = dict(os.environ, TRITON_INTERPRET="1")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -1,8 +1,9 @@
-r"""A fused Triton kernel for the Q1 stiffness operator on GPUs (3D, proportional phases).
+r"""Fused Triton kernels for the Q1 stiffness operator on GPUs (3D, proportional phases).
 
 When every element matrix is a multiple of one, :math:`K_e = s_e K_{\mathrm{ref}}`
 (isotropic phases of one Poisson ratio, pores: see
-:class:`~stochhom.spectral.q1_torch.Q1TorchProblem`), the nodal force is
+:class:`~stochhom.spectral.q1_torch.Q1TorchProblem`), the nodal force (elasticity;
+conductivity is the same with one component) is
 
 .. math::
     (Ku)_n = \sum_{e \ni n} s_e \sum_{c} K_{\mathrm{ref}}[a(n, e), c]\, u_{c(e)},
@@ -39,15 +40,44 @@ def available(device: Any) -> bool:
     return True
 
 
-_KERNEL = None
+_KERNELS: dict[int, Any] = {}
 
 
-def _kernel() -> Any:
-    global _KERNEL
-    if _KERNEL is not None:
-        return _KERNEL
+def _kernel(m: int) -> Any:
+    """The compiled kernel for ``m`` nodal components (3: elasticity, 1: conductivity)."""
+    if m in _KERNELS:
+        return _KERNELS[m]
     import triton
     import triton.language as tl
+
+    @triton.jit
+    def q1_apply_scaled3_scalar(u_ptr, scale_ptr, k_ptr, out_ptr, n0, n1, n2, BLOCK: tl.constexpr):
+        idx = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+        valid = idx < n0 * n1 * n2
+        k = idx % n2
+        j = (idx // n2) % n1
+        i = idx // (n1 * n2)
+        f = tl.zeros((BLOCK,), dtype=tl.float64)
+        for e in tl.static_range(8):
+            ei = i - ((e >> 2) & 1)
+            ej = j - ((e >> 1) & 1)
+            ek = k - (e & 1)
+            ei = tl.where(ei < 0, ei + n0, ei)
+            ej = tl.where(ej < 0, ej + n1, ej)
+            ek = tl.where(ek < 0, ek + n2, ek)
+            s = tl.load(scale_ptr + (ei * n1 + ej) * n2 + ek, mask=valid, other=0.0)
+            g = tl.zeros((BLOCK,), dtype=tl.float64)
+            for c in tl.static_range(8):
+                ci = ei + ((c >> 2) & 1)
+                cj = ej + ((c >> 1) & 1)
+                ck = ek + (c & 1)
+                ci = tl.where(ci >= n0, ci - n0, ci)
+                cj = tl.where(cj >= n1, cj - n1, cj)
+                ck = tl.where(ck >= n2, ck - n2, ck)
+                uv = tl.load(u_ptr + (ci * n1 + cj) * n2 + ck, mask=valid, other=0.0)
+                g += tl.load(k_ptr + e * 8 + c) * uv
+            f += s * g
+        tl.store(out_ptr + idx, f, mask=valid)
 
     @triton.jit
     def q1_apply_scaled3(u_ptr, scale_ptr, k_ptr, out_ptr, n0, n1, n2, BLOCK: tl.constexpr):
@@ -92,23 +122,24 @@ def _kernel() -> Any:
         tl.store(out_ptr + n_nodes + idx, f1, mask=valid)
         tl.store(out_ptr + 2 * n_nodes + idx, f2, mask=valid)
 
-    _KERNEL = q1_apply_scaled3
-    return _KERNEL
+    _KERNELS.update({3: q1_apply_scaled3, 1: q1_apply_scaled3_scalar})
+    return _KERNELS[m]
 
 
 def apply_scaled3(u: Any, scale: Any, kref: Any, out: Any, block: int = 128) -> Any:
-    """``out[b] = K u[b]`` for 3D elasticity with ``K_e = scale[e] * kref``.
+    """``out[b] = K u[b]`` in 3D with ``K_e = scale[e] * kref``.
 
     Parameters
     ----------
-    u, out : torch.Tensor, shape ``(batch, 3, n0, n1, n2)``, float64, contiguous
+    u, out : torch.Tensor, shape ``(batch, m, n0, n1, n2)``, float64, contiguous
+        ``m = 3`` (elasticity) or 1 (conductivity).
     scale : torch.Tensor, shape ``(n0 * n1 * n2,)``, float64
         Per-element factor (0 for void elements).
-    kref : torch.Tensor, shape ``(24, 24)``, float64, contiguous
+    kref : torch.Tensor, shape ``(8 m, 8 m)``, float64, contiguous
     """
     import triton
 
-    kernel = _kernel()
+    kernel = _kernel(u.shape[1])
     n0, n1, n2 = u.shape[2:]
     grid = (triton.cdiv(n0 * n1 * n2, block),)
     for b in range(u.shape[0]):

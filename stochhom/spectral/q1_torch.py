@@ -13,7 +13,7 @@ The operators are written with whole-grid tensor operations, no loop over voxels
   phases of one Poisson ratio and pores; otherwise a product masked to each phase,
   for up to 8 phases, and beyond, one product on each phase's own elements), and
   added back into the corners of a padded grid whose extra layer is folded back (on a
-  CUDA device, 3D elasticity with proportional phases runs the fused Triton kernel of
+  CUDA device, 3D problems with proportional phases run the fused Triton kernel of
   :mod:`~stochhom.spectral.kernels_q1_triton` instead, one pass over the field);
 * :math:`K_0^{-1}`: ``torch.fft.rfftn`` of the nodal residual, the inverse of the
   reference stiffness symbol (a :math:`d\times d` matrix per frequency, inverted once
@@ -94,7 +94,7 @@ class Q1TorchProblem(Q1Problem):
         self._ke = t(self.ke)
         from . import kernels_q1_triton
 
-        self._fused = (self.elastic and self.dim == 3 and self._few and self._scaled is not None
+        self._fused = (self.dim == 3 and self._few and self._scaled is not None
                        and kernels_q1_triton.available(self.device))
         self._triton = kernels_q1_triton
         self._bbar = t(self.bbar)
