@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--spacing", type=float, nargs="+", default=None,
                    help="voxel size of an image (one value or one per axis; default 1); an ensemble has its own")
     h.add_argument("--workers", type=int, default=None, help="threads (default: all cores)")
+    h.add_argument("--backend", default=None, choices=["auto", "numba", "numpy", "torch"],
+                   help="element kernels (default: auto, numba); torch runs the q1 discretization on --device")
+    h.add_argument("--device", default=None, help="with --backend torch: cpu (default) or cuda")
     h.add_argument("--key", default=None, help="array name inside an .npz image (.npz images only)")
     h.add_argument("--out", default=None,
                    help="write the result: .json or .csv for one image; .nc or .zarr (apparent properties) for an "
@@ -428,6 +431,8 @@ def _cmd_homogenize(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         spacing=spacing,
         workers=args.workers,
+        backend=args.backend,
+        device=args.device,
     )
     wall = time.perf_counter() - t0
     if not args.quiet:
@@ -500,7 +505,7 @@ def _write_result_csv(fh, res, units) -> None:
 
 def _solver_options(args: argparse.Namespace) -> dict:
     opts = {"scheme": args.scheme, "discretization": args.discretization, "dtype": args.dtype}
-    for key in ("tol", "maxiter", "workers"):
+    for key in ("tol", "maxiter", "workers", "backend", "device"):
         if getattr(args, key) is not None:
             opts[key] = getattr(args, key)
     return opts

@@ -192,6 +192,10 @@ CASES = [
      "--restart does not apply to --dry-run"),
     ("flush-with-dry-run", ["sweep", "{d}/study.toml", "--dry-run", "--flush-seconds", "1"], None, None, 2,
      "--flush-seconds does not apply to --dry-run"),
+    ("device-without-torch", ["homogenize", "{d}/img.npy", "--phases", "{d}/p.toml", "--device", "cuda"], None,
+     None, 2, "applies to backend='torch' only"),
+    ("torch-missing-gpu", ["homogenize", "{d}/img.npy", "--phases", "{d}/p.toml", "--backend", "torch", "--device",
+                           "cuda:99"], None, None, 2, "no CUDA device"),
     # 3. output formats follow the extension or are refused
     ("image-out-txt", ["homogenize", "{d}/img.npy", "--phases", "{d}/p.toml", "--out", "{d}/r.txt"], None, None, 2,
      "use .json or .csv"),

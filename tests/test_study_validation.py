@@ -164,6 +164,10 @@ BAD: list[tuple[str, dict[str, Any], type, str]] = [
      r"\[sweep\]: 4,000,000,000 samples \(points x replicates\) exceed the limit of 10,000,000"),
     ("absurd lhs points", {"sweep": {**_lhs(volume_fraction={"distribution": "uniform", "low": 0.2, "high": 0.4}),
                                      "points": 10**9}}, StudyError, r"exceed the limit of 10,000,000 samples"),
+    # --- solver options
+    ("device without the torch backend", {"solver": {"device": "cuda"}}, StudyError,
+     r"\[solver\].device: applies to backend = \"torch\" only"),
+    ("unknown backend", {"solver": {"backend": "cupy"}}, StudyError, r"\[solver\].backend: allowed"),
 ]
 
 

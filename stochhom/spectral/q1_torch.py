@@ -53,6 +53,9 @@ def torch_device(device: Any) -> Any:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise InputError(f"device {device!r}: this PyTorch has no CUDA device available "
                          f"(torch {torch.__version__}); use device='cpu' or the numba backend")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise InputError(f"device {device!r}: there is no CUDA device {dev.index} "
+                         f"(this machine has {torch.cuda.device_count()}); use device='cuda' or 'cuda:0'")
     if dev.type not in ("cpu", "cuda"):
         raise InputError(f"device {device!r}: only 'cpu' and 'cuda' devices are supported")
     return dev

@@ -87,7 +87,7 @@ DISTRIBUTIONS = {
     "lognormal": ("median", "sigma"),
 }
 _SOLVER_KEYS = {"scheme": str, "discretization": str, "tol": float, "maxiter": int, "dtype": str,
-                "workers": int, "backend": str}
+                "workers": int, "backend": str, "device": str}
 _TOP = {"study", "generator", "sweep", "phases", "solver"}
 #: Tables of the end-to-end pipeline (``stochhom run``), validated by :mod:`stochhom.study.pipeline`.
 PIPELINE_TABLES = ("gallery", "rve", "surrogate", "propagation", "validation", "report")
@@ -386,6 +386,10 @@ def study_from_dict(data: Mapping[str, Any], base: Path | None = None, name: str
         raise _err("[solver].dtype", f"allowed: ['float32', 'float64'], got {solver['dtype']!r}")
     if "tol" in solver and not 0 < solver["tol"] < 1:
         raise _err("[solver].tol", f"must lie in (0, 1), got {solver['tol']!r}")
+    if solver.get("backend", "auto") not in ("auto", "numba", "numpy", "torch"):
+        raise _err("[solver].backend", f"allowed: ['auto', 'numba', 'numpy', 'torch'], got {solver['backend']!r}")
+    if "device" in solver and solver.get("backend") != "torch":
+        raise _err("[solver].device", "applies to backend = \"torch\" only; set backend = \"torch\" or remove it")
 
     for key, value in fixed.items():
         if not isinstance(value, (int, float, str, bool)):
