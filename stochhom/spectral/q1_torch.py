@@ -88,12 +88,13 @@ class Q1TorchProblem(Q1Problem):
         self._labels = flat
         present = [p for p in range(len(self.tensors)) if self.counts[p] > 0]
         self._few = len(present) <= _FEW_PHASES
-        if self._few:  # masks: whole-grid products, no scattered index operations
-            self._masks = [(p, (flat == p).to(torch.float64)) for p in present if self.solid[p]]
-            self._scaled = self._proportional([p for p, _ in self._masks])
+        solid = [p for p in present if self.solid[p]]
+        self._scaled = self._proportional(solid) if self._few else None
+        if self._few:  # whole-grid products (one scaled, or one masked per phase), no scattered indexing
+            self._masks = [] if self._scaled is not None else [(p, (flat == p).to(torch.float64)) for p in solid]
             self._onehot = torch.stack([(flat == p).to(torch.float64) for p in range(len(self.tensors))], dim=1)
         else:  # many phases (polycrystals): one product per phase on its own elements
-            self._phase_index = [(p, torch.nonzero(flat == p).reshape(-1)) for p in present if self.solid[p]]
+            self._phase_index = [(p, torch.nonzero(flat == p).reshape(-1)) for p in solid]
         self._ke = t(self.ke)
         from . import kernels_q1_triton
 
@@ -101,7 +102,6 @@ class Q1TorchProblem(Q1Problem):
                        and kernels_q1_triton.available(self.device))
         self._triton = kernels_q1_triton
         self._bbar = t(self.bbar)
-        self._voigt = self.voigt
         self._kinv = self._reference_inverse()
 
     def _proportional(self, solid: list[int]) -> tuple[Any, Any] | None:
