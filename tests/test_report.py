@@ -640,3 +640,16 @@ def test_few_replicates_get_no_interval_totals_add_up_and_a_stale_pdf_goes(
     (copy / "report.pdf").write_bytes(b"%PDF-1.4 old")
     write_report(copy)
     assert not (copy / "report.pdf").exists()
+
+
+def test_the_method_sentence_names_the_discretization_that_ran() -> None:
+    """"auto" is resolved as the solver resolves it: Q1 for porous media, rotated otherwise."""
+    from stochhom.report.answers import _discretization
+
+    porous = {"0": {"law": "IsotropicElastic", "E": 1.0, "nu": 0.3}, "1": {"law": "Void"}}
+    solid = {"0": {"law": "Conductivity", "k": 1.0}, "1": {"law": "Conductivity", "k": 5.0}}
+    assert _discretization({"phases": porous, "solver": {}}) == "q1"
+    assert _discretization({"phases": porous, "solver": {"dtype": "float32"}}) == "rotated"
+    assert _discretization({"phases": solid, "solver": {}}) == "rotated"
+    assert _discretization({"phases": solid, "solver": {"discretization": "fourier"}}) == "fourier"
+    assert _discretization({"phases": solid, "solver": {"backend": "torch"}}) == "q1"
