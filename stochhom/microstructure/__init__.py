@@ -10,6 +10,7 @@ and windows: :mod:`~stochhom.microstructure.ensemble`. Descriptors:
 """
 
 from . import descriptors, external, inclusions, random_fields, tessellation  # noqa: F401  (register generators)
+from .composite import CompositeVoxels, render_composite
 from .descriptors import (
     chord_lengths,
     correlation_length,
@@ -30,6 +31,8 @@ __all__ = [
     "available",
     "generate",
     "windows",
+    "render_composite",
+    "CompositeVoxels",
     "load_specimens",
     "GENERATORS",
     "gaussian_field",

@@ -9,6 +9,8 @@ corner-major, component-minor (column ``c * m + s`` of an element matrix).
 * :func:`apply`: :math:`f = K u`, every element adding :math:`K_e u_e` to its
   corners, slabs of elements in parallel in two colours (no write conflicts, a fixed
   summation order); elements of a void phase are skipped.
+* :func:`apply_composite`: the same for composite elements, each with its own tensor
+  integrated at the Gauss points (:mod:`stochhom.spectral.composite`).
 * :func:`rhs3` / :func:`rhs2`: the load :math:`b = -\sum_e F_{p(e)}` of per-phase
   element vectors.
 * :func:`element_strain3` / :func:`element_strain2`: the element-average strain
@@ -122,6 +124,64 @@ def _apply_slabs2(labels, ke, solid, u, out, start, stop, step):  # pragma: no c
                     cj = fj if c & 1 else j
                     for s in range(m):
                         out[b, s, ci, cj] += fe[c * m + s]
+
+
+def apply_composite(nodes, starts, cmats, bg, weight, u, out):
+    r"""Add :math:`K_e u_e` of the composite elements to ``out`` (flat views, see :func:`apply`).
+
+    Each element has its own tensor, so :math:`K_e u_e = w\sum_g B_g^{\mathsf T}
+    \mathbb L_e B_g u_e` is evaluated at the Gauss points (``bg``: ``(n_gauss, ne,
+    n_dof)``; ``weight``: element volume over the number of Gauss points). ``nodes``
+    holds each element's corner nodes (flat indices), elements sorted by slab with
+    slab ``i`` at ``starts[i]:starts[i + 1]``; slabs run in the two colours of
+    :func:`apply`.
+    """
+    n0 = starts.size - 1
+    even = n0 - n0 % 2
+    _apply_composite(nodes, starts, cmats, bg, weight, u, out, 0, even, 2)
+    _apply_composite(nodes, starts, cmats, bg, weight, u, out, 1, even, 2)
+    if n0 % 2:
+        _apply_composite(nodes, starts, cmats, bg, weight, u, out, n0 - 1, n0, 1)
+    return out
+
+
+@nb.njit(**_APPLY_OPTS)
+def _apply_composite(nodes, starts, cmats, bg, weight, u, out, start, stop, step):  # pragma: no cover - compiled
+    nbatch, m, _ = u.shape
+    ng, ne, nd = bg.shape
+    nc = nodes.shape[1]
+    n_slabs = (stop - start + step - 1) // step
+    for t in nb.prange(n_slabs):
+        i = np.int64(start) + np.int64(t) * step
+        ue = np.empty(nd)
+        fe = np.empty(nd)
+        eps = np.empty(ne)
+        sig = np.empty(ne)
+        for b in range(nbatch):
+            for v in range(starts[i], starts[i + 1]):
+                for c in range(nc):
+                    for s in range(m):
+                        ue[c * m + s] = u[b, s, nodes[v, c]]
+                fe[:] = 0.0
+                for g in range(ng):
+                    for r in range(ne):
+                        acc = 0.0
+                        for c in range(nd):
+                            acc += bg[g, r, c] * ue[c]
+                        eps[r] = acc
+                    for r in range(ne):
+                        acc = 0.0
+                        for q in range(ne):
+                            acc += cmats[v, r, q] * eps[q]
+                        sig[r] = acc
+                    for c in range(nd):
+                        acc = 0.0
+                        for r in range(ne):
+                            acc += bg[g, r, c] * sig[r]
+                        fe[c] += acc
+                for c in range(nc):
+                    for s in range(m):
+                        out[b, s, nodes[v, c]] += weight * fe[c * m + s]
 
 
 @nb.njit(**_OPTS)

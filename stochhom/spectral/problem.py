@@ -190,6 +190,13 @@ class CellProblem(VoigtConversions):
         self.material = MaterialField(labels, tensors, elastic, self.dtype)
         self._scale = voigt_scaling(self.ne, elastic)
         self._blocks: dict[int, Blocks] = {}
+        self.composite: tuple[np.ndarray, np.ndarray] | None = None
+
+    def set_composite(self, index: np.ndarray, tensors: np.ndarray) -> None:
+        """Give the voxels at flat ``index`` their own Mandel ``tensors`` (composite voxels,
+        :mod:`stochhom.spectral.composite`), overriding their label's phase."""
+        internal = self._scale[:, None] * np.asarray(tensors, dtype=float) * self._scale[None, :]
+        self.composite = (np.asarray(index, dtype=np.int64), internal.astype(self.dtype))
 
     def green(self, reference: ReferenceMedium) -> GreenOperator:
         """Green operator (preconditioner) of a reference medium on this grid."""
@@ -285,6 +292,15 @@ class CellProblem(VoigtConversions):
 
     def stress(self, e: np.ndarray) -> np.ndarray:
         """Stress of a strain field, in place (internal form)."""
+        if self.composite is not None:  # the voxels' own tensors replace their label's
+            idx, mats = self.composite
+            ec = _flat(e)[:, :, idx]  # a copy, taken before the phases overwrite e
+            self._phase_stress(e)
+            _flat(e)[:, :, idx] = np.einsum("vrs,bsv->brv", mats, ec)
+            return e
+        return self._phase_stress(e)
+
+    def _phase_stress(self, e: np.ndarray) -> np.ndarray:
         mat = self.material
         if self.backend == "numba":
             self._threads()

@@ -158,12 +158,54 @@ class Q1Problem(VoigtConversions):
         self._softest = float(norms[self.solid].min())
         self.volume = float(np.prod(self.grid.spacing))
         bg = gauss_gradients(self.grid.spacing, elastic)
+        self._bg = np.ascontiguousarray(bg)
         self.bbar = np.mean(bg, axis=0)
         self.ke = np.stack([self.volume * np.mean([b.T @ c @ b for b in bg], axis=0) for c in self.voigt])
         self.counts = np.bincount(self.labels.ravel(), minlength=len(tensors)).astype(float)
         self.reference = reference
         self._tables()
         self.material = type("Storage", (), {"mode": "q1 element matrices"})()
+        self.composite: tuple[np.ndarray, np.ndarray] | None = None
+        self._n_labels = len(self.tensors)
+
+    def set_composite(self, index: np.ndarray, tensors: np.ndarray) -> None:
+        """Give the elements at flat ``index`` their own Mandel ``tensors`` (composite voxels,
+        :mod:`stochhom.spectral.composite`), overriding their label's phase.
+
+        They are relabelled to an extra phase of zero stiffness (so the per-phase kernels
+        skip them) and handled by :func:`~stochhom.spectral.kernels_q1.apply_composite`
+        and NumPy scatter/gather in :meth:`rhs`, :meth:`mean_stress` and :meth:`fields`.
+        """
+        index = np.asarray(index, dtype=np.int64)
+        internal = self._scale[:, None] * np.asarray(tensors, dtype=float) * self._scale[None, :]
+        p = len(self.tensors)
+        self.labels = self.labels.copy()
+        flat = self.labels.reshape(-1)
+        flat[index] = p
+        self._n_labels = p + 1
+        self.ke = np.concatenate([self.ke[:p], np.zeros((1,) + self.ke.shape[1:])])
+        self.voigt = np.concatenate([self.voigt[:p], np.zeros((1,) + self.voigt.shape[1:])])
+        self.solid = np.append(self.solid[:p], False)
+        self.counts = np.bincount(flat, minlength=p + 1).astype(float)
+        # corner nodes of each element (flat indices), corner-major as in kernels_q1
+        coords = np.unravel_index(index, self.grid.shape)
+        nodes = []
+        for corner in itertools.product((0, 1), repeat=self.dim):
+            shifted = [(c + o) % n for c, o, n in zip(coords, corner, self.grid.shape)]
+            nodes.append(np.ravel_multi_index(shifted, self.grid.shape))
+        self._nodes = np.ascontiguousarray(np.stack(nodes, 1))
+        self._starts = np.searchsorted(coords[0], np.arange(self.grid.shape[0] + 1)).astype(np.int64)
+        self.composite = (index, np.ascontiguousarray(internal))
+
+    def _composite_strain(self, u: np.ndarray, macro: np.ndarray | None) -> np.ndarray:
+        """Element-average strain of the composite elements, ``(batch, n, ne)``, internal form."""
+        uf = self.to_numpy(u).reshape(u.shape[0], self.m, -1)
+        ue = uf[:, :, self._nodes]  # (batch, m, n, corner)
+        ue = ue.transpose(0, 2, 3, 1).reshape(u.shape[0], self._nodes.shape[0], -1)
+        e = np.einsum("rc,bvc->bvr", self.bbar, ue)
+        if macro is not None:
+            e += macro[:, None, :]
+        return e
 
     def _tables(self) -> None:
         n = max(self.grid.shape)
@@ -216,7 +258,13 @@ class Q1Problem(VoigtConversions):
         """:math:`Ku`, shape ``(batch, m, *shape)``."""
         out = np.empty_like(u) if out is None else out
         self._threads()
-        return self._nb.apply(self.labels, self.ke, self.solid, u, out)
+        self._nb.apply(self.labels, self.ke, self.solid, u, out)
+        if self.composite is not None:
+            flat = out.reshape(out.shape[0], self.m, -1)
+            assert np.shares_memory(flat, out)
+            self._nb.apply_composite(self._nodes, self._starts, self.composite[1], self._bg,
+                                     self.volume / len(self._bg), u.reshape(flat.shape), flat)
+        return out
 
     def rhs(self, macro: np.ndarray) -> np.ndarray:
         r""":math:`b = -\sum_e V_e\bar B^{\mathsf T}\mathbb L_e E` for each macroscopic strain (internal form)."""
@@ -224,11 +272,18 @@ class Q1Problem(VoigtConversions):
         out = self.zeros(macro.shape[0])
         self._threads()
         (self._nb.rhs3 if self.dim == 3 else self._nb.rhs2)(self.labels, np.ascontiguousarray(f), out)
+        if self.composite is not None:
+            fc = self.volume * np.einsum("rc,vrs,bs->bvc", self.bbar, self.composite[1], macro)
+            fc = fc.reshape(fc.shape[0], fc.shape[1], -1, self.m)  # (batch, element, corner, comp)
+            flat = out.reshape(out.shape[0], self.m, -1)
+            for b in range(out.shape[0]):
+                for s in range(self.m):
+                    np.subtract.at(flat[b, s], self._nodes.ravel(), fc[b, :, :, s].ravel())
         return out
 
     def mean_stress(self, u: np.ndarray, macro: np.ndarray | None) -> np.ndarray:
         r""":math:`\langle\sigma\rangle` (internal form) of the state ``u`` under ``macro`` (None: 0)."""
-        n_phases = len(self.tensors)
+        n_phases = self._n_labels
         partial = np.empty((self.grid.shape[0], u.shape[0], n_phases, self.ne))
         self._threads()
         (self._nb.phase_strain3 if self.dim == 3 else self._nb.phase_strain2)(
@@ -236,7 +291,10 @@ class Q1Problem(VoigtConversions):
         sums = partial.sum(axis=0)  # (batch, phase, ne)
         if macro is not None:
             sums = sums + self.counts[None, :, None] * macro[:, None, :]
-        return np.einsum("prs,bps->br", self.voigt, sums) / self.grid.size
+        total = np.einsum("prs,bps->br", self.voigt, sums)
+        if self.composite is not None:
+            total += np.einsum("vrs,bvs->br", self.composite[1], self._composite_strain(u, macro))
+        return total / self.grid.size
 
     def precondition(self, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         r""":math:`z = K_0^{-1}r` and :math:`r\cdot z` per load case."""
@@ -272,6 +330,9 @@ class Q1Problem(VoigtConversions):
                 s[:, :, idx] = np.einsum("rs,bsx->brx", self.voigt[p], flat_e[:, :, idx])
         else:  # many phases (polycrystals): the tensor of every voxel
             s = np.einsum("xrs,bsx->brx", self.voigt[flat], flat_e)
+        if self.composite is not None:
+            idx, mats = self.composite
+            s[:, :, idx] = np.einsum("vrs,bsv->brv", mats, flat_e[:, :, idx])
         return e, s.reshape(e.shape)
 
 

@@ -95,7 +95,9 @@ def memory_estimate(study: Any, workers: int = 1) -> int:
     See the module docstring for the formula.
     """
     shape = _largest_shape(study)
-    return int(workers) * shape_memory(shape, study.physics, study.solver.get("dtype", "float64"))
+    factor = int(study.solver.get("composite_voxels", 1))
+    fine = 3 * math.prod(shape) * factor ** len(shape) if factor > 1 else 0  # fine rendering + its blocks
+    return int(workers) * (shape_memory(shape, study.physics, study.solver.get("dtype", "float64")) + fine)
 
 
 def check_memory(estimate: int, what: str, where: str = "memory", memory: int | None = None) -> None:

@@ -87,7 +87,7 @@ DISTRIBUTIONS = {
     "lognormal": ("median", "sigma"),
 }
 _SOLVER_KEYS = {"scheme": str, "discretization": str, "tol": float, "maxiter": int, "dtype": str,
-                "workers": int, "backend": str, "device": str}
+                "workers": int, "backend": str, "device": str, "composite_voxels": int}
 _TOP = {"study", "generator", "sweep", "phases", "solver"}
 #: Tables of the end-to-end pipeline (``stochhom run``), validated by :mod:`stochhom.study.pipeline`.
 PIPELINE_TABLES = ("gallery", "rve", "surrogate", "propagation", "validation", "report")
@@ -390,6 +390,15 @@ def study_from_dict(data: Mapping[str, Any], base: Path | None = None, name: str
         raise _err("[solver].backend", f"allowed: ['auto', 'numba', 'numpy', 'torch'], got {solver['backend']!r}")
     if "device" in solver and solver.get("backend") != "torch":
         raise _err("[solver].device", "applies to backend = \"torch\" only; set backend = \"torch\" or remove it")
+    if "composite_voxels" in solver:
+        if solver["composite_voxels"] not in (2, 4, 8):
+            raise _err("[solver].composite_voxels",
+                       f"sub-voxels per axis: 2, 4 or 8, got {solver['composite_voxels']!r}")
+        if gname not in ("boolean", "rsa", "fibres", "gaussian"):
+            raise _err("[solver].composite_voxels", f"generator {gname!r} does not know its geometry below the voxel; "
+                       "composite voxels need 'boolean', 'rsa', 'fibres' or 'gaussian'")
+        if solver.get("scheme") == "accelerated" or solver.get("backend") == "torch":
+            raise _err("[solver].composite_voxels", "needs scheme 'cg' or 'basic' and the numba or numpy backend")
 
     for key, value in fixed.items():
         if not isinstance(value, (int, float, str, bool)):

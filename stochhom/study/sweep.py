@@ -80,6 +80,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import InputError
+from ..microstructure.composite import CompositeVoxels, render_composite
 from ..microstructure.ensemble import GENERATORS
 from ..statistics.ensemble import MAX_PHASE_FRACTIONS, assemble, sample_record
 from ..tensors import mandel_size
@@ -340,8 +341,14 @@ def _one(study: Study, k: int, params: dict[str, Any], seed: int) -> dict[str, A
     solver = dict(study.solver)
     workers = int(solver.pop("workers", 1))
     shape = study.sample_shape(params)
+    factor = solver.pop("composite_voxels", None)
     try:
-        out = gen.func(shape, rng, voxel_size=study.voxel_size, workers=workers, **study.generator_params(params))
+        if factor:
+            out = render_composite(study.generator, shape, rng, int(factor), voxel_size=study.voxel_size,
+                                   workers=workers, **study.generator_params(params))
+            solver["composite"] = out[1]
+        else:
+            out = gen.func(shape, rng, voxel_size=study.voxel_size, workers=workers, **study.generator_params(params))
     except InputError as exc:
         dim = len(shape)
         return {"dim": dim, "volume": float(np.prod(shape) * study.voxel_size**dim), "phase_fraction": np.zeros(1),
@@ -373,7 +380,11 @@ def _warm_up(study: Study, params: dict[str, Any], run: str | None = None) -> fl
         labels = np.array(sorted(int(k) for k in study.phases))
         side = max(4, int(np.ceil(labels.size ** (1 / study.dim))))
         tiny = np.resize(labels, side**study.dim).reshape((side,) * study.dim)
-        sample_record(tiny, study.phases, params, study.voxel_size, **study.solver)
+        solver = dict(study.solver)
+        if solver.pop("composite_voxels", None):  # one composite voxel, so its kernel compiles too
+            solver["composite"] = CompositeVoxels(tiny.shape, np.array([0]), np.array([[tiny.flat[0]] * 2]),
+                                                  np.array([0.5]), np.eye(study.dim)[:1], 2)
+        sample_record(tiny, study.phases, params, study.voxel_size, **solver)
     except Exception:  # best effort: a failed warm-up must not fail the sweep
         pass
     if run is not None:
