@@ -8,6 +8,9 @@ after a warm-up that loads the compiled kernels.
 
 Cases (load E_xx = 1, tol = 1e-6; matrix E = 1, nu = 0.3, inclusion nu = 0.3):
 
+Each case runs stochhom's rotated scheme and Q1 (2 and 1 threads) and, except for
+pores, the rotated scheme in mixed precision (``dtype="mixed"``).
+
 * ``smooth63_c1000``: the smooth two-phase level cut of ``compare_peers.py``
   (24 cosine modes, 2 <= |k| <= 4, seed 2024, inclusion fraction 0.3) at 63^3,
   contrast 1000;
@@ -91,11 +94,11 @@ def setup() -> None:
         print(f"{peer}: {py}")
 
 
-def run_stochhom(image: np.ndarray, contrast: float | str, disc: str, workers: int) -> dict:
+def run_stochhom(image: np.ndarray, contrast: float | str, disc: str, workers: int, dtype: str = "float64") -> dict:
     inclusion = sh.Void() if contrast == "void" else sh.IsotropicElastic(float(contrast), 0.3)
     t = time.perf_counter()
     f = sh.solve(image, [sh.IsotropicElastic(1.0, 0.3), inclusion], macro_strain=[1, 0, 0, 0, 0, 0],
-                 discretization=disc, tol=1e-6, workers=workers)
+                 discretization=disc, tol=1e-6, workers=workers, dtype=dtype)
     return {"iterations": int(f.iterations), "time_s": time.perf_counter() - t, "sigma_xx": float(f.mean_stress[0]),
             "converged": bool(f.converged)}
 
@@ -131,6 +134,7 @@ def main() -> None:
         return
     run_stochhom(spheres(16), 100.0, "q1", 2)  # load the compiled kernels
     run_stochhom(spheres(16), 100.0, "rotated", 2)
+    run_stochhom(spheres(16), 100.0, "rotated", 2, "mixed")
     rows = []
     for name in args.cases:
         make, contrast = CASES[name]
@@ -139,6 +143,9 @@ def main() -> None:
         for disc in ("rotated", "q1"):
             for workers in (2, 1):
                 entry[f"stochhom_{disc}_{workers}t"] = run_stochhom(image, contrast, disc, workers)
+        if contrast != "void":  # mixed precision: the rotated scheme (pores run Q1)
+            for workers in (2, 1):
+                entry[f"stochhom_mixed_{workers}t"] = run_stochhom(image, contrast, "rotated", workers, "mixed")
         if not args.skip_peers:
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / "image.npy"
@@ -153,7 +160,8 @@ def main() -> None:
 
 
 def table(rows: list[dict]) -> str:
-    keys = [("stochhom_rotated_2t", "rotated (2 thr)"), ("stochhom_q1_2t", "q1 (2 thr)"),
+    keys = [("stochhom_rotated_2t", "rotated (2 thr)"), ("stochhom_mixed_2t", "rotated mixed (2 thr)"),
+            ("stochhom_mixed_1t", "rotated mixed (1 thr)"), ("stochhom_q1_2t", "q1 (2 thr)"),
             ("stochhom_q1_1t", "q1 (1 thr)"), ("muGrid", "muGrid (1 thr)"), ("muSpectre", "muSpectre (1 thr)")]
     lines = ["| case | " + " | ".join(k[1] for k in keys) + " |", "|---|" + "---|" * len(keys)]
     for r in rows:

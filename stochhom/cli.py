@@ -87,8 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     h.add_argument("--tol", type=float, default=None, help="relative equilibrium residual (default 1e-6)")
     h.add_argument("--maxiter", type=int, default=None, help="iteration limit per load case (default 2000)")
-    h.add_argument("--dtype", default="float64", choices=["float64", "float32"],
-                   help="working precision (default float64)")
+    h.add_argument("--dtype", default="float64", choices=["float64", "float32", "mixed"],
+                   help="working precision (default float64; mixed: float32 iterations refined to tol in float64)")
     h.add_argument("--spacing", type=float, nargs="+", default=None,
                    help="voxel size of an image (one value or one per axis; default 1); an ensemble has its own")
     h.add_argument("--workers", type=int, default=None, help="threads (default: all cores)")

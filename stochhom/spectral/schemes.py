@@ -172,8 +172,9 @@ def conjugate_gradient(
     maxiter: int,
     keep_solution: bool = True,
     max_restarts: int = 5,
+    offset: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> SchemeResult:
-    """Preconditioned conjugate gradients for a batch of load cases (see module docs).
+    r"""Preconditioned conjugate gradients for a batch of load cases (see module docs).
 
     Memory: four nodal spectra (iterate, residual force, direction, product/
     preconditioned residual) plus one strain-sized real field and its spectrum.
@@ -192,11 +193,24 @@ def conjugate_gradient(
         Return the nodal solutions (needed for fields, not for effective tensors).
     max_restarts : int
         Restarts allowed when the recurrence residual drifts from the true one.
+    offset : tuple, optional
+        ``(g0, mean0, floor)``: solve for a correction :math:`\delta` of a state whose
+        residual force is ``g0`` and mean stress ``mean0`` (internal form), i.e.
+        :math:`K\delta = -g_0` with the residual :math:`g_0 + K\delta` measured
+        against the mean stress ``mean0 + <L B delta>`` and the stress ``floor`` (the
+        inner solve of :func:`mixed_precision_cg`; ``macro`` is then zero). ``tol``
+        may be one value per load case.
     """
     batch = macro.shape[0]
     out = _Tracker(problem, batch, keep_solution)
-    g, mean = problem.internal_force(problem.stress(problem.macro_field(macro)))
-    floor = problem.stress_floor(macro, stress_floor_factor(problem.dtype, tol))
+    tol = np.broadcast_to(np.asarray(tol, dtype=float), (batch,)).copy()
+    if offset is None:
+        g, mean = problem.internal_force(problem.stress(problem.macro_field(macro)))
+        floor = problem.stress_floor(macro, stress_floor_factor(problem.dtype, float(tol.max())))
+        g0 = mean0 = None
+    else:
+        g0, mean0, floor = offset
+        g, mean = g0.copy(), mean0.copy()
     kz = problem.zeros_nodal(batch)
     rz, res2 = problem.precondition(green, g, kz)
     rel = relative_residual(res2, problem.mean_norm(mean), floor)
@@ -211,11 +225,20 @@ def conjugate_gradient(
     e_act = macro
 
     def drop(keep: np.ndarray) -> None:
-        nonlocal active, x, g, p, kz, e_hat, rz, rel, mean, e_act, first, floor, best
-        active, x, g, p, kz, rz, rel, mean, e_act, first, floor, best = (
-            a[keep] for a in (active, x, g, p, kz, rz, rel, mean, e_act, first, floor, best)
+        nonlocal active, x, g, p, kz, e_hat, rz, rel, mean, e_act, first, floor, best, tol, g0, mean0
+        active, x, g, p, kz, rz, rel, mean, e_act, first, floor, best, tol = (
+            a[keep] for a in (active, x, g, p, kz, rz, rel, mean, e_act, first, floor, best, tol)
         )
         e_hat = None if e_hat is None else e_hat[keep]
+        if g0 is not None:
+            g0, mean0 = g0[keep], mean0[keep]
+
+    def true_residual(xs: np.ndarray, es: np.ndarray, idx: np.ndarray | None, out_: np.ndarray | None):
+        g_t, mean_t = problem.evaluate(xs, es, out=out_)
+        if g0 is not None:
+            g_t += g0 if idx is None else g0[idx]
+            mean_t = mean_t + (mean0 if idx is None else mean0[idx])
+        return g_t, mean_t
 
     while active.size:
         out_of_budget = out.iters[active] >= maxiter
@@ -230,7 +253,7 @@ def conjugate_gradient(
             whole = idx.size == active.size
             xs, es = (x, e_act) if whole else (x[idx], e_act[idx])
             e_hat = None  # recomputed below; keeps the peak memory of the check low
-            g_true, mean_true = problem.evaluate(xs, es, out=g if whole else None)
+            g_true, mean_true = true_residual(xs, es, None if whole else idx, g if whole else None)
             z_true = kz if whole else problem.zeros_nodal(idx.size)
             rz_true, res2_true = problem.precondition(green, g_true, z_true)
             rel_true = relative_residual(res2_true, problem.mean_norm(mean_true), floor if whole else floor[idx])
@@ -238,10 +261,10 @@ def conjugate_gradient(
             restarted = []
             for k, i in enumerate(idx):
                 c = active[i]
-                if rel_true[k] <= tol or out_of_budget[i] or restarts[c] >= max_restarts:
+                if rel_true[k] <= tol[i] or out_of_budget[i] or restarts[c] >= max_restarts:
                     finished[i] = True
                     state = x[i] if np.all(check) else x[i].copy()
-                    status = "converged" if rel_true[k] <= tol else ("maxiter" if out_of_budget[i] else "stagnated")
+                    status = "converged" if rel_true[k] <= tol[i] else ("maxiter" if out_of_budget[i] else "stagnated")
                     out.finish(c, state, mean_true[k], status)
                     out.hist[c][-1] = float(rel_true[k])
                 else:  # the recurrence drifted: restart from the true residual
@@ -268,7 +291,7 @@ def conjugate_gradient(
         bad = ~(pkp > 0) | ~np.isfinite(pkp)
         if np.any(bad):
             for i in np.flatnonzero(bad):
-                _, mean_b = problem.evaluate(x[i : i + 1], e_act[i : i + 1])
+                _, mean_b = true_residual(x[i : i + 1], e_act[i : i + 1], np.array([i]), None)
                 out.finish(active[i], x[i].copy(), mean_b[0], "breakdown")
             drop(~bad)
             pkp, dmean = pkp[~bad], dmean[~bad]

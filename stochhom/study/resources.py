@@ -79,7 +79,7 @@ def shape_memory(shape: Any, physics: str = "conductivity", dtype: str = "float6
     if not solve:
         return n * _OVERHEAD
     d = len(shape)
-    item = 4 if dtype == "float32" else 8
+    item = 4 if dtype == "float32" else 8  # mixed: as float64 (measured 80 MB against float64's 90 at 48^3)
     if physics == "elasticity":
         ne, m = d * (d + 1) // 2, d
     else:

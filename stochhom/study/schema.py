@@ -382,8 +382,8 @@ def study_from_dict(data: Mapping[str, Any], base: Path | None = None, name: str
     if solver.get("discretization", "auto") not in DISCRETIZATIONS:
         raise _err("[solver].discretization",
                    f"unknown discretization {solver['discretization']!r}; allowed: {sorted(DISCRETIZATIONS)}")
-    if solver.get("dtype", "float64") not in ("float64", "float32"):
-        raise _err("[solver].dtype", f"allowed: ['float32', 'float64'], got {solver['dtype']!r}")
+    if solver.get("dtype", "float64") not in ("float64", "float32", "mixed"):
+        raise _err("[solver].dtype", f"allowed: ['float32', 'float64', 'mixed'], got {solver['dtype']!r}")
     if "tol" in solver and not 0 < solver["tol"] < 1:
         raise _err("[solver].tol", f"must lie in (0, 1), got {solver['tol']!r}")
     if solver.get("backend", "auto") not in ("auto", "numba", "numpy", "torch"):
