@@ -650,6 +650,7 @@ def homogenize(
     backend: str | None = None,
     device: Any = None,
     composite: Any = None,
+    boundary: str = "periodic",
 ) -> HomogenizationResult:
     r"""Effective (apparent) tensor of a periodic voxel image.
 
@@ -708,6 +709,14 @@ def homogenize(
         the default.
     device : str, optional
         With ``backend="torch"``: ``"cpu"`` (default) or ``"cuda"`` (``"cuda:1"``, ...).
+    boundary : {"periodic", "kubc", "subc", "periodic_fe"}
+        ``"periodic"`` (default): the FFT solver. ``"kubc"`` (affine displacement or
+        temperature on the boundary), ``"subc"`` (uniform traction or flux): apparent
+        properties of a window on voxel finite elements (Q1, full integration) with
+        AMG-preconditioned CG (:mod:`stochhom.fem.boundary`; ``tol`` is then the
+        relative residual of the assembled system, default 1e-8). ``"periodic_fe"``:
+        the periodic cell on the same elements, a cross-check of ``discretization="q1"``.
+        For every window, SUBC <= periodic <= KUBC in the Loewner order.
     composite : CompositeVoxels, optional
         Interface voxels with their phase fractions and normals
         (:func:`~stochhom.microstructure.render_composite`): each gets the tensor of a
@@ -738,6 +747,9 @@ def homogenize(
     """
     if on_failure not in ("raise", "warn"):
         raise InputError(f"on_failure must be 'raise' or 'warn', got {on_failure!r}")
+    if boundary != "periodic":
+        return _homogenize_fe(image, phases, boundary, discretization, tol, maxiter, dtype, spacing, backend,
+                              composite)
     t0 = time.perf_counter()
     problem, green, _, physics, tol, maxiter = _problem(
         image, phases, scheme, discretization, tol, maxiter, dtype, spacing, reference, workers, backend, device,
@@ -775,6 +787,40 @@ def homogenize(
         "periodic_sample": _sample(image)[2],
     }
     return HomogenizationResult(effective, res.iterations, res.residuals, res.converged, physics, info)
+
+
+def _homogenize_fe(image: Any, phases: Any, boundary: str, discretization: str, tol: float | None,
+                   maxiter: int | None, dtype: Any, spacing: Any, backend: Any, composite: Any) -> HomogenizationResult:
+    """Apparent tensor under a non-periodic (or finite-element periodic) boundary condition."""
+    from ..fem.boundary import BOUNDARY_CONDITIONS, apparent_tensor
+
+    if boundary not in BOUNDARY_CONDITIONS:
+        raise InputError(f"unknown boundary condition {boundary!r}; choose one of {list(BOUNDARY_CONDITIONS)}")
+    if discretization not in ("auto", "q1"):
+        raise InputError(f"boundary={boundary!r} runs on voxel finite elements with full integration "
+                         f"(discretization 'q1'), not {discretization!r}")
+    if composite is not None or backend not in (None, "auto", "numba", "numpy") or str(dtype) != "float64":
+        raise InputError(f"boundary={boundary!r} takes neither composite voxels nor the torch backend nor "
+                         "dtype other than float64")
+    t0 = time.perf_counter()
+    img, sample_h, _ = _sample(image)
+    labels, mats, physics = prepare_phases(img, phases)
+    dim = labels.ndim
+    h = _spacing(1.0 if spacing is None and sample_h is None else (sample_h if spacing is None else spacing), dim)
+    tol = 1e-8 if tol is None else tol
+    if not isinstance(tol, (int, float)) or not 0 < tol < 1:
+        raise InputError(f"tol must be a number in (0, 1), got {tol!r}")
+    maxiter = 5000 if maxiter is None else int(maxiter)
+    tensors = _tensors(mats, physics, dim)
+    void = np.array([m.is_void for m in mats])
+    effective, info = apparent_tensor(labels, tensors, void, physics == ELASTICITY, h, boundary, tol, maxiter)
+    iters = np.asarray(info["iterations"])
+    info.update(discretization="q1", dim=dim, shape=list(labels.shape), spacing=list(h),
+                volume_fractions=(np.bincount(labels.ravel(), minlength=len(mats)) / labels.size).tolist(),
+                setup_time=info["setup_time"] + (time.perf_counter() - t0 - info["setup_time"] - info["solve_time"]),
+                status=["converged"] * len(iters), periodic_sample=_sample(image)[2])
+    res = [np.array([1.0, tol]) for _ in iters]  # AMG-CG reached tol on ||b - Ku|| / ||b||
+    return HomogenizationResult(effective, iters, res, np.ones(len(iters), dtype=bool), physics, info)
 
 
 def solve(
