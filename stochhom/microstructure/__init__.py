@@ -9,7 +9,7 @@ and windows: :mod:`~stochhom.microstructure.ensemble`. Descriptors:
 :mod:`~stochhom.microstructure.descriptors`.
 """
 
-from . import descriptors, external, inclusions, random_fields, tessellation  # noqa: F401  (register generators)
+from . import descriptors, external, inclusions, random_fields, segmentation, tessellation  # noqa: F401
 from .composite import CompositeVoxels, render_composite
 from .descriptors import (
     chord_lengths,
@@ -25,6 +25,7 @@ from .descriptors import (
 from .ensemble import GENERATORS, generate, windows
 from .external import load_specimens
 from .random_fields import gaussian_field, grid_covariance, level_cut
+from .segmentation import segment
 from .tessellation import polycrystal_phases, random_orientations
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "render_composite",
     "CompositeVoxels",
     "load_specimens",
+    "segment",
     "GENERATORS",
     "gaussian_field",
     "grid_covariance",

@@ -22,6 +22,7 @@ Your own images
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -155,8 +156,13 @@ def load_specimens(
     raw_shape: Sequence[int] | None = None,
     raw_dtype: Any = np.uint8,
     key: str | None = None,
+    threshold: str | float | Sequence[float] | None = None,
+    phases: int = 2,
+    crop: Sequence[Sequence[int]] | None = None,
+    downsample: int = 1,
+    invert: bool = False,
 ) -> xr.Dataset:
-    """Load label images as specimens (non-periodic) into an ensemble ``Dataset``.
+    """Load label images (or segment grey-level scans) as specimens (non-periodic) into an ensemble ``Dataset``.
 
     Parameters
     ----------
@@ -168,12 +174,19 @@ def load_specimens(
         Shape and dtype of ``.raw`` volumes.
     key : str, optional
         Array name inside ``.npz`` files.
+    threshold : "otsu", float or sequence of float, optional
+        Segment grey-level scans (:func:`~stochhom.microstructure.segmentation.segment`):
+        Otsu's threshold or given levels. Without it the files must hold labels.
+    phases, crop, downsample, invert
+        As in :func:`~stochhom.microstructure.segmentation.segment` (with ``threshold``
+        only); ``voxel_size`` is that of the scan, the result's is ``downsample`` times it.
 
     Returns
     -------
     xarray.Dataset
         ``phase`` with one sample per file; ``specimen`` is the file name;
-        ``attrs["periodic"] = 0``.
+        ``attrs["periodic"] = 0``; with ``threshold``, ``attrs["segmentation"]`` (JSON:
+        the levels used per file, crop, downsample).
 
     Raises
     ------
@@ -184,7 +197,9 @@ def load_specimens(
     items = [paths] if isinstance(paths, (str, Path)) else list(paths)
     if not items:
         raise InputError("no image files given")
-    images, names = [], []
+    if threshold is None and (crop is not None or downsample != 1 or invert):
+        raise InputError("crop, downsample and invert apply to grey-level scans: give threshold='otsu' or levels")
+    images, names, levels = [], [], []
     for p in items:
         p = Path(p)
         if p.suffix.lower() == ".raw":
@@ -193,12 +208,20 @@ def load_specimens(
             arr = read_raw(p, raw_shape, raw_dtype)
         else:
             arr = load_image(p, key=key)
+        if threshold is not None:
+            from .segmentation import segment
+
+            try:
+                arr, lev = segment(arr, threshold, phases=phases, crop=crop, downsample=downsample, invert=invert)
+            except InputError as exc:
+                raise InputError(f"{p}: {exc}") from None
+            levels.append([float(v) for v in lev])
         if arr.dtype == bool:
             arr = arr.astype(np.uint8)
         if arr.dtype.kind not in "iu":
             raise InputError(
-                f"{p}: labels must be integers, got {arr.dtype}; segment/threshold the image first "
-                "(e.g. (image > t).astype(np.uint8))"
+                f"{p}: labels must be integers, got {arr.dtype}; segment grey levels with threshold='otsu' "
+                "(or given levels), or threshold the image yourself ((image > t).astype(np.uint8))"
             )
         if arr.ndim not in (2, 3):
             raise InputError(f"{p}: expected a 2D or 3D image, got shape {arr.shape}")
@@ -209,6 +232,8 @@ def load_specimens(
     shapes = {im.shape for im in images}
     if len(shapes) > 1:
         raise InputError(f"the images have different shapes {sorted(shapes)}; load them separately")
+    if threshold is not None:
+        h = h * int(downsample)
     top = max(int(im.max()) for im in images)
     stack = np.stack([im.astype(label_dtype(top), copy=False) for im in images])
     shp = stack.shape[1:]
@@ -221,5 +246,9 @@ def load_specimens(
         {"phase": (("sample", *AXES[: len(shp)]), stack)},
         coords=coords,
         attrs={"generator": "file", "periodic": 0, "voxel_size": h, "stochhom_version": __version__,
-               "sources": "\n".join(str(Path(p)) for p in items)},
+               "sources": "\n".join(str(Path(p)) for p in items),
+               **({} if threshold is None else {"segmentation": json.dumps(
+                   {"threshold": threshold if isinstance(threshold, str) else levels[0], "levels": levels,
+                    "phases": int(phases), "crop": None if crop is None else [list(c) for c in crop],
+                    "downsample": int(downsample), "invert": bool(invert)})})},
     )
