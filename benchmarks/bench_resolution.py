@@ -15,7 +15,8 @@ what is there), so the study can be run in pieces.
 
 A discretization named with ``+cv`` (``q1+cv``, ``rotated+cv``) uses composite voxels
 (:mod:`stochhom.microstructure.composite`, factor 4): the same balls rendered at
-(4n)^3, interface voxels given the laminate of their two phases.
+(4n)^3, interface voxels given the laminate of their two phases; ``+cv2`` and ``+cv8``
+use factors 2 and 8 (the sensitivity to the sub-voxel sampling).
 
 Run: ``python benchmarks/bench_resolution.py [--sizes 24 32 48 64 96] [--cases c1e2 c1e4 pores rigid]
 [--discretizations q1 rotated q1+cv rotated+cv] [--tol 1e-6] [--report]``.
@@ -64,10 +65,10 @@ def composite_image(n: int, factor: int = 4) -> tuple[np.ndarray, CompositeVoxel
 
 
 def run(case: str, disc: str, n: int, tol: float, maxiter: int) -> dict:
-    """One solve; ``disc`` ending in ``+cv``: with composite voxels (factor 4)."""
+    """One solve; ``disc`` ending in ``+cv``: with composite voxels (factor 4; ``+cv2``, ``+cv8``: 2, 8)."""
     base, _, cv = disc.partition("+")
     if cv:
-        image, composite = composite_image(n)
+        image, composite = composite_image(n, int(cv[2:] or 4))
     else:
         image, composite = voxelize(boolean_centres(3, N_BALLS, SEED), RADIUS, n), None
     t = time.perf_counter()

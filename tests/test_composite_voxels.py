@@ -186,7 +186,7 @@ def test_cut_laminate_is_exact_with_composite_voxels(dim, disc, mats):
 @pytest.mark.parametrize("disc", ["rotated", "q1"])
 @pytest.mark.parametrize("mats", [ELASTIC, CONDUCT], ids=["elastic", "conductivity"])
 def test_oblique_laminate_error_shrinks(disc, mats):
-    # layers normal to (1, 2)/sqrt5, contrast 30/20: measured errors at 64^2 are 0.19-0.35 of
+    # layers normal to (1, 2)/sqrt5, contrast 30/20: measured errors at 64^2 are 0.18-0.31 of
     # the plain image's (q1 and rotated, both physics); the test asks for at most half
     n, s = 64, 8
     normal = np.array([1.0, 2.0]) / np.sqrt(5.0)
