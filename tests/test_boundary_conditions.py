@@ -96,3 +96,38 @@ def test_boundary_refusals():
         sh.homogenize(image, COND, boundary="kubc", discretization="rotated")
     with pytest.raises(InputError, match="torch"):
         sh.homogenize(image, COND, boundary="kubc", backend="torch")
+
+
+# ----------------------------------------------------------------------------- the hierarchy by size
+def test_boundary_hierarchy_orders_every_sve_and_brackets():
+    from stochhom.statistics import boundary_hierarchy, bracket_size
+
+    ensembles = [sh.generate("boolean", (n, n), 5, rng=100 + i, volume_fraction=0.3, radius=2.0)
+                 for i, n in enumerate((8, 16, 24))]
+    h = boundary_hierarchy(ensembles, [sh.Conductivity(1.0), sh.Conductivity(10.0)], "conductivity_eigenvalues_1",
+                           tol=1e-10)
+    assert list(h["condition"].values) == ["subc", "periodic", "kubc"]
+    assert list(h["volume"].values) == [64.0, 256.0, 576.0] and np.all(h["count"].values == 5)
+    z = h["samples"].values  # (condition, sample): SUBC <= periodic (Q1) <= KUBC on every SVE
+    assert np.all(z[0] <= z[1] * (1 + 1e-9)) and np.all(z[1] <= z[2] * (1 + 1e-9))
+    m = h["mean"].values
+    gap = (m[2] - m[0]) / m[1]
+    assert np.all(gap > 0)
+    assert bracket_size(h, 10.0) == 64.0 and bracket_size(h, 1e-6) == np.inf
+    assert bracket_size(h, float(gap[1:].max()) * 1.0001) <= 256.0
+
+
+def test_bracket_size_needs_every_larger_size_within_tolerance():
+    import xarray as xr
+
+    from stochhom.statistics import bracket_size
+
+    mean = np.array([[1.0, 1.8, 1.9, 1.95], [1.5, 2.0, 2.0, 2.0], [3.0, 2.1, 2.3, 2.05]])
+    h = xr.Dataset({"mean": (("condition", "volume"), mean)},
+                   coords={"condition": ["subc", "periodic", "kubc"], "volume": [1.0, 2.0, 3.0, 4.0]})
+    # gaps 1.33, 0.15, 0.2, 0.05: at 0.16 the third size breaks the run that the second starts
+    assert bracket_size(h, 0.16) == 4.0
+    assert bracket_size(h, 0.21) == 2.0
+    assert bracket_size(h, 0.01) == np.inf
+    with pytest.raises(InputError, match="no condition"):
+        bracket_size(h, 0.1, upper="mixed")

@@ -5,6 +5,8 @@ from .ensemble import assemble, homogenize_ensemble, sample_record
 from .phases import evaluate_expression, resolve_phases
 from .rve import (
     VarianceScaling,
+    boundary_hierarchy,
+    bracket_size,
     ergodicity,
     n_realizations,
     phase_fraction_samples,
@@ -44,5 +46,7 @@ __all__ = [
     "rve_size",
     "n_realizations",
     "ergodicity",
+    "boundary_hierarchy",
+    "bracket_size",
     "phase_fraction_samples",
 ]

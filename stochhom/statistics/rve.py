@@ -48,6 +48,7 @@ numerical approach", Int. J. Solids Struct. 40 (2003) 3647–3679.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -71,6 +72,8 @@ __all__ = [
     "rve_size",
     "n_realizations",
     "ergodicity",
+    "boundary_hierarchy",
+    "bracket_size",
 ]
 
 #: Coordinates that describe the SVE size rather than the material.
@@ -777,3 +780,102 @@ def ergodicity(
         "standard_error": se, "z": float(z), "p_value": p, "consistent": bool(p >= 1.0 - confidence),
         "n_large": int(zl.size), "n_small": int(zs.size), "large_variance_source": source,
     }
+
+
+# ------------------------------------------------------------- boundary-condition hierarchy
+#: Conditions of :func:`boundary_hierarchy`, softest first.
+HIERARCHY = ("subc", "periodic", "kubc")
+
+
+def boundary_hierarchy(
+    ensembles: xr.Dataset | Sequence[xr.Dataset],
+    phases: Any,
+    variable: str,
+    *,
+    conditions: tuple[str, ...] = HIERARCHY,
+    volume: str = "volume",
+    confidence: float = 0.95,
+    **solver_options: Any,
+) -> xr.Dataset:
+    r"""Apparent properties of every SVE under several boundary conditions, by SVE size.
+
+    Kanit et al. (2003): for each condition, the mean and the dispersion of an apparent
+    property against the SVE volume. With the same elements every SVE satisfies
+    :math:`\mathbb C^{\rm SUBC}\preceq\mathbb C^{\rm per}\preceq\mathbb C^{\rm KUBC}`
+    (:doc:`/theory/boundary_conditions`), so the means are ordered and the gap between
+    the static and kinematic means closes as the SVEs grow; :func:`bracket_size` reads
+    off where it falls below a tolerance.
+
+    Parameters
+    ----------
+    ensembles : xarray.Dataset or sequence of them
+        SVEs (one material point), one ensemble per size: e.g. windows of a specimen
+        at several window sizes, or generated samples of several shapes.
+    phases
+        As in :func:`~stochhom.statistics.homogenize_ensemble`.
+    variable : str
+        A scalar apparent property (``"bulk_modulus"``, ``"conductivity_eigenvalues_0"``, ...).
+    conditions : tuple of str
+        Boundary conditions (:func:`stochhom.homogenize`'s ``boundary``); ``"periodic"``
+        runs the FFT solver with ``discretization="q1"``, the elements of the others.
+    volume, confidence
+        As in :func:`size_statistics`.
+    **solver_options
+        Passed to :func:`~stochhom.homogenize` (``tol``, ``maxiter``).
+
+    Returns
+    -------
+    xarray.Dataset
+        :func:`size_statistics` along ``condition`` and ``volume``, and the per-sample
+        values ``samples`` (``condition, sample``) with the sample volumes.
+    """
+    from .ensemble import homogenize_ensemble
+
+    if not conditions or len(set(conditions)) != len(conditions):
+        raise InputError(f"conditions must be distinct boundary conditions, got {conditions!r}")
+    ensembles = [ensembles] if isinstance(ensembles, xr.Dataset) else list(ensembles)
+    if not ensembles:
+        raise InputError("no ensemble given")
+    stats, values = [], []
+    for cond in conditions:
+        opts = dict(solver_options, boundary=cond)
+        if cond == "periodic":
+            opts.setdefault("discretization", "q1")
+        parts = [homogenize_ensemble(e, phases, **opts) for e in ensembles]
+        props = xr.concat(parts, dim="sample", join="outer", combine_attrs="drop_conflicts")
+        props = props.assign_coords(sample=np.arange(props.sizes["sample"]))
+        stats.append(size_statistics(props, variable, volume=volume, confidence=confidence))
+        col = scalar_columns(props, variable)
+        if len(col) != 1:
+            raise InputError(f"{variable!r} has several components {sorted(col)}; name one of them")
+        z = np.where(_converged(props), next(iter(col.values())), np.nan)
+        values.append(xr.DataArray(z, dims="sample", coords={"sample": props["sample"].values}))
+    out = xr.concat(stats, dim=xr.DataArray(list(conditions), dims="condition", name="condition"),
+                    join="outer")
+    out["samples"] = xr.concat(values, dim="condition").assign_coords(condition=list(conditions))
+    out["sample_volume"] = ("sample", props[volume].values)
+    out.attrs.update(variable=variable, confidence=confidence, conditions=list(conditions))
+    return out
+
+
+def bracket_size(hierarchy: xr.Dataset, epsilon: float, *, lower: str = "subc", upper: str = "kubc",
+                 reference: str = "periodic") -> float:
+    r"""Smallest SVE volume at which the static and kinematic means agree within ``epsilon``.
+
+    :math:`(\bar Z^{\rm upper} - \bar Z^{\rm lower}) / \bar Z^{\rm reference}\le\epsilon`
+    at that volume and every larger one computed (the gap need not shrink monotonically
+    on few samples). ``inf`` where no computed volume qualifies.
+    """
+    eps = _positive("epsilon", epsilon)
+    conds = list(hierarchy["condition"].values)
+    for c in (lower, upper, reference):
+        if c not in conds:
+            raise InputError(f"the hierarchy has no condition {c!r}; it has {conds}")
+    m = hierarchy["mean"]
+    gap = ((m.sel(condition=upper) - m.sel(condition=lower)) / m.sel(condition=reference)).values
+    vols = hierarchy["volume"].values
+    ok = np.isfinite(gap) & (gap <= eps)
+    for i in range(len(vols)):
+        if ok[i:].all():
+            return float(vols[i])
+    return math.inf
