@@ -24,7 +24,7 @@ def _phase_tensor(m, dim):
 
 
 @pytest.mark.parametrize("dim", [2, 3])
-@pytest.mark.parametrize("boundary", ["kubc", "subc", "periodic_fe"])
+@pytest.mark.parametrize("boundary", ["kubc", "subc", "mixed", "periodic_fe"])
 @pytest.mark.parametrize("mat", [COND[1], ELAS[1], sh.AnisotropicElastic(np.diag([3.0, 4, 5, 2, 1.5, 1]) + 0.5)],
                          ids=["conductivity", "isotropic", "anisotropic"])
 def test_homogeneous_window_gives_the_phase_tensor(dim, boundary, mat):
@@ -52,6 +52,9 @@ def test_laminate_kubc_along_and_subc_across_are_exact(dim):
     # the other directions: the boundary condition stiffens (KUBC) or softens (SUBC)
     assert kubc[0, 0] > harmonic * (1 + 1e-3)
     assert np.all(np.diag(subc)[1:] < arithmetic * (1 - 1e-3))
+    # the mixed condition admits the laminate's exact field in every direction
+    mixed = sh.homogenize(image, COND, boundary="mixed", tol=1e-12).effective
+    assert np.allclose(mixed, per, rtol=0, atol=1e-9 * arithmetic)
 
 
 @pytest.mark.parametrize("dim", [2, 3])
@@ -67,6 +70,7 @@ def test_huet_ordering_on_random_windows(dim, mats):
             image[:, :, 0], image[:, :, -1] = 0, 0
     kubc = sh.homogenize(image, mats, boundary="kubc", tol=1e-11).effective
     subc = sh.homogenize(image, mats, boundary="subc", tol=1e-11).effective
+    mixed = sh.homogenize(image, mats, boundary="mixed", tol=1e-11).effective
     per_fe = sh.homogenize(image, mats, boundary="periodic_fe", tol=1e-11).effective
     per = sh.homogenize(image, mats, discretization="q1", tol=1e-11).effective
     scale = np.abs(per).max()
@@ -76,6 +80,19 @@ def test_huet_ordering_on_random_windows(dim, mats):
     assert np.linalg.eigvalsh(kubc - per).min() > -slack * scale
     assert np.linalg.eigvalsh(per - subc).min() > -slack * scale
     assert np.linalg.eigvalsh(kubc - subc).min() > 1e-3 * scale  # and they differ on a small window
+    # Hazanov and Huet: the orthogonal mixed condition lies between the static and kinematic ones
+    assert np.linalg.eigvalsh(kubc - mixed).min() > -slack * scale
+    assert np.linalg.eigvalsh(mixed - subc).min() > -slack * scale
+
+
+def test_pores_on_the_boundary_solve_at_the_default_tolerance():
+    rng = np.random.default_rng(5)
+    image = (rng.random((12, 12)) < 0.3).astype(np.uint8)  # pores cut the boundary
+    mats = [ELAS[0], sh.Void()]
+    res = {b: sh.homogenize(image, mats, boundary=b).effective for b in ("subc", "mixed", "kubc")}
+    per = sh.homogenize(image, mats, discretization="q1").effective
+    assert np.linalg.eigvalsh(res["kubc"] - per).min() > -1e-6 * np.abs(per).max()
+    assert np.linalg.eigvalsh(per - res["subc"]).min() > -1e-6 * np.abs(per).max()
 
 
 def test_pores_cut_by_the_boundary_leave_no_static_stiffness():

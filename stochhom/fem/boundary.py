@@ -12,6 +12,14 @@ For a window :math:`\Omega` of a microstructure (Huet 1990; Kanit et al. 2003):
     of the loads, :math:`\mathbb S^{\rm S}_{ab} = f_a\cdot u_b / |\Omega|`
     (:math:`=\Sigma_a:\langle\varepsilon\rangle_b`), and
     :math:`\mathbb C^{\rm S} = (\mathbb S^{\rm S})^{-1}`.
+``"mixed"`` (orthogonal uniform mixed, Hazanov and Huet 1994)
+    Per face, complementary components prescribed: for a normal load every face's
+    normal displacement is affine and its tangential traction free; for a shear load
+    :math:`e_{ij}` the faces normal to :math:`i` prescribe :math:`u_j`, those normal to
+    :math:`j` prescribe :math:`u_i`, the third pair its normal displacement; for
+    conductivity the temperature on the faces normal to the gradient, zero flux on the
+    others. The apparent tensor maps the cases' mean strains to their mean stresses
+    (symmetrized); :math:`\mathbb C^{\rm S}\preceq\mathbb C^{\rm M}\preceq\mathbb C^{\rm K}`.
 ``"periodic_fe"``
     The periodic cell on the same elements (a cross-check of the FFT solver's
     ``discretization="q1"``, which solves the same discrete problem).
@@ -24,7 +32,8 @@ window grows.
 Pores
 -----
 Under KUBC a pore cut by the boundary has its boundary nodes moved like the rest:
-nothing changes. Under SUBC the prescribed traction would act on the pore's part of
+nothing changes. Under SUBC (and the traction-free components of the mixed
+condition) the prescribed traction would act on the pore's part of
 the boundary, where there is no material: no statically admissible stress exists, so
 the static problem is posed on an *ersatz* material, the void carrying
 :math:`10^{-6}` times the softest solid's tensor; the apparent stiffness then tends
@@ -58,7 +67,7 @@ from .voxel_mesh import VoxelMesh
 __all__ = ["BOUNDARY_CONDITIONS", "apparent_tensor"]
 
 #: Conditions :func:`apparent_tensor` knows (``"periodic"`` is the FFT solver's).
-BOUNDARY_CONDITIONS = ("periodic", "kubc", "subc", "periodic_fe")
+BOUNDARY_CONDITIONS = ("periodic", "kubc", "subc", "mixed", "periodic_fe")
 
 ERSATZ = 1e-6
 
@@ -148,7 +157,7 @@ def apparent_tensor(labels: np.ndarray, tensors: np.ndarray, void: np.ndarray, e
     void : numpy.ndarray of bool, shape (P,)
     elastic : bool
     spacing : tuple of float
-    boundary : {"kubc", "subc", "periodic_fe"}
+    boundary : {"kubc", "subc", "mixed", "periodic_fe"}
     tol : float
         Relative residual :math:`\\|b - Ku\\|_2/\\|b\\|_2` of each load case's CG.
     maxiter : int
@@ -159,14 +168,14 @@ def apparent_tensor(labels: np.ndarray, tensors: np.ndarray, void: np.ndarray, e
     info : dict
         ``iterations`` per load case, ``setup_time``, ``solve_time``, ``n_dofs``.
     """
-    if boundary not in ("kubc", "subc", "periodic_fe"):
+    if boundary not in ("kubc", "subc", "mixed", "periodic_fe"):
         raise InputError(f"unknown boundary condition {boundary!r}; choose one of {list(BOUNDARY_CONDITIONS)}")
     t0 = time.perf_counter()
     dim = labels.ndim
     ne = tensors.shape[-1]
     scale = voigt_scaling(ne, elastic)
     tensors = np.array(tensors, dtype=float)
-    if boundary == "subc" and np.any(void):
+    if boundary in ("subc", "mixed") and np.any(void):
         soft = min(np.linalg.norm(t, 2) for t, v in zip(tensors, void) if not v)
         ref = next(t for t, v in zip(tensors, void) if not v)
         tensors[void] = ERSATZ * ref * soft / np.linalg.norm(ref, 2)
@@ -221,6 +230,41 @@ def apparent_tensor(labels: np.ndarray, tensors: np.ndarray, void: np.ndarray, e
         u[:, free] = sol.T
         strain = mesh.element_strain(u, enodes) + macro[:, None, :]
         effective = (mesh.mean_stress(strain) / scale[None, :]).T
+    elif boundary == "mixed":
+        null_all = None
+        eff = np.zeros((ne, ne))
+        mean_strain = np.zeros((ne, ne))
+        iters = np.zeros(ne, dtype=int)
+        t1 = time.perf_counter()
+        faces = _face_nodes(mesh)
+        diag = k.diagonal()
+        for a in range(ne):
+            u = np.zeros(mesh.n_dofs)
+            grad = _gradient_matrix(macro[a], dim, elastic)
+            fixed_parts = []
+            for f, comps in enumerate(_mixed_components(a, dim, elastic)):
+                nodes = faces[f]
+                for c in comps:
+                    fixed_parts.append(nodes * m + c)
+                    u[nodes * m + c] = coords[nodes] @ grad[c]
+            fixed = np.unique(np.concatenate(fixed_parts))
+            free = np.setdiff1d(np.arange(mesh.n_dofs), fixed)
+            free = free[diag[free] > 0]
+            kff = k[free][:, free]
+            rhs = -(k[free][:, fixed] @ u[fixed])
+            null_all = _rigid_modes(coords[free // m], False) if not elastic else _dof_rigid_modes(coords, free, m)
+            sol, it = _solve(kff, rhs[:, None], null_all, tol, maxiter)
+            u[free] = sol[:, 0]
+            iters[a] = it[0]
+            strain = mesh.element_strain(u[None], enodes)
+            eff[:, a] = mesh.mean_stress(strain)[0]
+            mean_strain[:, a] = strain[0].mean(axis=0)
+        # the tangential (or lateral) mean strains are not prescribed: the apparent tensor maps
+        # the mean strains the cases produced to their mean stresses (Hill-Mandel holds)
+        stress = eff / scale[:, None]  # Mandel, column per case
+        strain_m = mean_strain * scale[:, None]
+        effective = stress @ np.linalg.inv(strain_m)
+        effective = 0.5 * (effective + effective.T)
     else:  # subc
         sigma = np.eye(ne) * scale  # unit Mandel stresses, internal (tensor) components
         tractions = np.stack([_traction_table(sigma[a], dim, elastic) for a in range(ne)])
@@ -239,6 +283,31 @@ def apparent_tensor(labels: np.ndarray, tensors: np.ndarray, void: np.ndarray, e
     info = {"boundary": boundary, "iterations": iters, "setup_time": t1 - t0, "solve_time": t2 - t1,
             "n_dofs": int(mesh.n_dofs), "tol": tol}
     return effective, info
+
+
+def _face_nodes(mesh: VoxelMesh) -> list[np.ndarray]:
+    """Indices of the nodes on the two faces normal to each axis."""
+    idx = np.indices(mesh.node_shape).reshape(mesh.dim, -1)
+    return [np.flatnonzero((idx[a] == 0) | (idx[a] == n - 1)) for a, n in enumerate(mesh.node_shape)]
+
+
+def _mixed_components(a: int, dim: int, elastic: bool) -> list[tuple[int, ...]]:
+    """Displacement (temperature) components prescribed on the faces normal to each axis
+    under load case ``a`` of the orthogonal uniform mixed condition (module docstring);
+    the other components are traction (flux) free."""
+    if not elastic:
+        return [(0,) if f == a else () for f in range(dim)]
+    if a < dim:  # normal load e_aa: normal displacements on every face
+        return [(f,) for f in range(dim)]
+    i, j = shear_pairs(dim)[a - dim]
+    out = [(f,) for f in range(dim)]
+    out[i], out[j] = (j,), (i,)  # shear: the tangential component along the other axis
+    return out
+
+
+def _dof_rigid_modes(coords: np.ndarray, dofs: np.ndarray, m: int) -> np.ndarray:
+    """Rigid-body modes restricted to an arbitrary set of degrees of freedom."""
+    return _rigid_modes(coords, True)[dofs]
 
 
 def _gradient_matrix(e_internal: np.ndarray, dim: int, elastic: bool) -> np.ndarray:

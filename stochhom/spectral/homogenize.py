@@ -709,12 +709,14 @@ def homogenize(
         the default.
     device : str, optional
         With ``backend="torch"``: ``"cpu"`` (default) or ``"cuda"`` (``"cuda:1"``, ...).
-    boundary : {"periodic", "kubc", "subc", "periodic_fe"}
+    boundary : {"periodic", "kubc", "subc", "mixed", "periodic_fe"}
         ``"periodic"`` (default): the FFT solver. ``"kubc"`` (affine displacement or
         temperature on the boundary), ``"subc"`` (uniform traction or flux): apparent
         properties of a window on voxel finite elements (Q1, full integration) with
         AMG-preconditioned CG (:mod:`stochhom.fem.boundary`; ``tol`` is then the
-        relative residual of the assembled system, default 1e-8). ``"periodic_fe"``:
+        relative residual of the assembled system, default 1e-8). ``"mixed"``: the
+        orthogonal uniform mixed condition (Hazanov and Huet), between the two.
+        ``"periodic_fe"``:
         the periodic cell on the same elements, a cross-check of ``discretization="q1"``.
         For every window, SUBC <= periodic <= KUBC in the Loewner order.
     composite : CompositeVoxels, optional
