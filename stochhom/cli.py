@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--discretization", default="auto", choices=sorted(DISCRETIZATIONS),
         help="auto (default): q1 for porous media, rotated otherwise"
     )
+    h.add_argument("--boundary", default="periodic", choices=["periodic", "kubc", "subc", "mixed", "periodic_fe"],
+                   help="boundary condition (default periodic, the FFT solver); kubc/subc/mixed: apparent properties "
+                        "of a window on voxel finite elements")
     h.add_argument("--tol", type=float, default=None, help="relative equilibrium residual (default 1e-6)")
     h.add_argument("--maxiter", type=int, default=None, help="iteration limit per load case (default 2000)")
     h.add_argument("--dtype", default="float64", choices=["float64", "float32", "mixed"],
@@ -433,6 +436,7 @@ def _cmd_homogenize(args: argparse.Namespace) -> int:
         workers=args.workers,
         backend=args.backend,
         device=args.device,
+        boundary=args.boundary,
     )
     wall = time.perf_counter() - t0
     if not args.quiet:
@@ -447,7 +451,7 @@ def _cmd_homogenize(args: argparse.Namespace) -> int:
         if res.physics == "elasticity":
             label = "K" if dim == 3 else "kappa (plane strain)"
             print(f"isotropic projection: {label} = {res.bulk_modulus:.6g} {unit}, G = {res.shear_modulus:.6g} {unit}")
-        print(f"scheme {res.info['scheme']}, discretization {res.info['discretization']}, "
+        print(f"boundary {args.boundary}, scheme {res.info['scheme']}, discretization {res.info['discretization']}, "
               f"iterations per load case {res.iterations.tolist()}, {wall:.2f} s")
     if args.out:
         data = res.to_dict()
@@ -505,6 +509,8 @@ def _write_result_csv(fh, res, units) -> None:
 
 def _solver_options(args: argparse.Namespace) -> dict:
     opts = {"scheme": args.scheme, "discretization": args.discretization, "dtype": args.dtype}
+    if args.boundary != "periodic":
+        opts["boundary"] = args.boundary
     for key in ("tol", "maxiter", "workers", "backend", "device"):
         if getattr(args, key) is not None:
             opts[key] = getattr(args, key)

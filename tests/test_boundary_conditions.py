@@ -148,3 +148,23 @@ def test_bracket_size_needs_every_larger_size_within_tolerance():
     assert bracket_size(h, 0.01) == np.inf
     with pytest.raises(InputError, match="no condition"):
         bracket_size(h, 0.1, upper="mixed")
+
+
+def test_cli_homogenize_with_a_boundary_condition(tmp_path, capsys):
+    import json
+
+    from stochhom.cli import main
+
+    image = np.zeros((8, 6), dtype=np.uint8)
+    image[2:5] = 1
+    np.save(tmp_path / "lam.npy", image)
+    (tmp_path / "p.toml").write_text('[phases.0]\nlaw = "Conductivity"\nk = 2.0\n[phases.1]\nlaw = "Conductivity"\n'
+                                     'k = 15.0\n')
+    out = tmp_path / "r.json"
+    code = main(["homogenize", str(tmp_path / "lam.npy"), "--phases", str(tmp_path / "p.toml"), "--boundary", "subc",
+                 "--tol", "1e-12", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0 and "boundary subc" in printed
+    data = json.loads(out.read_text())
+    assert np.isclose(data["effective"][0][0], 1 / (3 / 8 / 15.0 + 5 / 8 / 2.0), rtol=1e-9)  # harmonic across
+    assert data["info"]["boundary"] == "subc"

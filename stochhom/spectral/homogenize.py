@@ -817,7 +817,8 @@ def _homogenize_fe(image: Any, phases: Any, boundary: str, discretization: str, 
     void = np.array([m.is_void for m in mats])
     effective, info = apparent_tensor(labels, tensors, void, physics == ELASTICITY, h, boundary, tol, maxiter)
     iters = np.asarray(info["iterations"])
-    info.update(discretization="q1", dim=dim, shape=list(labels.shape), spacing=list(h),
+    info.update(scheme="cg", preconditioner="smoothed-aggregation AMG", discretization="q1",
+                dim=dim, shape=list(labels.shape), spacing=list(h),
                 volume_fractions=(np.bincount(labels.ravel(), minlength=len(mats)) / labels.size).tolist(),
                 setup_time=info["setup_time"] + (time.perf_counter() - t0 - info["setup_time"] - info["solve_time"]),
                 status=["converged"] * len(iters), periodic_sample=_sample(image)[2])
