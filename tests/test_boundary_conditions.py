@@ -168,3 +168,21 @@ def test_cli_homogenize_with_a_boundary_condition(tmp_path, capsys):
     data = json.loads(out.read_text())
     assert np.isclose(data["effective"][0][0], 1 / (3 / 8 / 15.0 + 5 / 8 / 2.0), rtol=1e-9)  # harmonic across
     assert data["info"]["boundary"] == "subc"
+
+
+def test_hierarchy_on_windows_of_the_shipped_scan():
+    # the synthetic grey-level scan (examples/make_examples.py): segmented by Otsu, windowed,
+    # every window ordered SUBC <= periodic <= KUBC, and the gap shrinking with the window
+    from pathlib import Path
+
+    from stochhom.statistics import boundary_hierarchy
+
+    scan = Path(__file__).parents[1] / "examples" / "scan_2d.tif"
+    ds = sh.microstructure.load_specimens(scan, threshold="otsu")
+    assert 0.25 < float(ds["phase"].mean()) < 0.32  # the Boolean model's 0.3, blurred and thresholded
+    h = boundary_hierarchy([sh.windows(ds, 24, 48), sh.windows(ds, 48)], COND, "conductivity_eigenvalues_1")
+    z = h["samples"].values
+    assert np.all(z[0] <= z[1] * (1 + 1e-9)) and np.all(z[1] <= z[2] * (1 + 1e-9))
+    m = h["mean"].values
+    gap = (m[2] - m[0]) / m[1]
+    assert gap[1] < gap[0]
