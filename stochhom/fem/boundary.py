@@ -231,7 +231,6 @@ def apparent_tensor(labels: np.ndarray, tensors: np.ndarray, void: np.ndarray, e
         strain = mesh.element_strain(u, enodes) + macro[:, None, :]
         effective = (mesh.mean_stress(strain) / scale[None, :]).T
     elif boundary == "mixed":
-        null_all = None
         eff = np.zeros((ne, ne))
         mean_strain = np.zeros((ne, ne))
         iters = np.zeros(ne, dtype=int)
@@ -252,8 +251,9 @@ def apparent_tensor(labels: np.ndarray, tensors: np.ndarray, void: np.ndarray, e
             free = free[diag[free] > 0]
             kff = k[free][:, free]
             rhs = -(k[free][:, fixed] @ u[fixed])
-            null_all = _rigid_modes(coords[free // m], False) if not elastic else _dof_rigid_modes(coords, free, m)
-            sol, it = _solve(kff, rhs[:, None], null_all, tol, maxiter)
+            # near-nullspace on the free dofs (a node may keep only some of its components)
+            null = _rigid_modes(coords, elastic)[free]
+            sol, it = _solve(kff, rhs[:, None], null, tol, maxiter)
             u[free] = sol[:, 0]
             iters[a] = it[0]
             strain = mesh.element_strain(u[None], enodes)
@@ -303,11 +303,6 @@ def _mixed_components(a: int, dim: int, elastic: bool) -> list[tuple[int, ...]]:
     out = [(f,) for f in range(dim)]
     out[i], out[j] = (j,), (i,)  # shear: the tangential component along the other axis
     return out
-
-
-def _dof_rigid_modes(coords: np.ndarray, dofs: np.ndarray, m: int) -> np.ndarray:
-    """Rigid-body modes restricted to an arbitrary set of degrees of freedom."""
-    return _rigid_modes(coords, True)[dofs]
 
 
 def _gradient_matrix(e_internal: np.ndarray, dim: int, elastic: bool) -> np.ndarray:
