@@ -24,6 +24,7 @@ from .descriptors import (
 )
 from .ensemble import GENERATORS, generate, windows
 from .external import load_specimens
+from .fitting import fit_boolean, fit_gaussian, goodness_of_fit
 from .random_fields import gaussian_field, grid_covariance, level_cut
 from .segmentation import segment
 from .tessellation import polycrystal_phases, random_orientations
@@ -36,6 +37,9 @@ __all__ = [
     "CompositeVoxels",
     "load_specimens",
     "segment",
+    "fit_gaussian",
+    "fit_boolean",
+    "goodness_of_fit",
     "GENERATORS",
     "gaussian_field",
     "grid_covariance",
