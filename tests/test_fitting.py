@@ -54,3 +54,43 @@ def test_fits_refuse_a_single_phase():
         fit_boolean(np.zeros((16, 16), dtype=np.uint8))
     with pytest.raises(InputError, match="no interface"):
         fit_gaussian(np.ones((16, 16), dtype=np.uint8))
+
+
+# ----------------------------------------------------------------------------- [generator] fit
+def _scan_study(tmp_path, name, fit, **extra):
+    from pathlib import Path
+
+    from stochhom.study import study_from_dict
+
+    scan = Path(__file__).parents[1] / "examples" / "scan_2d.tif"
+    data = {
+        "study": {"output": str(tmp_path / "o.zarr"), "seed": 1},
+        "generator": {"name": name, "shape": [32, 32], "fit": fit if fit != "scan" else {"path": str(scan),
+                                                                                      "threshold": "otsu"},
+                      **extra},
+        "sweep": {"parameters": {"contrast": [2.0, 5.0]}},
+        "phases": {"0": {"law": "Conductivity", "k": 1.0}, "1": {"law": "Conductivity", "k": "contrast"}},
+    }
+    return study_from_dict(data, base=tmp_path)
+
+
+def test_study_takes_boolean_parameters_from_the_shipped_scan(tmp_path):
+    # the scan shows disks of radius 5 px (examples/make_examples.py); the fit finds 5.09
+    study = _scan_study(tmp_path, "boolean", "scan")
+    assert abs(study.fixed["radius"] - 5.0) < 0.5
+    assert 0.25 < study.fixed["volume_fraction"] < 0.32
+    assert study.fit["segmentation"] and study.fit["path"].endswith("scan_2d.tif")
+    given = _scan_study(tmp_path, "boolean", "scan", radius=3.0)  # a given parameter wins over the fit
+    assert given.fixed["radius"] == 3.0 and given.fixed["volume_fraction"] == study.fixed["volume_fraction"]
+
+
+def test_study_fit_refusals(tmp_path):
+    from stochhom.study import StudyError
+
+    with pytest.raises(StudyError, match="fits 'gaussian'"):
+        _scan_study(tmp_path, "rsa", "scan")
+    with pytest.raises(StudyError, match='threshold = "otsu"'):  # a grey scan without a threshold
+        _scan_study(tmp_path, "gaussian", str(__import__("pathlib").Path(__file__).parents[1] / "examples"
+                                              / "scan_2d.tif"))
+    with pytest.raises(StudyError, match=r"does not exist|No such|not found"):
+        _scan_study(tmp_path, "gaussian", "missing.tif")

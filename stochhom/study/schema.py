@@ -159,6 +159,8 @@ class Study:
     pipeline: dict[str, Any] = field(default_factory=dict, repr=False)
     #: Declared units (labels only: they change no number, so they are not hashed).
     units: Units = field(default_factory=Units)
+    #: The specimen a ``[generator] fit`` took its parameters from, and what it gave.
+    fit: dict[str, Any] | None = None
     #: The question the report answers first (optional; not hashed).
     question: str | None = None
 
@@ -285,6 +287,51 @@ def _parse_parameters(table: Any, design: str, where: str) -> dict[str, Any]:
     return out
 
 
+def _fit_generator(gname: str, spec: Any, base: Path, voxel_size: float, fixed: Mapping[str, Any]
+                   ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Parameters of ``gname`` fitted to the specimen of ``[generator] fit``.
+
+    ``spec`` is a path (a label image) or a table ``{path, threshold, phase, downsample}``
+    (``threshold`` segments a grey-level scan, see
+    :func:`~stochhom.microstructure.load_specimens`). The scan's pixel size is the
+    study's ``voxel_size`` (its labels' is ``downsample`` times that).
+    """
+    from ..microstructure import load_specimens
+    from ..microstructure.fitting import fit_boolean, fit_gaussian
+
+    if isinstance(spec, str):
+        spec = {"path": spec}
+    if not isinstance(spec, Mapping):
+        raise _err("[generator].fit",
+                   f"expected a path or a table {{path, threshold, phase, downsample}}, got {spec!r}")
+    _check_keys(spec, "[generator].fit", {"path", "threshold", "phase", "downsample"}, {"path"})
+    if gname not in ("gaussian", "boolean"):
+        raise _err("[generator].fit", f"fits 'gaussian' (level cut) and 'boolean' models, not {gname!r}")
+    path = Path(spec["path"])
+    path = path if path.is_absolute() else base / path
+    phase = spec.get("phase", 1)
+    downsample = spec.get("downsample", 1)
+    try:
+        ds = load_specimens(path, voxel_size=voxel_size, threshold=spec.get("threshold"), downsample=downsample)
+        labels, h = ds["phase"].values[0], float(ds.attrs["voxel_size"])
+        distinct = np.unique(labels).size
+        if distinct > 2 and "threshold" not in spec:
+            raise InputError(f"the image holds {distinct} distinct values, not two phase labels: a grey-level "
+                             "scan? Segment it with threshold = \"otsu\" (or grey levels) in the fit table")
+        if gname == "gaussian":
+            model = fixed.get("model", "gaussian")
+            fitted = fit_gaussian(labels, model=model, nu=fixed.get("nu"), phase=phase, voxel_size=h)
+        else:
+            fitted = fit_boolean(labels, phase=phase, voxel_size=h)
+    except InputError as exc:
+        raise _err("[generator].fit", f"{path}: {exc}") from None
+    params = {k: v for k, v in fitted.items() if k in ("volume_fraction", "correlation_length", "radius")}
+    info = {"path": str(path), "shape": list(labels.shape), **fitted}
+    if "segmentation" in ds.attrs:
+        info["segmentation"] = ds.attrs["segmentation"]
+    return params, info
+
+
 def study_from_dict(data: Mapping[str, Any], base: Path | None = None, name: str = "study") -> Study:
     """Validate a parsed study (see module docstring); ``base`` resolves relative paths."""
     _check_keys(data, "study file", _TOP | set(PIPELINE_TABLES), {"generator", "phases"})
@@ -318,6 +365,7 @@ def study_from_dict(data: Mapping[str, Any], base: Path | None = None, name: str
         units = units_from_dict(st.get("units"), "[study].units", voxel_size=voxel_size)
     except InputError as exc:
         raise StudyError(str(exc)) from None
+    fit_spec = gen.pop("fit", None)
     fixed = gen
 
     sweep = data.get("sweep", {})
@@ -341,6 +389,12 @@ def study_from_dict(data: Mapping[str, Any], base: Path | None = None, name: str
     both = set(parameters) & set(fixed)
     if both:
         raise _err("[sweep.parameters]", f"{sorted(both)} are also fixed in [generator]; give each parameter once")
+    fit_info = None
+    if fit_spec is not None:
+        fitted, fit_info = _fit_generator(gname, fit_spec, base, voxel_size, fixed)
+        for key, value in fitted.items():  # given or swept parameters win over fitted ones
+            if key not in fixed and key not in parameters:
+                fixed[key] = value
 
     phases = data["phases"]
     if not isinstance(phases, Mapping) or not phases:
@@ -409,7 +463,7 @@ def study_from_dict(data: Mapping[str, Any], base: Path | None = None, name: str
         fixed=fixed, design=design, parameters=parameters, points=points, replicates=replicates,
         phases={str(k): dict(v) for k, v in phases.items()}, solver=dict(solver), source=dict(data),
         pipeline={t: data[t] for t in PIPELINE_TABLES if t in data},
-        units=units, question=question.strip() if question else None,
+        units=units, question=question.strip() if question else None, fit=fit_info,
     )
     _check_generator_parameters(study)
     from .resources import check_resources
