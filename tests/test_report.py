@@ -653,3 +653,16 @@ def test_the_method_sentence_names_the_discretization_that_ran() -> None:
     assert _discretization({"phases": solid, "solver": {}}) == "rotated"
     assert _discretization({"phases": solid, "solver": {"discretization": "fourier"}}) == "fourier"
     assert _discretization({"phases": solid, "solver": {"backend": "torch"}}) == "q1"
+
+
+def test_the_method_sentence_names_mixed_precision_and_composite_voxels() -> None:
+    from stochhom.report.answers import _method_text
+    from stochhom.units import Units
+
+    solid = {"0": {"law": "Conductivity", "k": 1.0}, "1": {"law": "Conductivity", "k": 5.0}}
+    plain = _method_text({"phases": solid, "solver": {}}, (32, 32), None, Units())
+    assert "composite" not in plain and "float32" not in plain
+    text = _method_text({"phases": solid, "solver": {"dtype": "mixed", "composite_voxels": 4}}, (32, 32), None,
+                        Units())
+    assert "mixed" in text and "refined to that residual in float64" in text
+    assert "composite voxels, from a rendering 4 times finer" in text

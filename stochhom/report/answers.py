@@ -232,6 +232,11 @@ def _method_text(study: Mapping[str, Any], shape: Sequence[int], props: xr.Datas
     text = (f"FFT spectral solver ({solver.get('scheme', 'cg')} scheme, {_discretization(study)} "
             f"discretization, {solver.get('dtype', 'float64')}), periodic boundary conditions, relative residual "
             f"below {_num(tol)} for every load case.")
+    if solver.get("dtype") == "mixed":
+        text += " Iterations in float32, refined to that residual in float64."
+    if solver.get("composite_voxels"):
+        text += (f" Voxels cut by an interface between solid phases carry the laminate of their two phases "
+                 f"(composite voxels, from a rendering {int(solver['composite_voxels'])} times finer).")
     fixed = study.get("fixed") or {}
     voxel = float(study.get("voxel_size", 1.0) or 1.0)
     for name in ("correlation_length", "radius"):
