@@ -120,24 +120,22 @@ def _solve(a: sp.csr_matrix, b: np.ndarray, nullspace: np.ndarray, tol: float, m
     return x, iters
 
 
-def _face_loads(mesh: VoxelMesh, tractions: np.ndarray, solid: np.ndarray) -> np.ndarray:
+def _face_loads(mesh: VoxelMesh, tractions: np.ndarray) -> np.ndarray:
     r"""Consistent nodal forces :math:`\int_{\partial\Omega} N t` of uniform tractions
-    ``t = Sigma n`` per load case (``tractions``: ``(batch, dim (face normal), m)``),
-    on the boundary faces of the elements flagged ``solid``."""
+    ``t = Sigma n`` per load case (``tractions``: ``(batch, dim (face normal), m)``) on the
+    box faces (voids are ersatz material under SUBC, so every face is loaded)."""
     dim, m = mesh.dim, mesh.m
     f = np.zeros((tractions.shape[0], mesh.n_nodes, m))
-    lab_solid = solid.reshape(mesh.shape)
     for ax in range(dim):
         area = float(np.prod([h for k, h in enumerate(mesh.spacing) if k != ax]))
         share = area / 2 ** (dim - 1)
-        for side, sign in ((0, -1.0), (mesh.shape[ax] - 1, 1.0)):
-            elem = np.take(lab_solid, side, axis=ax)  # elements touching this face
-            node_layer = 0 if side == 0 else mesh.node_shape[ax] - 1
+        face = tuple(n for k, n in enumerate(mesh.shape) if k != ax)  # elements on a face
+        for node_layer, sign in ((0, -1.0), (mesh.node_shape[ax] - 1, 1.0)):
             for corner in itertools.product((0, 1), repeat=dim - 1):
-                idx = np.indices(elem.shape)
+                idx = np.indices(face)
                 coords = [idx[k] + corner[k] for k in range(dim - 1)]
-                coords.insert(ax, np.full(elem.shape, node_layer))
-                nodes = np.ravel_multi_index(coords, mesh.node_shape)[elem]
+                coords.insert(ax, np.full(face, node_layer))
+                nodes = np.ravel_multi_index(coords, mesh.node_shape).reshape(-1)
                 for b in range(tractions.shape[0]):
                     np.add.at(f[b], nodes, sign * share * tractions[b, ax])
     return f.reshape(tractions.shape[0], -1)
@@ -194,16 +192,8 @@ def apparent_tensor(labels: np.ndarray, tensors: np.ndarray, void: np.ndarray, e
             grad = _gradient_matrix(macro[a], dim, elastic)  # u = H x on the boundary
             u[a].reshape(-1, m)[fixed_nodes] = coords[fixed_nodes] @ grad.T
         fixed = (fixed_nodes[:, None] * m + np.arange(m)).reshape(-1)
-        free = np.setdiff1d(np.arange(mesh.n_dofs), fixed)
-        diag = k.diagonal()
-        free = free[diag[free] > 0]  # nodes of void elements only: no unknown
-        kff = k[free][:, free]
-        rhs = -(k[free][:, fixed] @ u[:, fixed].T)
-        null = _rigid_modes(coords[free[::m] // m] if elastic else coords[free], elastic)
         t1 = time.perf_counter()
-        sol, iters = _solve(kff, rhs, null, tol, maxiter)
-        u[:, free] = sol.T
-        # the affine field's own part of the volume average: elements carry L e_bar
+        iters = _solve_prescribed(k, u, fixed, coords, elastic, tol, maxiter)
         strain = mesh.element_strain(u, enodes)
         eff = mesh.mean_stress(strain)  # (ne load, ne stress), internal
         effective = (eff / scale[None, :]).T
@@ -223,9 +213,8 @@ def apparent_tensor(labels: np.ndarray, tensors: np.ndarray, void: np.ndarray, e
         trans = np.zeros((free.size, m))
         trans[np.arange(free.size), free % m] = 1.0
         trans /= np.linalg.norm(trans, axis=0, keepdims=True)
-        null = _rigid_modes(coords[free[::m] // m], elastic)
         t1 = time.perf_counter()
-        sol, iters = _solve(kff, rhs[:, free].T, null, tol, maxiter, singular=trans)
+        sol, iters = _solve(kff, rhs[:, free].T, _rigid_modes(coords, elastic)[free], tol, maxiter, singular=trans)
         u = np.zeros((ne, mesh.n_dofs))
         u[:, free] = sol.T
         strain = mesh.element_strain(u, enodes) + macro[:, None, :]
@@ -236,27 +225,18 @@ def apparent_tensor(labels: np.ndarray, tensors: np.ndarray, void: np.ndarray, e
         iters = np.zeros(ne, dtype=int)
         t1 = time.perf_counter()
         faces = _face_nodes(mesh)
-        diag = k.diagonal()
-        for a in range(ne):
-            u = np.zeros(mesh.n_dofs)
+        for a in range(ne):  # each case prescribes its own components: one system per case
+            u = np.zeros((1, mesh.n_dofs))
             grad = _gradient_matrix(macro[a], dim, elastic)
             fixed_parts = []
             for f, comps in enumerate(_mixed_components(a, dim, elastic)):
                 nodes = faces[f]
                 for c in comps:
                     fixed_parts.append(nodes * m + c)
-                    u[nodes * m + c] = coords[nodes] @ grad[c]
+                    u[0, nodes * m + c] = coords[nodes] @ grad[c]
             fixed = np.unique(np.concatenate(fixed_parts))
-            free = np.setdiff1d(np.arange(mesh.n_dofs), fixed)
-            free = free[diag[free] > 0]
-            kff = k[free][:, free]
-            rhs = -(k[free][:, fixed] @ u[fixed])
-            # near-nullspace on the free dofs (a node may keep only some of its components)
-            null = _rigid_modes(coords, elastic)[free]
-            sol, it = _solve(kff, rhs[:, None], null, tol, maxiter)
-            u[free] = sol[:, 0]
-            iters[a] = it[0]
-            strain = mesh.element_strain(u[None], enodes)
+            iters[a] = _solve_prescribed(k, u, fixed, coords, elastic, tol, maxiter)[0]
+            strain = mesh.element_strain(u, enodes)
             eff[:, a] = mesh.mean_stress(strain)[0]
             mean_strain[:, a] = strain[0].mean(axis=0)
         # the tangential (or lateral) mean strains are not prescribed: the apparent tensor maps
@@ -268,9 +248,7 @@ def apparent_tensor(labels: np.ndarray, tensors: np.ndarray, void: np.ndarray, e
     else:  # subc
         sigma = np.eye(ne) * scale  # unit Mandel stresses, internal (tensor) components
         tractions = np.stack([_traction_table(sigma[a], dim, elastic) for a in range(ne)])
-        solid = np.ones(labels.size, dtype=bool)
-        f = _face_loads(mesh, tractions, solid)
-        free = np.arange(mesh.n_dofs)
+        f = _face_loads(mesh, tractions)
         rbm = _rigid_modes(coords, elastic)
         q, _ = np.linalg.qr(rbm)
         t1 = time.perf_counter()
@@ -283,6 +261,21 @@ def apparent_tensor(labels: np.ndarray, tensors: np.ndarray, void: np.ndarray, e
     info = {"boundary": boundary, "iterations": iters, "setup_time": t1 - t0, "solve_time": t2 - t1,
             "n_dofs": int(mesh.n_dofs), "tol": tol}
     return effective, info
+
+
+def _solve_prescribed(k: sp.csr_matrix, u: np.ndarray, fixed: np.ndarray, coords: np.ndarray, elastic: bool,
+                      tol: float, maxiter: int) -> np.ndarray:
+    """Solve for the free degrees of freedom of ``u`` (``(batch, n_dofs)``, in place) given
+    its values on ``fixed``, one AMG hierarchy for the batch; returns the iterations.
+    Nodes that only void elements touch (zero diagonal) carry no unknown."""
+    diag = k.diagonal()
+    free = np.setdiff1d(np.arange(k.shape[0]), fixed)
+    free = free[diag[free] > 0]
+    rhs = -(k[free][:, fixed] @ u[:, fixed].T)
+    # near-nullspace on the free dofs (under mixed conditions a node may keep only some components)
+    sol, iters = _solve(k[free][:, free], rhs, _rigid_modes(coords, elastic)[free], tol, maxiter)
+    u[:, free] = sol.T
+    return iters
 
 
 def _face_nodes(mesh: VoxelMesh) -> list[np.ndarray]:

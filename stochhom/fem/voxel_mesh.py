@@ -145,9 +145,7 @@ class VoxelMesh:
     def mean_stress(self, strain: np.ndarray) -> np.ndarray:
         """Volume average of :math:`\\mathbb L_e\\bar\\varepsilon_e`, ``(batch, ne)`` (internal form)."""
         lab = self.labels.reshape(-1)
-        counts = np.bincount(lab, minlength=len(self.internal))
         sums = np.stack([np.bincount(lab, weights=strain[b, :, r], minlength=len(self.internal))
                          for b in range(strain.shape[0]) for r in range(strain.shape[2])])
         sums = sums.reshape(strain.shape[0], strain.shape[2], -1)  # (batch, ne, phase)
-        del counts
         return np.einsum("prs,bsp->br", self.internal, sums) / lab.size
