@@ -186,3 +186,26 @@ def test_hierarchy_on_windows_of_the_shipped_scan():
     m = h["mean"].values
     gap = (m[2] - m[0]) / m[1]
     assert gap[1] < gap[0]
+
+
+@pytest.mark.parametrize("shape, periodic", [((3, 4), False), ((3, 4), True), ((2, 3, 2), False),
+                                             ((2, 3, 2), True), ((1, 2, 3), True)])
+@pytest.mark.parametrize("elastic", [False, True])
+def test_stencil_assembly_equals_the_element_by_element_sum(shape, periodic, elastic):
+    """The BSR matrix built from the 3^d stencil arrays is the plain sum of the element
+    matrices over the elements, also on periodic cells of 1 or 2 voxels along an axis, where
+    several offsets reach the same neighbour (their blocks add)."""
+    from stochhom.fem.voxel_mesh import VoxelMesh
+
+    rng = np.random.default_rng(len(shape) + 2 * periodic)
+    labels = rng.integers(0, 2, size=shape)
+    dim, ne = len(shape), (3 if len(shape) == 2 else 6) if elastic else len(shape)
+    internal = np.stack([a @ a.T + np.eye(ne) for a in rng.standard_normal((2, ne, ne))])
+    mesh = VoxelMesh(labels, internal, elastic, (1.0, 0.5, 2.0)[:dim], periodic=periodic)
+    k = mesh.stiffness()
+    assert k.format == "bsr" and k.blocksize == (mesh.m, mesh.m) and k.has_sorted_indices
+    dense = np.zeros((mesh.n_dofs, mesh.n_dofs))
+    dofs = (mesh.element_nodes()[:, :, None] * mesh.m + np.arange(mesh.m)).reshape(labels.size, -1)
+    for e, lab in enumerate(labels.reshape(-1)):  # add.at: a 1-voxel periodic axis repeats a node
+        np.add.at(dense, (dofs[e][:, None], dofs[e][None, :]), mesh.ke[lab])
+    np.testing.assert_allclose(k.toarray(), dense, rtol=0, atol=1e-12 * np.abs(dense).max())

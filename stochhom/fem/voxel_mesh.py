@@ -33,6 +33,12 @@ from ..spectral.q1 import gauss_gradients
 __all__ = ["VoxelMesh"]
 
 
+def _wrap(offset: tuple[int, ...], node_shape: tuple[int, ...]) -> tuple[int, ...]:
+    r"""The representative in :math:`\{-1, 0, 1\}^d` of a node offset on a periodic cell:
+    :math:`\delta_a \bmod N_a` as 0, 1 or (for :math:`N_a \ge 3`) -1."""
+    return tuple(0 if o % n == 0 else (1 if o % n == 1 else -1) for o, n in zip(offset, node_shape))
+
+
 class VoxelMesh:
     """Nodes and element matrices of a voxel image (module docstring).
 
@@ -94,45 +100,88 @@ class VoxelMesh:
         return np.flatnonzero(on)
 
     # -- operators -----------------------------------------------------------------------
-    def stiffness(self) -> sp.csr_matrix:
-        """The assembled stiffness :math:`K` (CSR, ``n_dofs`` square)."""
+    def offsets(self) -> list[tuple[int, ...]]:
+        r"""The node offsets :math:`\delta\in\{-1,0,1\}^d` of the stencil, in lexicographic order.
+
+        On a periodic cell with an axis of fewer than three nodes, offsets that wrap onto
+        the same neighbour are one offset (:func:`_wrap`), so that every node pair appears
+        once.
+        """
+        full = itertools.product((-1, 0, 1), repeat=self.dim)
+        if not self.periodic:
+            return list(full)
+        return sorted({_wrap(off, self.node_shape) for off in full})
+
+    def stencil(self) -> np.ndarray:
+        r"""Coefficient blocks :math:`K_{i,i+\delta}` of every node :math:`i` and offset
+        :math:`\delta` (order of :meth:`offsets`), ``(n_nodes, n_offsets, m, m)``.
+
+        .. math::
+            K_{i,i+\delta} = \sum_{e\ni i,\,i+\delta} K^e_{c(i,e),\,c(i+\delta,e)},
+
+        summed over the elements that hold both nodes (corners :math:`c`): for each pair of
+        corners :math:`(a, b)`, :math:`\delta = b - a` and the element at node
+        :math:`i - a` contributes. Offsets that leave a box are zero.
+        """
         m, dim = self.m, self.dim
+        offsets = self.offsets()
+        where = {o: k for k, o in enumerate(offsets)}
         lab = self.labels.reshape(-1)
-        offsets = list(itertools.product((-1, 0, 1), repeat=dim))
-        stencil = {o: np.zeros(self.node_shape + (m, m)) for o in offsets}
+        data = np.zeros(self.node_shape + (len(offsets), m, m))
         ke = self.ke.reshape(len(self.ke), len(self.corners), m, len(self.corners), m)
         for c, a in enumerate(self.corners):
             for c2, b in enumerate(self.corners):
                 block = ke[:, c, :, c2, :][lab].reshape(self.shape + (m, m))
                 off = tuple(bb - aa for aa, bb in zip(a, b))
-                target = stencil[off]
                 if self.periodic:
-                    target += np.roll(block, shift=a, axis=tuple(range(dim)))
+                    off = _wrap(off, self.node_shape)
+                    data[..., where[off], :, :] += np.roll(block, shift=a, axis=tuple(range(dim)))
                 else:
-                    target[tuple(slice(aa, aa + n) for aa, n in zip(a, self.shape))] += block
-        rows, cols, vals = [], [], []
-        node = np.arange(self.n_nodes).reshape(self.node_shape)
-        idx = np.indices(self.node_shape)
-        for off, arr in stencil.items():
-            nb = [idx[a] + off[a] for a in range(dim)]
+                    target = tuple(slice(aa, aa + n) for aa, n in zip(a, self.shape))
+                    data[target + (where[off],)] += block
+        return data.reshape(self.n_nodes, len(offsets), m, m)
+
+    def neighbours(self) -> tuple[np.ndarray, np.ndarray]:
+        r"""``(n_nodes, n_offsets)`` node index of :math:`i + \delta` (wrapped on a periodic
+        cell) and whether it exists (always on a periodic cell)."""
+        offsets = np.array(self.offsets()).reshape(-1, self.dim)
+        idx = np.indices(self.node_shape).reshape(self.dim, -1)
+        col = np.zeros((self.n_nodes, len(offsets)), dtype=np.int64)
+        valid = np.ones(col.shape, dtype=bool)
+        for a, n in enumerate(self.node_shape):
+            x = idx[a][:, None] + offsets[None, :, a]
             if self.periodic:
-                valid = np.ones(self.node_shape, dtype=bool)
-                nb = [x % n for x, n in zip(nb, self.node_shape)]
+                x %= n
             else:
-                valid = np.all([(x >= 0) & (x < n) for x, n in zip(nb, self.node_shape)], axis=0)
-                nb = [np.clip(x, 0, n - 1) for x, n in zip(nb, self.node_shape)]
-            other = np.ravel_multi_index(nb, self.node_shape)
-            nz = valid & np.any(arr != 0, axis=(-2, -1))
-            i_node, j_node, block = node[nz], other[nz], arr[nz]  # (k,), (k,), (k, m, m)
-            for s in range(m):
-                for t in range(m):
-                    rows.append(i_node * m + s)
-                    cols.append(j_node * m + t)
-                    vals.append(block[:, s, t])
-        k = sp.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                          shape=(self.n_dofs, self.n_dofs)).tocsr()
-        k.sum_duplicates()
-        k.eliminate_zeros()
+                valid &= (x >= 0) & (x < n)
+            col = col * n + x
+        return col, valid
+
+    def stiffness(self) -> sp.bsr_matrix:
+        r"""The assembled stiffness :math:`K` (BSR with ``m x m`` node blocks, ``n_dofs`` square).
+
+        Block row :math:`i` holds the stencil blocks :math:`K_{i,i+\delta}` that are nonzero
+        (and always the diagonal block, so that a constraint can write into it), with
+        sorted column indices: on a box the lexicographic order of the offsets is the
+        order of the neighbours' indices; on a periodic cell each row is sorted.
+        """
+        m = self.m
+        data = self.stencil()
+        col, keep = self.neighbours()
+        centre = self.offsets().index((0,) * self.dim)
+        keep &= np.any(data != 0, axis=(-2, -1))
+        keep[:, centre] = True
+        if self.periodic:
+            order = np.argsort(col, axis=1, kind="stable")
+            col = np.take_along_axis(col, order, axis=1)
+            keep = np.take_along_axis(keep, order, axis=1)
+            data = data[np.arange(self.n_nodes)[:, None], order]
+        indptr = np.zeros(self.n_nodes + 1, dtype=np.int64)
+        np.cumsum(np.count_nonzero(keep, axis=1), out=indptr[1:])
+        index_type = np.int32 if max(indptr[-1], self.n_nodes) < 2**31 else np.int64
+        k = sp.bsr_matrix((data[keep], col[keep].astype(index_type), indptr.astype(index_type)),
+                          shape=(self.n_dofs, self.n_dofs), blocksize=(m, m))
+        k.has_sorted_indices = True
         return k
 
     def element_strain(self, u: np.ndarray, enodes: np.ndarray | None = None) -> np.ndarray:
