@@ -22,6 +22,7 @@ __all__ = [
     "RepresentativenessWarning",
     "LeakageError",
     "LeakageWarning",
+    "NonPeriodicWarning",
     "OutOfDomainWarning",
 ]
 
@@ -85,6 +86,11 @@ class LeakageError(InputError):
 
 class LeakageWarning(UserWarning):
     """A split that may leak: correlated samples (windows of one specimen) split without groups."""
+
+
+class NonPeriodicWarning(UserWarning):
+    """A sample marked non-periodic (a window, a specimen) is solved as a periodic cell:
+    its opposite faces are glued together, which adds artificial interfaces."""
 
 
 class OutOfDomainWarning(UserWarning):

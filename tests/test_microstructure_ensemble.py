@@ -18,7 +18,7 @@ import pytest
 import xarray as xr
 
 import stochhom as sh
-from stochhom.errors import GenerationError, InputError, RepresentativenessWarning
+from stochhom.errors import GenerationError, InputError, NonPeriodicWarning, RepresentativenessWarning
 from stochhom.microstructure import GENERATORS, load_specimens
 from stochhom.microstructure.external import read_raw
 
@@ -513,10 +513,37 @@ def test_homogenize_rejects_a_multi_sample_ensemble() -> None:
 def test_homogenize_reports_windows_as_non_periodic() -> None:
     ens = sh.generate("gaussian", (16, 16), 1, 3, volume_fraction=0.5, correlation_length=1.0)
     w = sh.windows(ens, 8)
-    res = sh.homogenize(w.isel(sample=0), PHASES, tol=1e-10)
+    with pytest.warns(NonPeriodicWarning, match="boundary='mixed'"):
+        res = sh.homogenize(w.isel(sample=0), PHASES, tol=1e-10, boundary="periodic")
     assert res.info["periodic_sample"] is False
     ref = sh.homogenize(ens["phase"].values[0, :8, :8], PHASES, tol=1e-10)
     np.testing.assert_allclose(res.effective, ref.effective, rtol=1e-12, atol=0)
+
+
+def test_windows_default_to_the_mixed_condition() -> None:
+    """A window (non-periodic) is solved under the mixed condition unless told otherwise,
+    by homogenize and by homogenize_ensemble, silently; a periodic sample stays periodic."""
+    ens = sh.generate("gaussian", (16, 16), 1, 3, volume_fraction=0.5, correlation_length=1.0)
+    w = sh.windows(ens, 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = sh.homogenize(w.isel(sample=0), PHASES, tol=1e-10)
+        props = sh.homogenize_ensemble(w, PHASES, tol=1e-10)
+        per = sh.homogenize_ensemble(ens, PHASES, tol=1e-10)
+    mixed = sh.homogenize(w["phase"].values[0], PHASES, tol=1e-10, boundary="mixed")
+    np.testing.assert_allclose(res.effective, mixed.effective, rtol=1e-12)
+    assert res.info["boundary"] == "mixed" and props.attrs["boundary"] == "mixed"
+    assert per.attrs["boundary"] == "periodic"
+    np.testing.assert_allclose(props["conductivity"].values[0], mixed.effective, rtol=1e-12)
+    # an explicit condition wins, and an explicit periodic one on windows warns once per call
+    kubc = sh.homogenize_ensemble(w, PHASES, tol=1e-10, boundary="kubc")
+    assert kubc.attrs["boundary"] == "kubc"
+    assert np.all(kubc["conductivity"].values[:, 0, 0] >= props["conductivity"].values[:, 0, 0] - 1e-9)
+    with pytest.warns(NonPeriodicWarning) as rec:
+        sh.homogenize_ensemble(w, PHASES, boundary="periodic")
+    assert len(rec) == 1
+    with pytest.raises(InputError, match="boundary must be a name"):
+        sh.homogenize(w.isel(sample=0), PHASES, boundary=3)
 
 
 def test_bare_phase_sample_keeps_its_voxel_size() -> None:

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConvergenceError, ConvergenceWarning, InputError, MaterialError
+from ..errors import ConvergenceError, ConvergenceWarning, InputError, MaterialError, NonPeriodicWarning
 from ..materials import CONDUCTIVITY, ELASTICITY, Material, Void
 from ..tensors import isotropic_projection
 from .green import GreenOperator, ReferenceMedium, reference_medium
@@ -34,7 +34,8 @@ from .problem import CellProblem, resolve_backend
 from .q1 import Q1Problem, q1_conjugate_gradient
 from .schemes import SCHEMES, SchemeResult, accelerated, basic, conjugate_gradient
 
-__all__ = ["homogenize", "solve", "HomogenizationResult", "FieldResult", "prepare_phases", "choose_discretization"]
+__all__ = ["homogenize", "solve", "HomogenizationResult", "FieldResult", "prepare_phases", "choose_discretization",
+           "default_boundary", "WINDOW_BOUNDARY"]
 
 _RULE = {"cg": "softest", "basic": "midpoint", "accelerated": "geometric"}
 _SOLVERS = {"cg": conjugate_gradient, "basic": basic, "accelerated": accelerated}
@@ -650,7 +651,7 @@ def homogenize(
     backend: str | None = None,
     device: Any = None,
     composite: Any = None,
-    boundary: str = "periodic",
+    boundary: str | None = None,
 ) -> HomogenizationResult:
     r"""Effective (apparent) tensor of a periodic voxel image.
 
@@ -709,8 +710,12 @@ def homogenize(
         the default.
     device : str, optional
         With ``backend="torch"``: ``"cpu"`` (default) or ``"cuda"`` (``"cuda:1"``, ...).
-    boundary : {"periodic", "kubc", "subc", "mixed", "periodic_fe"}
-        ``"periodic"`` (default): the FFT solver. ``"kubc"`` (affine displacement or
+    boundary : {"periodic", "kubc", "subc", "mixed", "periodic_fe"}, optional
+        Default: ``"periodic"`` for a periodic (or unmarked) image, ``"mixed"`` for a
+        sample marked non-periodic (a window or a loaded specimen, ``attrs["periodic"]
+        = 0``); asking for ``"periodic"`` on such a sample warns
+        (:class:`~stochhom.errors.NonPeriodicWarning`), see :func:`default_boundary`.
+        ``"periodic"``: the FFT solver. ``"kubc"`` (affine displacement or
         temperature on the boundary), ``"subc"`` (uniform traction or flux): apparent
         properties of a window on voxel finite elements (Q1, full integration) with
         AMG-preconditioned CG (:mod:`stochhom.fem.boundary`; ``tol`` is then the
@@ -749,6 +754,7 @@ def homogenize(
     """
     if on_failure not in ("raise", "warn"):
         raise InputError(f"on_failure must be 'raise' or 'warn', got {on_failure!r}")
+    boundary = default_boundary(boundary, _sample(image)[2])
     if boundary != "periodic":
         return _homogenize_fe(image, phases, boundary, discretization, tol, maxiter, dtype, spacing, backend,
                               composite)
@@ -789,6 +795,37 @@ def homogenize(
         "periodic_sample": _sample(image)[2],
     }
     return HomogenizationResult(effective, res.iterations, res.residuals, res.converged, physics, info)
+
+
+#: The boundary condition of a sample marked non-periodic when none is asked for.
+WINDOW_BOUNDARY = "mixed"
+
+
+def default_boundary(boundary: str | None, periodic: bool | None) -> str:
+    """The boundary condition to solve a sample with.
+
+    ``None`` gives ``"periodic"`` (the FFT solver) for a periodic or unmarked sample and
+    :data:`WINDOW_BOUNDARY` (``"mixed"``) for a sample marked non-periodic: a window cut
+    from a specimen or a scan has no periodic continuation, and solving it as a periodic
+    cell glues mismatched faces together (an artificial interface layer, a bias of order
+    :math:`1/L`). The orthogonal uniform mixed condition lies between the static and
+    kinematic bounds, is exact for laminates in every direction, and leaves pores cut by
+    the boundary traction-free on the faces where it prescribes tractions (Hazanov and
+    Huet 1994; Pahr and Zysset 2008 use it for cores cut from bone): the usual choice
+    for the apparent properties of a window. An explicit ``"periodic"`` on a
+    non-periodic sample is honoured with a :class:`~stochhom.errors.NonPeriodicWarning`.
+    """
+    if boundary is None:
+        return WINDOW_BOUNDARY if periodic is False else "periodic"
+    if not isinstance(boundary, str):
+        raise InputError(f"boundary must be a name (one of 'periodic', 'kubc', 'subc', 'mixed', 'periodic_fe'), "
+                         f"got {boundary!r}")
+    if boundary == "periodic" and periodic is False:
+        warnings.warn("the sample is marked non-periodic (a window or a specimen); boundary='periodic' solves it "
+                      "as a periodic cell, gluing mismatched faces together. Pass boundary='mixed' (the default "
+                      "for such samples), 'kubc' or 'subc' for the window's apparent properties",
+                      NonPeriodicWarning, stacklevel=3)
+    return boundary
 
 
 def _homogenize_fe(image: Any, phases: Any, boundary: str, discretization: str, tol: float | None,

@@ -34,6 +34,7 @@ import xarray as xr
 
 from ..errors import ConvergenceWarning, InputError, StochhomError
 from ..spectral import homogenize
+from ..spectral.homogenize import default_boundary
 from ..tensors import isotropic_projection, mandel_size
 from .phases import PhaseSpec, resolve_phases
 
@@ -203,7 +204,11 @@ def homogenize_ensemble(
         Show a progress bar.
     **solver_options
         Passed to :func:`~stochhom.homogenize` (``scheme``, ``discretization``,
-        ``tol``, ``maxiter``, ``dtype``, ``workers``, ...).
+        ``tol``, ``maxiter``, ``dtype``, ``workers``, ``boundary``, ...). Without
+        ``boundary``, an ensemble marked non-periodic (windows, loaded specimens) is
+        solved under the mixed condition and a periodic one by the FFT solver
+        (:func:`~stochhom.spectral.homogenize.default_boundary`); the condition used is
+        ``attrs["boundary"]``.
 
     Returns
     -------
@@ -218,6 +223,10 @@ def homogenize_ensemble(
             raise InputError(f"{bad!r} is set by homogenize_ensemble (from the ensemble / per sample)")
     if "sample" not in ensemble["phase"].dims:
         ensemble = ensemble.expand_dims("sample")
+    per = ensemble.attrs.get("periodic")
+    boundary = default_boundary(solver_options.pop("boundary", None), None if per is None else bool(per))
+    if boundary != "periodic":
+        solver_options["boundary"] = boundary
     h = float(ensemble.attrs.get("voxel_size", 1.0))
     images = ensemble["phase"].transpose("sample", ...).values
     iterator = range(images.shape[0])
@@ -230,6 +239,7 @@ def homogenize_ensemble(
     attrs = {f"ensemble_{k}": v for k, v in ensemble.attrs.items() if isinstance(v, (str, int, float))}
     attrs["solver"] = json.dumps(solver_options, default=repr, sort_keys=True)
     attrs["phases"] = _describe(phases)
+    attrs["boundary"] = boundary
     coords = _per_sample_coords(ensemble)
     coords["sample"] = ("sample", ensemble["sample"].values)
     return assemble(records, coords, attrs)

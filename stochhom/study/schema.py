@@ -87,7 +87,7 @@ DISTRIBUTIONS = {
     "lognormal": ("median", "sigma"),
 }
 _SOLVER_KEYS = {"scheme": str, "discretization": str, "tol": float, "maxiter": int, "dtype": str,
-                "workers": int, "backend": str, "device": str, "composite_voxels": int}
+                "workers": int, "backend": str, "device": str, "composite_voxels": int, "boundary": str}
 _TOP = {"study", "generator", "sweep", "phases", "solver"}
 #: Tables of the end-to-end pipeline (``stochhom run``), validated by :mod:`stochhom.study.pipeline`.
 PIPELINE_TABLES = ("gallery", "rve", "surrogate", "propagation", "validation", "report")
@@ -332,6 +332,34 @@ def _fit_generator(gname: str, spec: Any, base: Path, voxel_size: float, fixed: 
     return params, info
 
 
+def _check_boundary(solver: dict[str, Any], gname: str) -> None:
+    """``[solver] boundary``: a known condition that the other solver options allow; a
+    generator of non-periodic samples gets the window default (``"mixed"``, see
+    :func:`~stochhom.spectral.homogenize.default_boundary`) written into ``solver``."""
+    from ..fem.boundary import BOUNDARY_CONDITIONS
+    from ..microstructure.ensemble import GENERATORS
+    from ..spectral.homogenize import WINDOW_BOUNDARY
+
+    if "boundary" not in solver:
+        if not GENERATORS[gname].periodic:
+            solver["boundary"] = WINDOW_BOUNDARY
+        return
+    b = solver["boundary"]
+    if b not in BOUNDARY_CONDITIONS:
+        raise _err("[solver].boundary", f"unknown boundary condition {b!r}; allowed: {list(BOUNDARY_CONDITIONS)}")
+    if b == "periodic":
+        return
+    allowed = {"scheme": {"cg"}, "dtype": {"float64"}, "backend": {"auto", "numba", "numpy"}}
+    clash = [k for k in ("scheme", "dtype", "backend", "device", "composite_voxels")
+             if k in solver and solver[k] not in allowed.get(k, set())]
+    if clash:
+        raise _err(f"[solver].{clash[0]}", f"boundary = {b!r} runs on voxel finite elements with AMG-preconditioned "
+                   f"CG in float64; remove {clash[0]} = {solver[clash[0]]!r}")
+    if solver.get("discretization", "auto") not in ("auto", "q1"):
+        raise _err("[solver].discretization", f"boundary = {b!r} uses Q1 elements (discretization 'q1'), not "
+                   f"{solver['discretization']!r}")
+
+
 def study_from_dict(data: Mapping[str, Any], base: Path | None = None, name: str = "study") -> Study:
     """Validate a parsed study (see module docstring); ``base`` resolves relative paths."""
     _check_keys(data, "study file", _TOP | set(PIPELINE_TABLES), {"generator", "phases"})
@@ -444,6 +472,7 @@ def study_from_dict(data: Mapping[str, Any], base: Path | None = None, name: str
         raise _err("[solver].backend", f"allowed: ['auto', 'numba', 'numpy', 'torch'], got {solver['backend']!r}")
     if "device" in solver and solver.get("backend") != "torch":
         raise _err("[solver].device", "applies to backend = \"torch\" only; set backend = \"torch\" or remove it")
+    _check_boundary(solver, gname)
     if "composite_voxels" in solver:
         if solver["composite_voxels"] not in (2, 4, 8):
             raise _err("[solver].composite_voxels",
