@@ -229,9 +229,17 @@ def _method_text(study: Mapping[str, Any], shape: Sequence[int], props: xr.Datas
     the SVE against the microstructure's length scale."""
     solver = study.get("solver") or {}
     tol = solver.get("tol", 1e-6 if solver.get("dtype", "float64") == "float64" else 1e-5)
-    text = (f"FFT spectral solver ({solver.get('scheme', 'cg')} scheme, {_discretization(study)} "
-            f"discretization, {solver.get('dtype', 'float64')}), periodic boundary conditions, relative residual "
-            f"below {_num(tol)} for every load case.")
+    boundary = solver.get("boundary", "periodic")
+    if boundary != "periodic":
+        name = {"kubc": "kinematic uniform (KUBC)", "subc": "static uniform (SUBC)",
+                "mixed": "orthogonal uniform mixed", "periodic_fe": "periodic"}.get(boundary, boundary)
+        text = (f"Voxel finite elements (Q1, full integration) under {name} boundary conditions, CG preconditioned "
+                f"by algebraic multigrid, relative residual below {_num(solver.get('tol', 1e-8))} for every load "
+                "case.")
+    else:
+        text = (f"FFT spectral solver ({solver.get('scheme', 'cg')} scheme, {_discretization(study)} "
+                f"discretization, {solver.get('dtype', 'float64')}), periodic boundary conditions, relative "
+                f"residual below {_num(tol)} for every load case.")
     if solver.get("dtype") == "mixed":
         text += " Iterations in float32, refined to that residual in float64."
     if solver.get("composite_voxels"):
@@ -278,6 +286,45 @@ def _answer_sentence(rep: _Report, props: Sequence[Mapping[str, Any]], trust: Se
             text += f" and up to {'every shell evaluated' if reach == math.inf else f'{_num(reach)} box widths'} "
             text += "outside its training range."
     return text
+
+
+#: Readable names of the boundary conditions.
+_CONDITION_NAMES = {"subc": "static (SUBC)", "mixed": "mixed", "periodic": "periodic", "kubc": "kinematic (KUBC)"}
+
+
+def _hierarchy_text(rep: _Report, hier: Mapping[str, Any], dim: int | None) -> tuple[str, list[dict[str, Any]]]:
+    """Sentences on the boundary-condition hierarchy (``hierarchy.json``): the spread between
+    the static and kinematic means at the smallest and largest SVE, where they agree within
+    epsilon, and the least biased condition at the smallest SVE."""
+    u = rep.units
+    conds = list(hier["conditions"])
+    lo, hi = conds[0], conds[-1]
+    eps = hier.get("epsilon")
+    parts, out = [], []
+    for t, r in hier["targets"].items():
+        v = np.asarray(r["volumes"], dtype=float)
+        m_lo, m_hi = (np.asarray(r[c]["mean"], dtype=float) for c in (lo, hi))
+        ref = np.asarray(r[r["reference"]]["mean"], dtype=float)
+        gap = (m_hi - m_lo) / ref
+        edge = (lambda x: x ** (1.0 / dim)) if dim in (2, 3) else (lambda x: x)
+        bias0 = {c: float(np.asarray(r[c]["bias"], dtype=float)[0]) for c in conds}
+        best = min(bias0, key=lambda c: abs(bias0[c]))
+        bv = r.get("bracket_volume")
+        where = (f"they agree within ε = {_pct(eps)} from an SVE edge of {_num(edge(bv))} {u.length_unit(1)}"
+                 if bv else f"they do not agree within ε = {_pct(eps)} up to the largest SVE computed")
+        others = ", ".join(f"{_pct(bias0[c])} {_CONDITION_NAMES.get(c, c)}" for c in conds if c != best)
+        parts.append(f"For the {rep.label(t)}, the {_CONDITION_NAMES.get(hi, hi)} mean exceeds the "
+                     f"{_CONDITION_NAMES.get(lo, lo)} one by {_pct(gap[0])} at an SVE edge of {_num(edge(v[0]))} and "
+                     f"by {_pct(gap[-1])} at {_num(edge(v[-1]))} {u.length_unit(1)}; {where}. The least biased "
+                     f"condition on the smallest SVEs is {_CONDITION_NAMES.get(best, best)} ({_pct(bias0[best])} "
+                     f"from the effective estimate, against {others}).")
+        out.append({"target": t, "gap_smallest": float(gap[0]), "gap_largest": float(gap[-1]),
+                    "edge_smallest": float(edge(v[0])), "edge_largest": float(edge(v[-1])),
+                    "bracket_edge": float(edge(bv)) if bv else None, "epsilon": eps, "least_biased": best,
+                    "bias_smallest": bias0, "samples": hier.get("samples")})
+    intro = (f"The same {hier.get('samples')} SVEs solved under {', '.join(_CONDITION_NAMES.get(c, c) for c in conds)} "
+             "boundary conditions (same voxel elements) bracket the effective property from both sides. ")
+    return _esc(intro + " ".join(parts)), out
 
 
 def _size_text(study: Mapping[str, Any], shape: Sequence[int], props: xr.Dataset) -> str:
@@ -373,8 +420,10 @@ def _summary(rep: _Report, meta: Mapping[str, Any], props: xr.Dataset) -> None:
             size = next(iter(overall.values())).get("size")
             where = (f"Over the converged samples of the largest SVE size ({_num(size)} voxels)" if size is not None
                      else "Over every converged sample of the design")
-            rep.add("summary", f"<h3>The effective properties</h3><p>{where} (no propagated distribution: run the "
-                    "surrogate and propagation stages for the distribution over the inputs).</p>"
+            why = ("the study asks for no surrogate" if (meta.get("pipeline") or {}).get("models") == [] else
+                   "run the surrogate and propagation stages for the distribution over the inputs")
+            rep.add("summary", f"<h3>The effective properties</h3><p>{where} (no propagated distribution: "
+                    f"{why}).</p>"
                     + _table(("property [unit]", "samples", "mean [95 % CI]", "std", "2.5 %", "median", "97.5 %"),
                              orow, 1))
     answers["properties"] = answer_props
@@ -395,6 +444,12 @@ def _summary(rep: _Report, meta: Mapping[str, Any], props: xr.Dataset) -> None:
             ("property", _with_unit("RVE edge [95 % CI]", u.length_unit(1)), "relative error ε", "realizations n",
              _with_unit("integral range", vol)), rrow, 1) + '<p>Details: <a href="#rve">RVE size</a>.</p>')
         answers["rve"] = answer_rve
+    hier = rep.summary.get("hierarchy") or {}
+    if hier.get("targets"):
+        text, answer_h = _hierarchy_text(rep, hier, props.attrs.get("dim"))
+        rep.add("summary", f"<h3>How much the boundary conditions matter</h3><p>{text}</p>"
+                           '<p>Details: <a href="#rve">RVE size</a>.</p>')
+        answers["boundary_conditions"] = answer_h
 
     # which surrogate to trust, and how far
     scat = rep.summary.get("scatter") or {}
@@ -517,15 +572,27 @@ def _summary(rep: _Report, meta: Mapping[str, Any], props: xr.Dataset) -> None:
         rep.add("summary", "<h3>Warnings</h3><ul class=\"warnings\">" + "".join(f"<li>{t}</li>" for t in items)
                 + "</ul>")
     else:
-        rep.add("summary", '<h3>Warnings</h3><p class="ok">None: every sample converged, the SVE scatter leaves '
-                "room for a surrogate, the surrogate to trust predicts to within 1.5× the SVE scatter, and every "
-                "noise model agrees with the replicates within a factor of 2.</p>")
+        checked = "every sample converged"
+        if answer_trust:
+            checked += (", the SVE scatter leaves room for a surrogate, the surrogate to trust predicts to within "
+                        "1.5× the SVE scatter, and every noise model agrees with the replicates within a factor of 2")
+        rep.add("summary", f'<h3>Warnings</h3><p class="ok">None: {checked}.</p>')
     if notes:
         rep.add("summary", "<p>Not run: " + "; ".join(notes) + ".</p>")
     rep.add("summary", _details("Terms used in this report", "<dl>" + "".join(
         f"<dt><b>{_esc(term)}</b></dt><dd>{_esc(text)}</dd>" for term, text in GLOSSARY) + "</dl>"))
     answers["warnings"] = [_plain_text(t) for t in items]
     sentence = _answer_sentence(rep, answer_props, answer_trust)
+    if not answer_trust and answers.get("boundary_conditions"):  # an RVE study: the hierarchy is the answer
+        b = answers["boundary_conditions"][0]
+        unit = u.length_unit(1)
+        sentence += (f" Static and kinematic boundary conditions differ by {_pct(b['gap_smallest'])} on SVEs "
+                     f"{_num(b['edge_smallest'])} {unit} wide and by {_pct(b['gap_largest'])} at "
+                     f"{_num(b['edge_largest'])} {unit}; "
+                     + (f"they agree within {_pct(b['epsilon'])} from {_num(b['bracket_edge'])} {unit} on."
+                        if b.get("bracket_edge") else
+                        f"a volume element on which they agree within {_pct(b['epsilon'])} is larger than "
+                        "any computed."))
     if sentence:
         rep.sections["summary"].parts.insert(1, ("html", f'<p class="question"><b>Answer.</b> {_esc(sentence)}</p>'))
     answers["answer"] = sentence

@@ -99,6 +99,8 @@ __all__ = [
     "sample_bounds",
     "properties_figure",
     "rve_figure",
+    "hierarchy_figure",
+    "fit_figure",
     "propagation_figure",
     "sobol_figure",
     "parity_figure",
@@ -1243,6 +1245,128 @@ def rve_figure(rve: Mapping[str, Mapping[str, Any]], *, dim: int | None = None,
         _log_ticks(ax, "x")
         _log_ticks(ax, "y")
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=1, borderaxespad=0.0)
+    return fig
+
+
+#: Markers and labels of the boundary conditions in :func:`hierarchy_figure` (softest first).
+_CONDITIONS = {"subc": ("v", "static (SUBC)"), "mixed": ("D", "mixed"), "periodic": ("o", "periodic"),
+               "kubc": ("^", "kinematic (KUBC)")}
+
+
+@styled
+def hierarchy_figure(hierarchy: Mapping[str, Any], *, dim: int | None = None, voxel_size: float | None = None,
+                     units: Units | None = None) -> Figure:
+    r"""The boundary-condition hierarchy against the SVE volume (Kanit et al. 2003).
+
+    One row per target: the mean apparent property under each condition with its 95 %
+    interval (left; the dotted line is the estimate of the effective property, the
+    reference condition's mean at the largest volume) and its standard deviation over
+    the SVEs, log-log (right). Every SVE obeys SUBC :math:`\le` mixed, periodic
+    :math:`\le` KUBC, so the means are ordered and meet as the SVE grows.
+
+    Parameters
+    ----------
+    hierarchy : mapping
+        ``hierarchy.json`` of ``stochhom run`` (``conditions``, ``targets``: per target
+        ``volumes`` and per condition ``mean``, ``mean_low``, ``mean_high``, ``variance``).
+    dim, voxel_size, units
+        As in :func:`rve_figure`.
+    """
+    targets = hierarchy.get("targets") or {}
+    if not targets:
+        raise InputError("no boundary-condition hierarchy to plot")
+    conds = list(hierarchy["conditions"])
+    fig, axes = _grid(2 * len(targets), ncols=2, panel=(4.2, 3.2))
+    u = _units(units, voxel_size)
+    v_unit = _volume_unit(dim, u)
+    colors = mpl.rcParams["axes.prop_cycle"].by_key()["color"]
+    for row, (target, h) in enumerate(targets.items()):
+        ax_m, ax_s = axes[2 * row], axes[2 * row + 1]
+        v = np.asarray(h["volumes"], dtype=float)
+        unit = target_unit(target, u)
+        for c, cond in enumerate(conds):
+            marker, label = _CONDITIONS.get(cond, ("s", cond))
+            shift = v * 1.035 ** (c - (len(conds) - 1) / 2)  # side by side on the log axis
+            mean = np.asarray(h[cond]["mean"], dtype=float)
+            lo, hi = (np.asarray(h[cond][k], dtype=float) for k in ("mean_low", "mean_high"))
+            err = np.vstack([np.clip(mean - lo, 0, None), np.clip(hi - mean, 0, None)])
+            ax_m.errorbar(shift, mean, yerr=np.where(np.isfinite(err), err, 0.0), fmt=marker + "-", ms=4,
+                          capsize=2, lw=0.9, color=colors[c % len(colors)], label=label, gid=f"mean:{target}:{cond}")
+            sd = np.sqrt(np.asarray(h[cond]["variance"], dtype=float))
+            ax_s.loglog(v, sd, marker + "-", ms=4, lw=0.9, color=colors[c % len(colors)], label=label,
+                        gid=f"std:{target}:{cond}")
+        ax_m.axhline(float(h["effective_estimate"]), color="0.4", lw=0.8, ls=":",
+                     label=f"effective estimate ({_CONDITIONS.get(h['reference'], ('', h['reference']))[1]}, "
+                           "largest SVE)")
+        ax_m.set_xscale("log")
+        _log_ticks(ax_m, "x")
+        ax_m.yaxis.set_major_locator(_ticks())
+        _log_ticks(ax_s, "x")
+        _log_ticks(ax_s, "y")
+        name = target_label(target, dim)
+        ax_m.set_title(f"{name}: mean [95 % CI]")
+        ax_s.set_title(f"{name}: standard deviation")
+        ax_m.set_ylabel(f"mean [{unit}]" if unit else "mean")
+        ax_s.set_ylabel(f"std [{unit}]" if unit else "std")
+        for ax in (ax_m, ax_s):
+            ax.set_xlabel(f"SVE volume V [{v_unit}]")
+    _shared_legend(fig, axes, 3)
+    return fig
+
+
+@styled
+def fit_figure(gof: Mapping[str, Any], images: Mapping[str, np.ndarray] | None = None, *,
+               units: Units | None = None, voxel_size: float | None = None) -> Figure:
+    r"""Goodness of fit of a random-set model to a specimen: the specimen's two-point
+    probability :math:`S_2(r)` and lineal path :math:`L(z)` against the mean and the
+    ±2 standard-deviation band of an ensemble drawn from the fitted parameters (the
+    window the specimen's curves should lie in if it could have been drawn from the model).
+
+    Parameters
+    ----------
+    gof : mapping
+        ``fit.json`` of ``stochhom run`` (:func:`~stochhom.microstructure.fitting.goodness_of_fit`
+        as lists: ``r``, ``s2_*``, ``z``, ``lineal_*``, ``n``, ``generator``).
+    images : mapping, optional
+        ``specimen`` and ``model``: the segmented specimen's phase of interest and one
+        sample of the fitted model of the same shape (2D arrays), shown above the curves.
+    """
+    u = _units(units, voxel_size)
+    fig, axes = _grid(4 if images else 2, ncols=2, panel=(3.4, 3.0))
+    ax1, ax2 = axes[-2:]
+    n = int(gof.get("n", 0))
+    if images:
+        h = float(gof.get("voxel_size", 1.0))
+        for ax, key, title in ((axes[0], "specimen", "specimen (segmented)"),
+                               (axes[1], "model", f"a sample of the fitted {plain(gof.get('generator', 'model'))} "
+                                                  "model")):
+            img = np.asarray(images[key])
+            ax.imshow(img.T, origin="lower", cmap="gray_r", interpolation="antialiased",
+                      extent=(0, img.shape[0] * h, 0, img.shape[1] * h))
+            ax.grid(False)
+            ax.set_title(title)
+            ax.set_xlabel(f"x [{u.length_unit(1)}]")
+            ax.set_ylabel(f"y [{u.length_unit(1)}]")
+    for ax, x, key, xlabel, title in ((ax1, "r", "s2", f"distance r [{u.length_unit(1)}]", "two-point probability S₂"),
+                                      (ax2, "z", "lineal", f"segment length z [{u.length_unit(1)}]",
+                                       "lineal path L")):
+        xs = np.asarray(gof[x], dtype=float)
+        mean = np.asarray(gof[f"{key}_mean"], dtype=float)
+        sd = np.asarray(gof[f"{key}_std"], dtype=float)
+        ax.fill_between(xs, mean - 2 * sd, mean + 2 * sd, color="C0", alpha=0.25, lw=0,
+                        label=f"fitted model: ±2 std ({n} samples)")
+        ax.plot(xs, mean, "-", color="C0", label="fitted model: mean")
+        spec = np.asarray(gof[f"{key}_specimen"], dtype=float)
+        ax.plot(xs, spec, "o", ms=3, color="k", label="specimen")
+        if key == "lineal":  # L(z) vanishes beyond a few chords: show where it lives
+            alive = np.flatnonzero(np.maximum(spec, mean + 2 * sd) > 1e-3 * max(spec[0], 1e-300))
+            if alive.size and alive[-1] + 1 < xs.size:
+                ax.set_xlim(xs[0] - 0.02 * xs[alive[-1]], 1.3 * xs[alive[-1]] + 1e-12)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(f"{title.split()[-1]} [–]")
+        ax.set_title(title)
+        ax.yaxis.set_major_locator(_ticks())
+    _shared_legend(fig, [ax1, ax2], 3)
     return fig
 
 

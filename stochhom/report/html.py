@@ -119,6 +119,9 @@ STAGE_OF: dict[str, str] = {
     "gallery.nc": "gallery",
     "phases.json": "report",
     "rve.json": "rve",
+    "hierarchy.json": "rve",
+    "fit.json": "gallery",
+    "fit_images.npz": "gallery",
     "cv_predictions.csv": "surrogates",
     "surrogates.json": "surrogates",
     "propagation.json": "propagation",
@@ -424,6 +427,58 @@ def _microstructure(rep: _Report) -> None:
          _with_unit("integral range", u.length_unit(dim or 1)), _with_unit("mean chord", u.length_unit(1))), rows))
     rep.summary["microstructure"] = {"samples": int(d.sizes["sample"]),
                                      "descriptors": {c: float(d[c].mean()) for c in (*cols, "mean_chord")}}
+    _fit(rep, dim)
+
+
+#: Largest |z| of the specimen's S2 against the fitted ensemble that the report calls consistent.
+FIT_Z_OK = 3.0
+
+
+def _fit(rep: _Report, dim: int | None) -> None:
+    """The model fitted to a specimen (``fit.json``): parameters, segmentation, and the
+    goodness of fit (the specimen's descriptors against the fitted model's ensemble)."""
+    path = rep.file("fit.json")
+    if path is None:
+        return
+    fit = _read_json(path)
+    u = rep.units
+    images = None
+    if (ipath := rep.file("fit_images.npz")) is not None:
+        with np.load(ipath) as z:
+            images = {k: z[k] for k in ("specimen", "model") if k in z}
+    rep.figure("microstructure", F.fit_figure(fit, images, units=u),
+               f"The specimen against the {_esc(fit.get('generator', ''))} model fitted to it: its two-point "
+               f"probability and lineal path of phase {fit.get('phase', 1)} (points) against the mean and ±2 "
+               f"standard deviations of {fit.get('n')} model samples of the specimen's size (band)")
+    seg = fit.get("segmentation")
+    seg = json.loads(seg) if isinstance(seg, str) else seg
+    how = ""
+    if seg:
+        levels = ", ".join(_num(v) for lv in seg.get("levels", []) for v in (lv if isinstance(lv, list) else [lv]))
+        method = {"otsu": "Otsu's threshold", "multiotsu": "multi-level Otsu thresholds"}.get(
+            str(seg.get("threshold")), f"the threshold {_esc(str(seg.get('threshold')))}")
+        how = (f" The grey levels were segmented by {method} (grey level {levels})"
+               + (f", downsampled by {seg.get('downsample')}" if (seg.get("downsample") or 1) > 1 else "") + ".")
+    params = [(k, fit[k]) for k in ("volume_fraction", "radius", "correlation_length", "model", "nu") if k in fit]
+    zmax = fit.get("s2_z_max")
+    verdict = ("consistent with a draw from the model" if _finite(zmax) and zmax <= FIT_Z_OK else
+               "outside the model's spread at some lags: the model misses part of the specimen's structure")
+    rows = [(k.replace("_", " "), _num(v) if isinstance(v, (int, float)) else str(v)) for k, v in params]
+    rows += [("phase fraction: specimen / model mean", f"{_num(fit.get('fraction_specimen'))} / "
+                                                       f"{_num(fit.get('fraction_mean'))}"),
+             (_with_unit("mean chord: specimen / model mean ± std", u.length_unit(1)),
+              f"{_num(fit.get('mean_chord_specimen'))} / {_num(fit.get('mean_chord_mean'))} ± "
+              f"{_num(fit.get('mean_chord_std'))}"),
+             ("largest |S₂ specimen − model mean| / model std over r > 0", _num(zmax))]
+    rep.add("microstructure", f"<h3>Model fitted to the specimen</h3><p>The generator's parameters were fitted to "
+            f"<code>{_esc(str(fit.get('path')))}</code> ({'×'.join(str(n) for n in fit.get('shape', []))} voxels)."
+            f"{how} The specimen's S₂ is {verdict} (largest deviation {_num(zmax)} standard deviations of "
+            f"{fit.get('n')} samples; up to {FIT_Z_OK:g} is what a draw from the model shows).</p>"
+            + _table(("quantity", "value"), rows, 1))
+    rep.summary["fit"] = {k: fit.get(k) for k in ("path", "generator", "volume_fraction", "radius",
+                                                   "correlation_length", "fraction_specimen", "fraction_mean",
+                                                   "mean_chord_specimen", "mean_chord_mean", "mean_chord_std",
+                                                   "s2_z_max") if k in fit}
 
 
 def _summary_variables(props: xr.Dataset) -> tuple[xr.Dataset, list[str]]:
@@ -615,6 +670,76 @@ def _rve(rep: _Report, size_swept: bool = True, props: xr.Dataset | None = None)
             + _table(("target", "α", "α: 95 % CI low", "high", _with_unit("integral range A [95 % CI]", vol), "χ²",
                       "volumes", "ε", "n", _with_unit("RVE volume [95 % CI]", vol),
                       _with_unit("RVE edge", u.length_unit(1)), "edge: 95 % CI low", "high"), rows, 1))
+    _hierarchy(rep, dim, attrs.get("voxel_size"))
+
+
+def _hierarchy(rep: _Report, dim: int | None, voxel_size: float | None) -> None:
+    """``hierarchy.json``: the boundary-condition hierarchy (Kanit et al. 2003)."""
+    path = rep.file("hierarchy.json")
+    if path is None:
+        return
+    h = _read_json(path)
+    targets = h.get("targets") or {}
+    if not targets:
+        rep.add("rve", "<h3>Boundary conditions</h3><p>The hierarchy fitted no target (see the run log).</p>")
+        return
+    u = rep.units
+    conds = list(h["conditions"])
+    names = {"subc": "static (SUBC)", "mixed": "mixed", "periodic": "periodic", "kubc": "kinematic (KUBC)"}
+    vol = u.length_unit(dim or 3)
+    rows = []
+    for t, r in targets.items():
+        v = np.asarray(r["volumes"], dtype=float)
+        for c in conds:
+            bias = np.asarray(r[c]["bias"], dtype=float)
+            sd = np.sqrt(np.asarray(r[c]["variance"], dtype=float))
+            mean = np.asarray(r[c]["mean"], dtype=float)
+            rows.append((rep.label(t), names.get(c, c), int(np.min(r[c]["count"])), _num(mean[0]), _pct(bias[0]),
+                         _num(mean[-1]), _pct(bias[-1]), _pct(sd[0] / mean[0]), _pct(sd[-1] / mean[-1])))
+        bv = r.get("bracket_volume")
+        edge = bv ** (1.0 / dim) if bv and dim in (2, 3) else None
+        r["bracket_edge"] = edge
+    first, last = float(v[0]), float(v[-1])
+    sizes = (f"{_num(first)} {vol}" + (f" (edge {_num(first ** (1 / dim))})" if dim in (2, 3) else ""),
+             f"{_num(last)} {vol}" + (f" (edge {_num(last ** (1 / dim))})" if dim in (2, 3) else ""))
+    brackets = "; ".join(
+        f"{rep.label(t)}, " + (f"from V = {_num(r['bracket_volume'])} {vol}"
+                               + (f" (edge {_num(r['bracket_edge'])} {u.length_unit(1)})" if r['bracket_edge'] else "")
+                               if r.get("bracket_volume") else "not within the computed sizes")
+        for t, r in targets.items())
+    ordered = min(float(r["ordered"]) for r in targets.values())
+    lo, hi = names.get(conds[0], conds[0]), names.get(conds[-1], conds[-1])
+    ref = next(iter(targets.values()))["reference"]
+    ref_name = names.get(ref, ref)
+    total = sum(float(x) for x in h.get("solve_seconds", {}).values())
+    failed = sum(int(x) for x in (h.get("failed") or {}).values())
+    rep.add("rve", "<h3>Boundary conditions</h3>"
+            f"<p>The same {h.get('samples')} SVEs (the first replicates of each size at the fixed point) were solved "
+            f"under {len(conds)} boundary conditions on the same voxel elements (Q1; periodic by the FFT solver, the "
+            "others by finite elements with AMG-preconditioned CG). For every SVE the static condition gives the "
+            "softest and the kinematic one the stiffest apparent tensor, with mixed and periodic in between "
+            f"(Huet 1990); {_pct(ordered)} of the SVEs follow that order here"
+            + (f" ({failed} solves failed)" if failed else "") + ". "
+            f"The bias is each mean's deviation from the effective estimate, the {ref_name} mean at the largest "
+            f"size. Where the {lo} and {hi} means agree within ε = {_pct(h.get('epsilon'))}: "
+            f"{brackets}. Solve time {_num(total)} s.</p>")
+    rep.figure("rve", F.hierarchy_figure(h, dim=dim, voxel_size=voxel_size, units=u),
+               "Apparent properties of the same SVEs under each boundary condition against the SVE volume: "
+               "mean with its 95 % interval, and standard deviation (Kanit et al. 2003)")
+    rep.add("rve", f"<p>Smallest SVE: V = {sizes[0]}; largest: V = {sizes[1]}. CV: the coefficient of variation "
+                   "(standard deviation over mean) over the SVEs of that size.</p>"
+            + _table(("target", "condition", "SVEs", "mean, smallest", "bias", "mean, largest", "bias",
+                      "CV, smallest", "CV, largest"), rows, 2))
+    rep.summary["hierarchy"] = h
+
+
+def _no_surrogate(rep: _Report, section: str) -> None:
+    """A section of the surrogate stages in a study that asks for no surrogate."""
+    s = rep.sections[section]
+    s.status, s.message = "not applicable", "the study asks for no surrogate ([surrogate] models = [])"
+    rep.add(section, "<p>Not applicable: the study asks for no surrogate (<code>[surrogate] models = []</code>), "
+                     "as an RVE or boundary-condition study may. List <code>\"gpr\"</code> or "
+                     "<code>\"pce\"</code> there for surrogates of the properties over the swept parameters.</p>")
 
 
 def _grouped(table: pd.DataFrame) -> Iterable[tuple[str, str, pd.DataFrame]]:
@@ -1280,9 +1405,13 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, pdf: bo
         _run(rep, "properties", lambda: _properties(rep, meta, props))
         swept = study.get("parameters") or {}
         _run(rep, "rve", lambda: _rve(rep, size_swept="size" in swept or not swept, props=props))
-        _run(rep, "surrogates", lambda: _surrogates(rep))
-        _run(rep, "propagation", lambda: _propagation(rep))
-        _run(rep, "validation", lambda: _validation(rep))
+        if (meta.get("pipeline") or {}).get("models") == []:
+            for sid in ("surrogates", "propagation", "validation"):
+                _no_surrogate(rep, sid)
+        else:
+            _run(rep, "surrogates", lambda: _surrogates(rep))
+            _run(rep, "propagation", lambda: _propagation(rep))
+            _run(rep, "validation", lambda: _validation(rep))
         _run(rep, "failures", lambda: _failures(rep, props))
         _run(rep, "summary", lambda: _summary(rep, meta, props))
     rep.summary["sections"] = {sid: {"status": s.status, **({"message": s.message} if s.message else {})}

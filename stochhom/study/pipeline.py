@@ -7,8 +7,11 @@ r"""Configuration of the end-to-end pipeline (``stochhom run``): the optional st
 
     [rve]                        # only when the sweep varies the special parameter ``size``
     targets = ["conductivity_0_0"]
-    epsilon = 0.01               # relative error for the RVE size
+    epsilon = 0.01               # relative error for the RVE size (and the SUBC-KUBC bracket)
     realizations = 1
+    boundary = ["subc", "periodic", "kubc"]   # optional: the boundary-condition hierarchy
+                                 # (Kanit et al. 2003) of the same SVEs; "mixed" allowed too
+    boundary_replicates = 20     # SVEs per size solved under each condition (default: all)
 
     [surrogate]
     targets = ["conductivity_eigenvalues_0"]   # default: bulk and shear moduli, or the
@@ -19,7 +22,8 @@ r"""Configuration of the end-to-end pipeline (``stochhom run``): the optional st
                                  # hashin_shtrikman, voigt_reuss, phases that every training
                                  # sample respects), one of those kinds, or "none"
     log_targets = true           # without bounds: regress log Z (positive predictions)
-    models = ["gpr", "pce"]
+    models = ["gpr", "pce"]     # [] for none: the surrogate, propagation and validation
+                                 # stages are skipped (an RVE or boundary-condition study)
     gpr = { kernel = "matern52", noise = "heteroscedastic", n_restarts = 2 }
     pce = { degree = "auto", fit_method = "lars", std_method = "bootstrap" }
 
@@ -64,6 +68,8 @@ class PipelineConfig:
     rve_targets: list[str] = field(default_factory=list)
     rve_epsilon: float = 0.01
     rve_realizations: int = 1
+    rve_boundary: list[str] = field(default_factory=list)
+    rve_boundary_replicates: int | None = None
     targets: list[str] = field(default_factory=list)
     bounds: str = "auto"
     log_targets: bool = False
@@ -83,7 +89,7 @@ class PipelineConfig:
         """The options a stage depends on (hashed to decide whether it must be redone)."""
         keys = {
             "gallery": ["gallery_samples"],
-            "rve": ["rve_targets", "rve_epsilon", "rve_realizations"],
+            "rve": ["rve_targets", "rve_epsilon", "rve_realizations", "rve_boundary", "rve_boundary_replicates"],
             "surrogates": ["targets", "bounds", "log_targets", "models", "gpr", "pce", "n_splits"],
             "propagation": ["targets", "models", "n_samples", "n_functions", "sobol_samples", "inputs"],
             "validation": ["targets", "bounds", "log_targets", "models", "gpr", "pce", "n_splits", "ood_fraction",
@@ -168,6 +174,25 @@ def check_targets(study: Any, targets: list[str], where: str, tensors: bool = Tr
                           + (", their log_ variants" if logs else "") + (f" and {tensor}" if tensors else ""))
 
 
+#: Conditions of ``[rve].boundary`` (softest first in the theory's order).
+HIERARCHY_CONDITIONS = ("subc", "mixed", "periodic", "kubc")
+
+
+def _hierarchy_conditions(study: Any, value: Any) -> list[str]:
+    """``[rve].boundary``: two or more distinct conditions, on a sweep of ``size``."""
+    where = "[rve].boundary"
+    conds = _strings(value, where)
+    bad = [c for c in conds if c not in HIERARCHY_CONDITIONS]
+    if bad:
+        raise _err(where, f"unknown boundary condition {bad[0]!r}; allowed: {list(HIERARCHY_CONDITIONS)}")
+    if len(set(conds)) != len(conds) or len(conds) < 2:
+        raise _err(where, f"expected at least two distinct conditions, got {conds!r}")
+    if "size" not in getattr(study, "parameters", {}):
+        raise _err(where, "the hierarchy is read against the SVE size: sweep the special parameter size "
+                   "([sweep.parameters] size = [...])")
+    return sorted(conds, key=HIERARCHY_CONDITIONS.index)
+
+
 def pipeline_config(study: Any) -> PipelineConfig:
     """Validate the pipeline tables of a :class:`~stochhom.study.schema.Study`."""
     from ..surrogates.distributions import InputDistribution
@@ -177,7 +202,7 @@ def pipeline_config(study: Any) -> PipelineConfig:
     g = _table(pipe, "gallery", {"samples"})
     if "samples" in g:
         out["gallery_samples"] = _int(g["samples"], "[gallery].samples", 0)
-    r = _table(pipe, "rve", {"targets", "epsilon", "realizations"})
+    r = _table(pipe, "rve", {"targets", "epsilon", "realizations", "boundary", "boundary_replicates"})
     if "targets" in r:
         out["rve_targets"] = _strings(r["targets"], "[rve].targets")
         check_targets(study, out["rve_targets"], "[rve].targets", tensors=False, logs=False)
@@ -188,6 +213,12 @@ def pipeline_config(study: Any) -> PipelineConfig:
         out["rve_epsilon"] = float(e)
     if "realizations" in r:
         out["rve_realizations"] = _int(r["realizations"], "[rve].realizations")
+    if "boundary" in r:
+        out["rve_boundary"] = _hierarchy_conditions(study, r["boundary"])
+    if "boundary_replicates" in r:
+        if "boundary" not in r:
+            raise _err("[rve].boundary_replicates", "applies to the hierarchy: add [rve].boundary")
+        out["rve_boundary_replicates"] = _int(r["boundary_replicates"], "[rve].boundary_replicates", 2)
     s = _table(pipe, "surrogate", {"targets", "bounds", "log_targets", "models", "gpr", "pce"})
     if "targets" in s:
         out["targets"] = _strings(s["targets"], "[surrogate].targets")
@@ -201,7 +232,9 @@ def pipeline_config(study: Any) -> PipelineConfig:
             raise _err("[surrogate].log_targets", f"expected true or false, got {s['log_targets']!r}")
         out["log_targets"] = s["log_targets"]
     if "models" in s:
-        models = _strings(s["models"], "[surrogate].models")
+        # an empty list asks for no surrogate (an RVE or boundary-condition study): the
+        # surrogate, propagation and validation stages are then skipped
+        models = [] if s["models"] == [] else _strings(s["models"], "[surrogate].models")
         bad = set(models) - {"gpr", "pce"}
         if bad:
             raise _err("[surrogate].models", f"unknown model(s) {sorted(bad)}; allowed: ['gpr', 'pce']")

@@ -303,6 +303,7 @@ def _stage_gallery(study: Study, out: Path, cfg: PipelineConfig) -> None:
     every parameter as per-sample coordinates (:func:`_gallery_dataset`)."""
     from ..io import save_dataset
 
+    _stage_fit(study, out)
     path = out / "gallery.nc"
     if cfg.gallery_samples == 0:
         return
@@ -313,6 +314,50 @@ def _stage_gallery(study: Study, out: Path, cfg: PipelineConfig) -> None:
     if path.exists():
         path.unlink()
     save_dataset(ens, path)
+
+
+#: Samples of the fitted model that :func:`_stage_fit` compares the specimen with.
+FIT_SAMPLES = 16
+
+
+def _stage_fit(study: Study, out: Path) -> None:
+    """With ``[generator] fit``: ``fit.json``, the fitted parameters and their goodness of
+    fit (:func:`~stochhom.microstructure.fitting.goodness_of_fit`: the specimen's S2,
+    lineal path and mean chord against :data:`FIT_SAMPLES` samples of the fitted model of
+    the specimen's shape), and ``fit_images.npz``, the segmented specimen and one model
+    sample (a middle slice of 3D images) for the report."""
+    from ..microstructure import load_specimens
+    from ..microstructure.fitting import goodness_of_fit
+
+    path = out / "fit.json"
+    if not study.fit:
+        path.unlink(missing_ok=True)
+        (out / "fit_images.npz").unlink(missing_ok=True)
+        return
+    spec = study.source.get("generator", {}).get("fit")
+    spec = {"path": spec} if isinstance(spec, str) else dict(spec or {})
+    phase = int(spec.get("phase", 1))
+    ds = load_specimens(study.fit["path"], voxel_size=study.voxel_size, threshold=spec.get("threshold"),
+                        downsample=spec.get("downsample", 1))
+    labels, h = ds["phase"].values[0], float(ds.attrs["voxel_size"])
+    params = study.generator_params(study.fixed)
+    gof = goodness_of_fit(labels, study.generator, params, n=FIT_SAMPLES, rng=study.seed, phase=phase,
+                          voxel_size=h, periodic=False)
+    record = {**study.fit, "generator": study.generator, "phase": phase, "voxel_size": h, "n": FIT_SAMPLES,
+              "r": gof["r"].values, "z": gof["z"].values,
+              **{k: np.asarray(gof[k].values).tolist() for k in gof.data_vars}}
+    _write_json(path, record)
+    from ..microstructure.ensemble import GENERATORS
+
+    model = GENERATORS[study.generator].func(labels.shape, np.random.default_rng(study.seed), voxel_size=h,
+                                             **params)
+    model = model[0] if isinstance(model, tuple) else model
+
+    def middle(a: np.ndarray) -> np.ndarray:
+        return a if a.ndim == 2 else a[a.shape[0] // 2]
+
+    np.savez_compressed(out / "fit_images.npz", specimen=middle(np.asarray(labels) == phase).astype(np.uint8),
+                        model=middle(np.asarray(model) == phase).astype(np.uint8))
 
 
 def _point_variance(study: Study, sel: Any, target: str) -> float | None:
@@ -383,6 +428,82 @@ def _stage_rve(study: Study, out: Path, cfg: PipelineConfig, props: Any, say: Ca
             "fixed_point": {p: sel[p].values[0].item() for p in others},
         }
     _write_json(out / "rve.json", result)
+    _stage_hierarchy(study, out, cfg, sel, [t for t in result if not t.startswith("phase_fraction")]
+                     or [t for t in cfg.rve_targets or _default_targets(study) if not t.startswith("phase_fraction")],
+                     say)
+
+
+def _hierarchy_samples(study: Study, sel: Any, cap: int | None) -> list[dict[str, Any]]:
+    """The sweep's samples (entries of ``study.samples()``) at the RVE stage's fixed point,
+    the first ``cap`` replicates of each size, in the store's order."""
+    samples = study.samples()
+    chosen, per_size = [], {}
+    for k in np.asarray(sel["sample"].values, dtype=int):
+        s = samples[k]
+        size = int(s["params"]["size"])
+        if cap is not None and per_size.get(size, 0) >= cap:
+            continue
+        per_size[size] = per_size.get(size, 0) + 1
+        chosen.append(s)
+    return chosen
+
+
+def _stage_hierarchy(study: Study, out: Path, cfg: PipelineConfig, sel: Any, targets: Sequence[str],
+                     say: Callable[[str], None]) -> None:
+    """``[rve].boundary``: the same SVEs solved under each boundary condition (Kanit et al.
+    2003), their mean and dispersion against the SVE volume, each condition's bias and the
+    volume where the static and kinematic means agree within ``epsilon``; ``hierarchy.json``.
+
+    The SVEs are regenerated from their seeds (the very images of the sweep). ``"periodic"``
+    runs the FFT solver with Q1 elements, the discretization of the finite-element
+    conditions, so that every SVE obeys SUBC <= periodic <= KUBC exactly.
+    """
+    from ..statistics.ensemble import assemble, sample_record
+    from ..statistics.rve import bracket_size, hierarchy_statistics
+
+    path = out / "hierarchy.json"
+    if not cfg.rve_boundary:
+        path.unlink(missing_ok=True)
+        return
+    chosen = _hierarchy_samples(study, sel, cfg.rve_boundary_replicates)
+    base = {k: v for k, v in study.solver.items() if k in ("tol", "maxiter")}
+    workers = int(study.solver.get("workers", 1))
+    records: dict[str, list[dict[str, Any]]] = {c: [] for c in cfg.rve_boundary}
+    seconds = dict.fromkeys(cfg.rve_boundary, 0.0)
+    for s in chosen:
+        seed = int(study.seeds([s["sample"]])[0])
+        image, _ = _gallery_image(study, s["params"], seed)
+        for cond in cfg.rve_boundary:
+            opts = dict(base, discretization="q1", workers=workers) if cond == "periodic" else dict(
+                base, boundary=cond, tol=min(base.get("tol", 1e-8), 1e-8))
+            rec = sample_record(np.asarray(image), study.phases, s["params"], study.voxel_size, **opts)
+            seconds[cond] += rec["solve_time"]
+            records[cond].append(rec)
+    coords = {"sample": ("sample", np.array([s["sample"] for s in chosen])),
+              "size": ("sample", np.array([int(s["params"]["size"]) for s in chosen]))}
+    props = {c: assemble(r, coords) for c, r in records.items()}
+    result: dict[str, Any] = {"conditions": list(cfg.rve_boundary), "epsilon": cfg.rve_epsilon,
+                              "samples": len(chosen), "solve_seconds": seconds, "dim": study.dim,
+                              "failed": {c: int(np.sum(p["converged"].values == 0)) for c, p in props.items()},
+                              "targets": {}}
+    for target in targets:
+        try:
+            h = hierarchy_statistics(props, target)
+        except InputError as exc:
+            say(f"  hierarchy: {target} skipped: {exc}")
+            continue
+        lower, upper = cfg.rve_boundary[0], cfg.rve_boundary[-1]
+        bracket = bracket_size(h, cfg.rve_epsilon, lower=lower, upper=upper, reference=h.attrs["reference"])
+        result["targets"][target] = {
+            "volumes": h["volume"].values, "reference": h.attrs["reference"],
+            "effective_estimate": h.attrs["effective_estimate"], "ordered": float(h["ordered"]),
+            "bracket": [lower, upper], "bracket_volume": None if not np.isfinite(bracket) else bracket,
+            "gap": h["gap"].values,
+            **{c: {k: h[k].sel(condition=c).values for k in ("count", "mean", "mean_low", "mean_high", "variance",
+                                                             "variance_low", "variance_high", "bias")}
+               for c in cfg.rve_boundary},
+        }
+    _write_json(path, result)
 
 
 def _models(cfg: PipelineConfig, seed: int, log_inputs: Sequence[int] = ()) -> dict[str, Any]:
@@ -1137,6 +1258,13 @@ def _update_stage_times(out: Path, record: Mapping[str, Any]) -> None:
         _write_json(path, meta)
 
 
+#: Stages that a study without surrogates (``[surrogate] models = []``) skips.
+_SURROGATE_STAGES = ("surrogates", "propagation", "validation")
+#: Files of those stages besides their checked outputs (removed when they are skipped).
+_EXTRA_OUTPUTS = {"surrogates": ("cv_predictions.csv", "surrogates"),
+                  "propagation": ("propagation_samples.npz", "sobol.json"), "validation": ("ood.csv",)}
+
+
 def run_study(
     study: Study,
     *,
@@ -1223,6 +1351,17 @@ def run_study(
             inputs[stage] = {"study": sweep_hash, "options": section, "version": PIPELINE_VERSION,
                              "upstream": [record.get(u, {}).get("hash") for u in upstream[stage]]}
         h = _hash(inputs[stage])
+        if stage in _SURROGATE_STAGES and not cfg.models:  # asked for no surrogate: nothing to run
+            for f in (*outputs[stage], *_EXTRA_OUTPUTS.get(stage, ())):
+                p = out / f
+                if p.is_dir():
+                    shutil.rmtree(p)
+                else:
+                    p.unlink(missing_ok=True)
+            record[stage] = {"hash": h, "seconds": 0.0, "finished": None, "skipped": "[surrogate] models = []"}
+            _write_json(record_path, record)
+            say(f"stage {stage}: not requested ([surrogate] models = [])")
+            continue
         done = record.get(stage, {})
         fresh = done.get("hash") == h and all((out / f).exists() for f in outputs[stage])
         forced = stage in redo or any(u in ran for u in upstream.get(stage, []))
