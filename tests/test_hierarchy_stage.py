@@ -79,7 +79,7 @@ def rve_run(tmp_path_factory) -> tuple[Path, object, list[str]]:
 
 
 def test_runner_hierarchy_orders_every_sve_and_reuses_the_sweeps_images(rve_run) -> None:
-    out, study, messages = rve_run
+    out, _, messages = rve_run
     h = json.loads((out / "hierarchy.json").read_text())
     assert h["conditions"] == ["subc", "periodic", "kubc"]  # softest first, whatever the order given
     assert h["samples"] == 9 and all(v == 0 for v in h["failed"].values())
