@@ -210,3 +210,14 @@ def test_a_study_under_kubc_solves_its_samples_on_finite_elements(tmp_path) -> N
     summary = json.loads((out / "summary.json").read_text())
     assert "kinematic uniform (KUBC) boundary conditions" in (out / "report.html").read_text()
     assert summary["sections"]["propagation"]["status"] == "not applicable"
+
+
+def test_hierarchy_does_not_depend_on_the_number_of_workers(rve_run, tmp_path) -> None:
+    out, _, _ = rve_run
+    two = run_study(study_from_dict(RVE_STUDY, base=tmp_path), workers=2, progress=False, log=lambda m: None)
+    a = json.loads((out / "hierarchy.json").read_text())
+    b = json.loads((two / "hierarchy.json").read_text())
+    for target, r in a["targets"].items():
+        for cond in a["conditions"]:
+            np.testing.assert_allclose(b["targets"][target][cond]["mean"], r[cond]["mean"], rtol=1e-10)
+            np.testing.assert_allclose(b["targets"][target][cond]["variance"], r[cond]["variance"], rtol=1e-8)

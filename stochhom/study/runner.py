@@ -393,7 +393,8 @@ def _point_variance(study: Study, sel: Any, target: str) -> float | None:
     return point_variance(p, z[1], z[0]) if 0.0 < p < 1.0 else None
 
 
-def _stage_rve(study: Study, out: Path, cfg: PipelineConfig, props: Any, say: Callable[[str], None]) -> None:
+def _stage_rve(study: Study, out: Path, cfg: PipelineConfig, props: Any, say: Callable[[str], None],
+               workers: int = 1) -> None:
     from ..statistics.rve import variance_scaling
 
     if "size" not in study.parameters:
@@ -430,7 +431,7 @@ def _stage_rve(study: Study, out: Path, cfg: PipelineConfig, props: Any, say: Ca
     _write_json(out / "rve.json", result)
     _stage_hierarchy(study, out, cfg, sel, [t for t in result if not t.startswith("phase_fraction")]
                      or [t for t in cfg.rve_targets or _default_targets(study) if not t.startswith("phase_fraction")],
-                     say)
+                     say, workers)
 
 
 def _hierarchy_samples(study: Study, sel: Any, cap: int | None) -> list[dict[str, Any]]:
@@ -448,17 +449,46 @@ def _hierarchy_samples(study: Study, sel: Any, cap: int | None) -> list[dict[str
     return chosen
 
 
+def _worker_count(workers: int | None) -> int:
+    """Processes for the stages that solve outside the sweep: as many as the sweep would use."""
+    if workers is not None:
+        return max(1, int(workers))
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+def _hierarchy_records(study: Study, sample: Mapping[str, Any], conditions: Sequence[str]) -> list[dict[str, Any]]:
+    """One SVE of the sweep, regenerated from its seed, solved under each condition
+    (:func:`_stage_hierarchy`); top level, so that worker processes can run it."""
+    from ..statistics.ensemble import sample_record
+
+    base = {k: v for k, v in study.solver.items() if k in ("tol", "maxiter")}
+    seed = int(study.seeds([sample["sample"]])[0])
+    image, _ = _gallery_image(study, sample["params"], seed)
+    out = []
+    for cond in conditions:
+        opts = dict(base, discretization="q1", workers=int(study.solver.get("workers", 1))) if cond == "periodic" \
+            else dict(base, boundary=cond, tol=min(base.get("tol", 1e-8), 1e-8))
+        out.append(sample_record(np.asarray(image), study.phases, sample["params"], study.voxel_size, **opts))
+    return out
+
+
 def _stage_hierarchy(study: Study, out: Path, cfg: PipelineConfig, sel: Any, targets: Sequence[str],
-                     say: Callable[[str], None]) -> None:
+                     say: Callable[[str], None], workers: int = 1) -> None:
     """``[rve].boundary``: the same SVEs solved under each boundary condition (Kanit et al.
     2003), their mean and dispersion against the SVE volume, each condition's bias and the
     volume where the static and kinematic means agree within ``epsilon``; ``hierarchy.json``.
 
     The SVEs are regenerated from their seeds (the very images of the sweep). ``"periodic"``
     runs the FFT solver with Q1 elements, the discretization of the finite-element
-    conditions, so that every SVE obeys SUBC <= periodic <= KUBC exactly.
+    conditions, so that every SVE obeys SUBC <= periodic <= KUBC exactly. The SVEs are
+    spread over ``workers`` processes (each SVE is independent: the result does not depend
+    on their number).
     """
-    from ..statistics.ensemble import assemble, sample_record
+    import functools
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from ..statistics.ensemble import assemble
     from ..statistics.rve import bracket_size, hierarchy_statistics
 
     path = out / "hierarchy.json"
@@ -466,19 +496,16 @@ def _stage_hierarchy(study: Study, out: Path, cfg: PipelineConfig, sel: Any, tar
         path.unlink(missing_ok=True)
         return
     chosen = _hierarchy_samples(study, sel, cfg.rve_boundary_replicates)
-    base = {k: v for k, v in study.solver.items() if k in ("tol", "maxiter")}
-    workers = int(study.solver.get("workers", 1))
-    records: dict[str, list[dict[str, Any]]] = {c: [] for c in cfg.rve_boundary}
-    seconds = dict.fromkeys(cfg.rve_boundary, 0.0)
-    for s in chosen:
-        seed = int(study.seeds([s["sample"]])[0])
-        image, _ = _gallery_image(study, s["params"], seed)
-        for cond in cfg.rve_boundary:
-            opts = dict(base, discretization="q1", workers=workers) if cond == "periodic" else dict(
-                base, boundary=cond, tol=min(base.get("tol", 1e-8), 1e-8))
-            rec = sample_record(np.asarray(image), study.phases, s["params"], study.voxel_size, **opts)
-            seconds[cond] += rec["solve_time"]
-            records[cond].append(rec)
+    conds = list(cfg.rve_boundary)
+    solve = functools.partial(_hierarchy_records, study, conditions=conds)
+    workers = min(workers, len(chosen))
+    if workers > 1:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            per_sample = list(pool.map(solve, chosen, chunksize=max(1, len(chosen) // (4 * workers))))
+    else:
+        per_sample = [solve(s) for s in chosen]
+    records = {c: [recs[i] for recs in per_sample] for i, c in enumerate(conds)}
+    seconds = {c: float(sum(r["solve_time"] for r in records[c])) for c in conds}
     coords = {"sample": ("sample", np.array([s["sample"] for s in chosen])),
               "size": ("sample", np.array([int(s["params"]["size"]) for s in chosen]))}
     props = {c: assemble(r, coords) for c, r in records.items()}
@@ -1386,7 +1413,7 @@ def run_study(
             if stage == "gallery":
                 _stage_gallery(study, out, cfg)
             elif stage == "rve":
-                _stage_rve(study, out, cfg, props, say)
+                _stage_rve(study, out, cfg, props, say, _worker_count(workers))
             elif stage == "surrogates":
                 _stage_surrogates(study, out, cfg, props, say)
             elif stage == "propagation":
