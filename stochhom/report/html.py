@@ -460,25 +460,32 @@ def _fit(rep: _Report, dim: int | None) -> None:
         how = (f" The grey levels were segmented by {method} (grey level {levels})"
                + (f", downsampled by {seg.get('downsample')}" if (seg.get("downsample") or 1) > 1 else "") + ".")
     params = [(k, fit[k]) for k in ("volume_fraction", "radius", "correlation_length", "model", "nu") if k in fit]
-    zmax = fit.get("s2_z_max")
+    zmax, lmax = fit.get("s2_z_max"), fit.get("lineal_z_max")
     verdict = ("consistent with a draw from the model" if _finite(zmax) and zmax <= FIT_Z_OK else
                "outside the model's spread at some lags: the model misses part of the specimen's structure")
+    lineal = ""
+    if _finite(lmax):
+        lineal = (" Its lineal path, which the fit did not use, "
+                  + (f"leaves the model's spread (by up to {_num(lmax)} standard deviations): the model does not "
+                     "reproduce the lengths of straight paths through the phase." if lmax > FIT_Z_OK else
+                     f"stays within it (largest deviation {_num(lmax)} standard deviations)."))
     rows = [(k.replace("_", " "), _num(v) if isinstance(v, (int, float)) else str(v)) for k, v in params]
     rows += [("phase fraction: specimen / model mean", f"{_num(fit.get('fraction_specimen'))} / "
                                                        f"{_num(fit.get('fraction_mean'))}"),
              (_with_unit("mean chord: specimen / model mean ± std", u.length_unit(1)),
               f"{_num(fit.get('mean_chord_specimen'))} / {_num(fit.get('mean_chord_mean'))} ± "
               f"{_num(fit.get('mean_chord_std'))}"),
-             ("largest |S₂ specimen − model mean| / model std over r > 0", _num(zmax))]
+             ("largest |S₂ specimen − model mean| / model std over r > 0", _num(zmax)),
+             ("largest |L specimen − model mean| / model std over z > 0", _num(fit.get("lineal_z_max")))]
     rep.add("microstructure", f"<h3>Model fitted to the specimen</h3><p>The generator's parameters were fitted to "
             f"<code>{_esc(str(fit.get('path')))}</code> ({'×'.join(str(n) for n in fit.get('shape', []))} voxels)."
             f"{how} The specimen's S₂ is {verdict} (largest deviation {_num(zmax)} standard deviations of "
-            f"{fit.get('n')} samples; up to {FIT_Z_OK:g} is what a draw from the model shows).</p>"
+            f"{fit.get('n')} samples; up to {FIT_Z_OK:g} is what a draw from the model shows).{lineal}</p>"
             + _table(("quantity", "value"), rows, 1))
     rep.summary["fit"] = {k: fit.get(k) for k in ("path", "generator", "volume_fraction", "radius",
                                                    "correlation_length", "fraction_specimen", "fraction_mean",
                                                    "mean_chord_specimen", "mean_chord_mean", "mean_chord_std",
-                                                   "s2_z_max") if k in fit}
+                                                   "s2_z_max", "lineal_z_max") if k in fit}
 
 
 def _summary_variables(props: xr.Dataset) -> tuple[xr.Dataset, list[str]]:
