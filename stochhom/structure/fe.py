@@ -1,0 +1,288 @@
+r"""Macroscopic linear finite elements with an element-wise constitutive tensor (scikit-fem).
+
+The structure's response to the microstructure: each element :math:`e` carries its own
+effective tensor :math:`\mathbb C_e` (Mandel form, from a surrogate or an FFT solve), and
+
+.. math::
+    \int_\Omega \varepsilon(v) : \mathbb C_e : \varepsilon(u)\,dx = \int_{\Gamma_N} t\cdot v\,ds
+    \quad\text{or}\quad
+    \int_\Omega \nabla v\cdot \mathbf K_e \nabla T\,dx = \int_{\Gamma_N} q\,v\,ds + \int_\Omega s\,v\,dx ,
+
+with :math:`u = \bar u` (:math:`T = \bar T`) on :math:`\Gamma_D`. Strains in Mandel form,
+:math:`\varepsilon_M = (\varepsilon_{11}, \varepsilon_{22}, \sqrt2\,\varepsilon_{12})` in 2D
+(plane strain) and :math:`(\varepsilon_{11}, \varepsilon_{22}, \varepsilon_{33}, \sqrt2
+\varepsilon_{23}, \sqrt2\varepsilon_{13}, \sqrt2\varepsilon_{12})` in 3D, the order of
+:mod:`stochhom.tensors`, so that :math:`\varepsilon(v):\mathbb C:\varepsilon(u) =
+\varepsilon_M(v)\cdot C_M\,\varepsilon_M(u)`. Meshes, bases, assembly and quadrature are
+scikit-fem's; this module only passes the tensors and checks them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+
+__all__ = ["MacroSolution", "element_tensors", "solve_elasticity", "solve_conduction"]
+
+_SQRT2 = float(np.sqrt(2.0))
+
+
+def element_tensors(tensors: Any, n_elements: int, size: int, name: str = "tensors") -> np.ndarray:
+    """``(n_elements, size, size)`` symmetric positive definite tensors, one per element.
+
+    A single ``(size, size)`` tensor is repeated. Refuses a wrong shape, non-finite
+    entries, asymmetry beyond 1e-10 relative, and a tensor that is not positive definite
+    (an effective tensor always is): the message names the first offending element.
+    """
+    t = np.asarray(tensors, dtype=float)
+    if t.ndim == 2:
+        t = np.broadcast_to(t, (n_elements, *t.shape))
+    if t.shape != (n_elements, size, size):
+        raise InputError(f"{name} must have shape ({n_elements}, {size}, {size}) or ({size}, {size}) "
+                         f"(one Mandel tensor per element), got {t.shape}")
+    if not np.all(np.isfinite(t)):
+        bad = int(np.flatnonzero(~np.all(np.isfinite(t), axis=(1, 2)))[0])
+        raise InputError(f"{name}: element {bad} has non-finite entries")
+    scale = np.max(np.abs(t), axis=(1, 2))
+    asym = np.max(np.abs(t - np.swapaxes(t, 1, 2)), axis=(1, 2)) > 1e-10 * scale
+    if asym.any():
+        raise InputError(f"{name}: element {int(np.flatnonzero(asym)[0])} is not symmetric")
+    low = np.linalg.eigvalsh(t)[:, 0] <= 0.0
+    if low.any():
+        raise InputError(f"{name}: element {int(np.flatnonzero(low)[0])} is not positive definite; an effective "
+                         "tensor always is (pass SPD tensors, e.g. from a surrogate's tensor output)")
+    return np.ascontiguousarray(t)
+
+
+def _mandel_strain(e: np.ndarray, dim: int) -> list[np.ndarray]:
+    """Mandel components of a symmetric gradient ``e`` (``(dim, dim, ...)``)."""
+    if dim == 2:
+        return [e[0, 0], e[1, 1], _SQRT2 * e[0, 1]]
+    return [e[0, 0], e[1, 1], e[2, 2], _SQRT2 * e[1, 2], _SQRT2 * e[0, 2], _SQRT2 * e[0, 1]]
+
+
+@dataclass
+class MacroSolution:
+    """A solved macroscopic problem.
+
+    Attributes
+    ----------
+    basis : skfem.Basis
+        The finite-element basis (mesh, element, quadrature).
+    solution : numpy.ndarray
+        Nodal displacements (interleaved components, scikit-fem's order) or temperatures.
+    load : numpy.ndarray
+        The assembled load vector :math:`f` (before the Dirichlet condensation).
+    compliance : float
+        :math:`f\\cdot u`, the work of the loads (twice the stored energy at equilibrium).
+    physics : str
+        ``"elasticity"`` or ``"conductivity"``.
+    """
+
+    basis: Any
+    solution: np.ndarray
+    load: np.ndarray
+    compliance: float
+    physics: str
+    tensors: np.ndarray
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def stress(self) -> np.ndarray:
+        """Mandel stress (elasticity) or heat flux :math:`-\\mathbf K\\nabla T` (conduction)
+        at every quadrature point, ``(n_elements, n_points, size)``."""
+        field_ = self.basis.interpolate(self.solution)
+        dim = self.basis.mesh.dim()
+        if self.physics == "elasticity":
+            g = field_.grad
+            e = np.stack(_mandel_strain(0.5 * (g + np.swapaxes(g, 0, 1)), dim), -1)  # (nel, nqp, size)
+            return np.einsum("eij,eqj->eqi", self.tensors, e)
+        return -np.einsum("eij,eqj->eqi", self.tensors, np.moveaxis(field_.grad, 0, -1))
+
+    def von_mises(self) -> np.ndarray:
+        """Von Mises stress at every quadrature point, ``(n_elements, n_points)``; in 2D the
+        plane-strain out-of-plane stress is :math:`\\sigma_{33} = \\mathbb C_{33\\,\\cdot}
+        :\\varepsilon`, taken from the element's Poisson coupling (``info["nu"]`` when
+        given, else 0: then the in-plane von Mises stress)."""
+        s = self.stress()
+        if self.physics != "elasticity":
+            raise InputError("von Mises stress is defined for elasticity only")
+        if s.shape[-1] == 3:
+            s11, s22, s12 = s[..., 0], s[..., 1], s[..., 2] / _SQRT2
+            s33 = float(self.info.get("nu", 0.0)) * (s11 + s22)
+            return np.sqrt(0.5 * ((s11 - s22) ** 2 + (s22 - s33) ** 2 + (s33 - s11) ** 2) + 3 * s12**2)
+        s11, s22, s33 = s[..., 0], s[..., 1], s[..., 2]
+        s23, s13, s12 = (s[..., k] / _SQRT2 for k in (3, 4, 5))
+        return np.sqrt(0.5 * ((s11 - s22) ** 2 + (s22 - s33) ** 2 + (s33 - s11) ** 2)
+                       + 3 * (s12**2 + s13**2 + s23**2))
+
+    def at(self, point: Any) -> np.ndarray:
+        """The field at a point of the mesh: the displacement vector, or the temperature."""
+        p = np.asarray(point, dtype=float).reshape(-1, 1)
+        if p.shape[0] != self.basis.mesh.dim():
+            raise InputError(f"a point of this mesh has {self.basis.mesh.dim()} coordinates, got {p.ravel().tolist()}")
+        mesh = self.basis.mesh
+        size = float(np.max(np.ptp(mesh.p, axis=1)))
+        centre = mesh.p.mean(axis=1, keepdims=True)
+        probe = None
+        for shift in (0.0, 1e-10, 1e-7):  # a point on the boundary: nudged towards the centre
+            try:
+                probe = self.basis.probes(p + shift * size * (centre - p) / max(np.linalg.norm(centre - p), 1e-300))
+                break
+            except ValueError:
+                continue
+        if probe is None:
+            raise InputError(f"the point {p.ravel().tolist()} lies outside the mesh (a point on a curved boundary "
+                             "may fall just outside its straight facets: move it inside)")
+        return np.asarray(probe @ self.solution, dtype=float).reshape(-1)
+
+
+def solve_elasticity(mesh: Any, tensors: Any, *, fixed: dict[str, Any], traction: dict[str, Any] | None = None,
+                     intorder: int | None = None) -> MacroSolution:
+    r"""Linear elasticity on a scikit-fem mesh with one Mandel stiffness per element.
+
+    Parameters
+    ----------
+    mesh : skfem.Mesh
+        2D (plane strain) or 3D, with named boundaries (``mesh.boundaries``).
+    tensors : array_like
+        ``(n_elements, 3, 3)`` (2D) or ``(n_elements, 6, 6)`` (3D) Mandel stiffnesses, or
+        one tensor for all elements; symmetric positive definite (checked).
+    fixed : dict
+        ``{boundary: components}``: the displacement components held at zero on each
+        named boundary (``"all"`` or a sequence of component indices).
+    traction : dict, optional
+        ``{boundary: t}``: a uniform traction vector (force per area) on each named
+        boundary.
+    intorder : int, optional
+        Quadrature order (default: exact for the element's stiffness).
+
+    Returns
+    -------
+    MacroSolution
+    """
+    from skfem import Basis, BilinearForm, ElementVector, FacetBasis, LinearForm, asm, condense, solve
+    from skfem.helpers import sym_grad
+
+    dim = mesh.dim()
+    size = 3 if dim == 2 else 6
+    basis = Basis(mesh, ElementVector(_element(mesh)), intorder=intorder)
+    c = element_tensors(tensors, mesh.t.shape[1], size)
+    nqp = basis.X.shape[-1]
+    cw = np.broadcast_to(np.moveaxis(c, 0, -1)[..., None], (size, size, c.shape[0], nqp))
+
+    @BilinearForm
+    def stiffness(u, v, w):
+        eu, ev = _mandel_strain(sym_grad(u), dim), _mandel_strain(sym_grad(v), dim)
+        cm = w["C"]
+        return sum(ev[i] * cm[i, j] * eu[j] for i in range(size) for j in range(size))
+
+    k = asm(stiffness, basis, C=cw)
+    f = np.zeros(basis.N)
+    for name, t in (traction or {}).items():
+        fb = FacetBasis(mesh, basis.elem, facets=_boundary(mesh, name), intorder=intorder)
+        tv = np.asarray(t, dtype=float)
+        if tv.shape != (dim,):
+            raise InputError(f"traction on {name!r} must be a vector of {dim} components, got {tv.tolist()}")
+
+        @LinearForm
+        def load(v, w, tv=tv):
+            return sum(tv[i] * v[i] for i in range(dim))
+
+        f += asm(load, fb)
+    dofs = _fixed_dofs(basis, fixed, dim)
+    u = solve(*condense(k, f, D=dofs))
+    return MacroSolution(basis, u, f, float(f @ u), "elasticity", c, {"n_dofs": int(basis.N)})
+
+
+def solve_conduction(mesh: Any, tensors: Any, *, temperature: dict[str, float], flux: dict[str, float] | None = None,
+                     source: float = 0.0, intorder: int | None = None) -> MacroSolution:
+    r"""Steady heat conduction with one conductivity tensor per element.
+
+    Parameters
+    ----------
+    mesh : skfem.Mesh
+    tensors : array_like
+        ``(n_elements, dim, dim)`` conductivities, or one for all; SPD (checked).
+    temperature : dict
+        ``{boundary: T}``: prescribed temperatures.
+    flux : dict, optional
+        ``{boundary: q}``: the heat flux into the body through each named boundary.
+    source : float
+        Uniform volumetric heat source.
+    intorder : int, optional
+    """
+    from skfem import Basis, BilinearForm, FacetBasis, LinearForm, asm, condense, solve
+
+    dim = mesh.dim()
+    basis = Basis(mesh, _element(mesh), intorder=intorder)
+    kt = element_tensors(tensors, mesh.t.shape[1], dim)
+    nqp = basis.X.shape[-1]
+    kw = np.broadcast_to(np.moveaxis(kt, 0, -1)[..., None], (dim, dim, kt.shape[0], nqp))
+
+    @BilinearForm
+    def conduction(u, v, w):
+        km = w["K"]
+        return sum(v.grad[i] * km[i, j] * u.grad[j] for i in range(dim) for j in range(dim))
+
+    @LinearForm
+    def heat(v, w):
+        return source * v
+
+    k = asm(conduction, basis, K=kw)
+    f = asm(heat, basis) if source else np.zeros(basis.N)
+    for name, q in (flux or {}).items():
+        fb = FacetBasis(mesh, basis.elem, facets=_boundary(mesh, name), intorder=intorder)
+
+        @LinearForm
+        def inflow(v, w, q=float(q)):
+            return q * v
+
+        f += asm(inflow, fb)
+    if not temperature:
+        raise InputError("conduction needs a prescribed temperature on at least one boundary")
+    x = np.zeros(basis.N)
+    dofs = []
+    for name, value in temperature.items():
+        d = basis.get_dofs(_boundary(mesh, name)).all()
+        x[d] = float(value)
+        dofs.append(d)
+    t = solve(*condense(k, f, x=x, D=np.unique(np.concatenate(dofs))))
+    return MacroSolution(basis, t, f, float(f @ t), "conductivity", kt, {"n_dofs": int(basis.N)})
+
+
+def _element(mesh: Any) -> Any:
+    """The linear Lagrange element of a mesh's cells."""
+    from skfem import ElementHex1, ElementQuad1, ElementTetP1, ElementTriP1, MeshHex, MeshQuad, MeshTet, MeshTri
+
+    for kind, elem in ((MeshTri, ElementTriP1), (MeshQuad, ElementQuad1), (MeshTet, ElementTetP1),
+                       (MeshHex, ElementHex1)):
+        if isinstance(mesh, kind):
+            return elem()
+    raise InputError(f"unsupported mesh type {type(mesh).__name__}: use triangles, quadrilaterals, tetrahedra or "
+                     "hexahedra (linear elements)")
+
+
+def _boundary(mesh: Any, name: str) -> np.ndarray:
+    bnd = mesh.boundaries or {}
+    if name not in bnd:
+        raise InputError(f"the mesh has no boundary {name!r}; it has {sorted(bnd)}")
+    return bnd[name]
+
+
+def _fixed_dofs(basis: Any, fixed: dict[str, Any], dim: int) -> np.ndarray:
+    if not fixed:
+        raise InputError("elasticity needs fixed displacements on at least one boundary (a free body is singular)")
+    names = ["u^1", "u^2", "u^3"][:dim]
+    out = []
+    for name, comps in fixed.items():
+        d = basis.get_dofs(_boundary(basis.mesh, name))
+        comps = range(dim) if comps == "all" else comps
+        for c in comps:
+            if not 0 <= int(c) < dim:
+                raise InputError(f"fixed component {c} on {name!r} is not one of 0..{dim - 1}")
+            out.append(d.nodal[names[int(c)]])
+    return np.unique(np.concatenate(out))
