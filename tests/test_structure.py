@@ -126,3 +126,45 @@ def test_refusals_name_the_problem():
         plate_with_hole(1.0, 2.0)
     with pytest.raises(InputError, match="even"):
         plate_with_hole(10.0, 1.0, n_angle=5)
+
+
+@pytest.mark.parametrize("model", ["gaussian", "exponential"])
+def test_macro_field_has_its_mean_spread_and_correlation(model):
+    """400 draws at the centroids of a 40 x 20 plate: the mean (the part holds about 8
+    correlation areas, so the standard error of the mean is about 0.05 / sqrt(8 * 400) =
+    0.001), the pointwise standard deviation (relative standard error of s about 3.5 % per
+    element, less averaged over 800 correlated elements) and the correlation of two elements
+    one length apart (standard error (1 - rho^2) / 20 < 0.05) match the model.
+    Measured: mean 0.3005, std 0.0496 / 0.0492, rho 0.602 / 0.367 against 0.607 / 0.368."""
+    from stochhom.microstructure.random_fields import correlation
+    from stochhom.structure.fields import MacroField, element_centroids, sample_field
+
+    mesh = plate(20.0, 10.0, 40, 20)
+    field = MacroField("normal", 0.3, 0.05, 2.0, model=model)
+    v = sample_field(mesh, field, 400, rng=1)
+    assert v.shape == (400, 800)
+    assert abs(v.mean() - 0.3) < 0.01
+    assert v.std(axis=0, ddof=1).mean() == pytest.approx(0.05, rel=0.05)
+    x = element_centroids(mesh)
+    i = int(np.argmin(np.hypot(x[:, 0] - 10.25, x[:, 1] - 5.25)))
+    j = int(np.argmin(np.hypot(x[:, 0] - 12.25, x[:, 1] - 5.25)))
+    rho = float(correlation(np.array([np.hypot(*(x[i] - x[j])) / 2.0]), model)[0])
+    assert np.corrcoef(v[:, i], v[:, j])[0, 1] == pytest.approx(rho, abs=0.12)
+    np.testing.assert_array_equal(sample_field(mesh, field, 3, rng=7), sample_field(mesh, field, 3, rng=7))
+
+
+def test_macro_field_lognormal_and_refusals():
+    from stochhom.structure.fields import MacroField, sample_field
+
+    mesh = plate(20.0, 10.0, 20, 10)
+    v = sample_field(mesh, MacroField("lognormal", 10.0, 0.5, 2.0), 200, rng=2)
+    assert v.min() > 0 and np.log(v).std(axis=0, ddof=1).mean() == pytest.approx(0.5, rel=0.06)
+    assert np.all(sample_field(mesh, MacroField("normal", 0.3, 0.0, 2.0), 2) == 0.3)
+    with pytest.raises(InputError, match="field distribution"):
+        MacroField("uniform", 0.3, 0.1, 1.0)
+    with pytest.raises(InputError, match="positive median"):
+        MacroField("lognormal", -1.0, 0.1, 1.0)
+    with pytest.raises(InputError, match="correlation_length > 0"):
+        MacroField("normal", 0.3, 0.1, 0.0)
+    with pytest.raises(InputError, match="too large"):
+        sample_field(plate(1e4, 1e4, 4, 4), MacroField("normal", 0.3, 0.1, 0.1))

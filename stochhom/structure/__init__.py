@@ -1,7 +1,10 @@
 """The structure's response: macroscopic finite elements whose elements carry effective
-tensors (:mod:`stochhom.structure.fe`) and ready parts (:mod:`stochhom.structure.parts`).
+tensors (:mod:`stochhom.structure.fe`), ready parts (:mod:`stochhom.structure.parts`) and
+random fields of microstructure parameters over a part (:mod:`stochhom.structure.fields`).
 scikit-fem is imported when a part is built or a problem solved."""
 
 from .fe import MacroSolution, element_tensors, solve_conduction, solve_elasticity
+from .fields import MacroField, element_centroids, sample_field
 
-__all__ = ["MacroSolution", "element_tensors", "solve_conduction", "solve_elasticity"]
+__all__ = ["MacroField", "MacroSolution", "element_centroids", "element_tensors", "sample_field",
+           "solve_conduction", "solve_elasticity"]
