@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["MacroSolution", "element_tensors", "solve_elasticity", "solve_conduction"]
+__all__ = ["MacroProblem", "MacroSolution", "element_tensors", "solve_elasticity", "solve_conduction"]
 
 _SQRT2 = float(np.sqrt(2.0))
 
@@ -140,6 +140,134 @@ class MacroSolution:
         return np.asarray(probe @ self.solution, dtype=float).reshape(-1)
 
 
+class MacroProblem:
+    r"""A macroscopic problem prepared once for many element-tensor fields.
+
+    Everything that does not depend on the tensors is computed at construction: the
+    basis, the load vector, the constrained degrees of freedom, and for every element
+    the strain-displacement (or gradient) matrices at its quadrature points scaled by
+    :math:`\sqrt{w_q |J_q|}`, :math:`\tilde B_{eq}`, with the map from element-matrix
+    entries to the entries of the global sparse matrix. A solve then costs one product
+    :math:`K_e = \sum_q \tilde B_{eq}^{\mathsf T} C_e \tilde B_{eq}`, one ``bincount`` into
+    the sparse pattern and one sparse direct solve (SuperLU): the cost of the Monte Carlo
+    loops over macro fields, surrogate functions and SVE scatter. Measured on a 2D plate of
+    5000 elements (10302 dofs), one core: preparation 0.06 s, assembly 0.013 s, a whole
+    solve 0.05-0.06 s.
+
+    Parameters
+    ----------
+    mesh : skfem.Mesh
+        With named boundaries.
+    physics : {"elasticity", "conductivity"}
+    fixed : dict
+        Elasticity: ``{boundary: "all" | components}`` held at zero.
+    traction : dict, optional
+        Elasticity: ``{boundary: vector}``, uniform tractions.
+    temperature : dict
+        Conduction: ``{boundary: T}``.
+    flux : dict, optional
+        Conduction: ``{boundary: q}``, heat flux into the body.
+    source : float
+        Conduction: uniform volumetric source.
+    intorder : int, optional
+        Quadrature order (default: exact for the element's stiffness).
+    """
+
+    def __init__(self, mesh: Any, physics: str = "elasticity", *, fixed: dict[str, Any] | None = None,
+                 traction: dict[str, Any] | None = None, temperature: dict[str, float] | None = None,
+                 flux: dict[str, float] | None = None, source: float = 0.0, intorder: int | None = None) -> None:
+        from skfem import Basis, ElementVector, FacetBasis, LinearForm, asm
+
+        if physics not in ("elasticity", "conductivity"):
+            raise InputError(f"physics must be 'elasticity' or 'conductivity', got {physics!r}")
+        self.mesh, self.physics = mesh, physics
+        dim = self.dim = mesh.dim()
+        elastic = physics == "elasticity"
+        self.size = (3 if dim == 2 else 6) if elastic else dim
+        elem = ElementVector(_element(mesh)) if elastic else _element(mesh)
+        basis = self.basis = Basis(mesh, elem, intorder=intorder)
+        scale = np.sqrt(basis.dx)  # (nel, nqp)
+        cols = []
+        for (phi,) in basis.basis:
+            g = phi.grad
+            comps = _mandel_strain(0.5 * (g + np.swapaxes(g, 0, 1)), dim) if elastic else list(g)
+            cols.append(np.stack(comps, -1) * scale[..., None])  # (nel, nqp, size)
+        self._b = np.ascontiguousarray(np.stack(cols, -1))  # (nel, nqp, size, nloc)
+        edofs = basis.element_dofs  # (nloc, nel)
+        rows = np.broadcast_to(edofs[:, None, :], (edofs.shape[0],) * 2 + edofs.shape[1:])
+        keys = (rows * basis.N + np.swapaxes(rows, 0, 1)).transpose(2, 0, 1).ravel()  # (nel, a, b) order
+        unique, self._scatter = np.unique(keys, return_inverse=True)
+        self._rows, self._cols = np.divmod(unique, basis.N)
+        # loads and constraints
+        f = np.zeros(basis.N)
+        x = np.zeros(basis.N)
+        if elastic:
+            for name, t in (traction or {}).items():
+                tv = np.asarray(t, dtype=float)
+                if tv.shape != (dim,):
+                    raise InputError(f"traction on {name!r} must be a vector of {dim} components, got {tv.tolist()}")
+
+                @LinearForm
+                def load(v, w, tv=tv):
+                    return sum(tv[i] * v[i] for i in range(dim))
+
+                f += asm(load, FacetBasis(mesh, elem, facets=_boundary(mesh, name), intorder=intorder))
+            constrained = _fixed_dofs(basis, fixed or {}, dim)
+        else:
+            if not temperature:
+                raise InputError("conduction needs a prescribed temperature on at least one boundary")
+            if source:
+                @LinearForm
+                def heat(v, w):
+                    return float(source) * v
+
+                f += asm(heat, basis)
+            for name, q in (flux or {}).items():
+                @LinearForm
+                def inflow(v, w, q=float(q)):
+                    return q * v
+
+                f += asm(inflow, FacetBasis(mesh, elem, facets=_boundary(mesh, name), intorder=intorder))
+            parts = []
+            for name, value in temperature.items():
+                d = basis.get_dofs(_boundary(mesh, name)).all()
+                x[d] = float(value)
+                parts.append(d)
+            constrained = np.unique(np.concatenate(parts))
+        self.load, self._x = f, x
+        self._free = np.setdiff1d(np.arange(basis.N), constrained)
+        self._fixed = constrained
+
+    @property
+    def n_elements(self) -> int:
+        return int(self.mesh.t.shape[1])
+
+    def stiffness(self, tensors: Any) -> Any:
+        """The global matrix for element tensors ``tensors`` (checked: SPD, one per element)."""
+        import scipy.sparse as sp
+
+        c = element_tensors(tensors, self.n_elements, self.size)
+        ke = np.einsum("eqia,eij,eqjb->eab", self._b, c, self._b, optimize=True)
+        data = np.bincount(self._scatter, weights=ke.ravel(), minlength=self._rows.size)
+        n = self.basis.N
+        return sp.csr_matrix((data, (self._rows, self._cols)), shape=(n, n)), c
+
+    def solve(self, tensors: Any) -> MacroSolution:
+        """Solve with one tensor per element (or one for all)."""
+        from scipy.sparse.linalg import splu
+
+        k, c = self.stiffness(tensors)
+        free, fixed = self._free, self._fixed
+        u = self._x.copy()
+        rhs = self.load[free] - k[free][:, fixed] @ self._x[fixed]
+        # SuperLU with a symmetric ordering (minimum degree on K + K^T) and diagonal pivots:
+        # 3.5x faster than the default column ordering on a 5000-element plate (0.08 s)
+        lu = splu(k[free][:, free].tocsc(), permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True})
+        u[free] = lu.solve(rhs)
+        return MacroSolution(self.basis, u, self.load, float(self.load @ u), self.physics, c,
+                             {"n_dofs": int(self.basis.N)})
+
+
 def solve_elasticity(mesh: Any, tensors: Any, *, fixed: dict[str, Any], traction: dict[str, Any] | None = None,
                      intorder: int | None = None) -> MacroSolution:
     r"""Linear elasticity on a scikit-fem mesh with one Mandel stiffness per element.
@@ -163,39 +291,12 @@ def solve_elasticity(mesh: Any, tensors: Any, *, fixed: dict[str, Any], traction
     Returns
     -------
     MacroSolution
+
+    See Also
+    --------
+    MacroProblem : the same problem prepared once for many tensor fields.
     """
-    from skfem import Basis, BilinearForm, ElementVector, FacetBasis, LinearForm, asm, condense, solve
-    from skfem.helpers import sym_grad
-
-    dim = mesh.dim()
-    size = 3 if dim == 2 else 6
-    basis = Basis(mesh, ElementVector(_element(mesh)), intorder=intorder)
-    c = element_tensors(tensors, mesh.t.shape[1], size)
-    nqp = basis.X.shape[-1]
-    cw = np.broadcast_to(np.moveaxis(c, 0, -1)[..., None], (size, size, c.shape[0], nqp))
-
-    @BilinearForm
-    def stiffness(u, v, w):
-        eu, ev = _mandel_strain(sym_grad(u), dim), _mandel_strain(sym_grad(v), dim)
-        cm = w["C"]
-        return sum(ev[i] * cm[i, j] * eu[j] for i in range(size) for j in range(size))
-
-    k = asm(stiffness, basis, C=cw)
-    f = np.zeros(basis.N)
-    for name, t in (traction or {}).items():
-        fb = FacetBasis(mesh, basis.elem, facets=_boundary(mesh, name), intorder=intorder)
-        tv = np.asarray(t, dtype=float)
-        if tv.shape != (dim,):
-            raise InputError(f"traction on {name!r} must be a vector of {dim} components, got {tv.tolist()}")
-
-        @LinearForm
-        def load(v, w, tv=tv):
-            return sum(tv[i] * v[i] for i in range(dim))
-
-        f += asm(load, fb)
-    dofs = _fixed_dofs(basis, fixed, dim)
-    u = solve(*condense(k, f, D=dofs))
-    return MacroSolution(basis, u, f, float(f @ u), "elasticity", c, {"n_dofs": int(basis.N)})
+    return MacroProblem(mesh, "elasticity", fixed=fixed, traction=traction, intorder=intorder).solve(tensors)
 
 
 def solve_conduction(mesh: Any, tensors: Any, *, temperature: dict[str, float], flux: dict[str, float] | None = None,
@@ -215,43 +316,8 @@ def solve_conduction(mesh: Any, tensors: Any, *, temperature: dict[str, float], 
         Uniform volumetric heat source.
     intorder : int, optional
     """
-    from skfem import Basis, BilinearForm, FacetBasis, LinearForm, asm, condense, solve
-
-    dim = mesh.dim()
-    basis = Basis(mesh, _element(mesh), intorder=intorder)
-    kt = element_tensors(tensors, mesh.t.shape[1], dim)
-    nqp = basis.X.shape[-1]
-    kw = np.broadcast_to(np.moveaxis(kt, 0, -1)[..., None], (dim, dim, kt.shape[0], nqp))
-
-    @BilinearForm
-    def conduction(u, v, w):
-        km = w["K"]
-        return sum(v.grad[i] * km[i, j] * u.grad[j] for i in range(dim) for j in range(dim))
-
-    @LinearForm
-    def heat(v, w):
-        return source * v
-
-    k = asm(conduction, basis, K=kw)
-    f = asm(heat, basis) if source else np.zeros(basis.N)
-    for name, q in (flux or {}).items():
-        fb = FacetBasis(mesh, basis.elem, facets=_boundary(mesh, name), intorder=intorder)
-
-        @LinearForm
-        def inflow(v, w, q=float(q)):
-            return q * v
-
-        f += asm(inflow, fb)
-    if not temperature:
-        raise InputError("conduction needs a prescribed temperature on at least one boundary")
-    x = np.zeros(basis.N)
-    dofs = []
-    for name, value in temperature.items():
-        d = basis.get_dofs(_boundary(mesh, name)).all()
-        x[d] = float(value)
-        dofs.append(d)
-    t = solve(*condense(k, f, x=x, D=np.unique(np.concatenate(dofs))))
-    return MacroSolution(basis, t, f, float(f @ t), "conductivity", kt, {"n_dofs": int(basis.N)})
+    return MacroProblem(mesh, "conductivity", temperature=temperature, flux=flux, source=source,
+                        intorder=intorder).solve(tensors)
 
 
 def _element(mesh: Any) -> Any:
