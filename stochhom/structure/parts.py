@@ -25,18 +25,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..microstructure.ensemble import _positive
 
 __all__ = ["cantilever", "plate", "plate_with_hole"]
-
-
-def _positive(name: str, value: Any) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be a positive number, got {value!r}") from None
-    if not np.isfinite(v) or v <= 0:
-        raise InputError(f"{name} must be a positive number, got {value!r}")
-    return v
 
 
 def _count(name: str, value: Any, low: int = 1) -> int:
