@@ -488,12 +488,12 @@ def apparent_tensor(labels: np.ndarray, tensors: np.ndarray, void: np.ndarray, e
         for comps_per_face, cases in groups.items():
             u0 = np.zeros((mesh.n_dofs, len(cases)))
             fixed = np.zeros(mesh.n_dofs, dtype=bool)
+            grads = np.stack([_gradient_matrix(macro[a], dim, elastic) for a in cases])  # (cases, m, dim)
             for f, comps in enumerate(comps_per_face):
                 nodes = faces[f]
                 for c in comps:
                     fixed[nodes * m + c] = True
-                    for j, a in enumerate(cases):
-                        u0[nodes * m + c, j] = coords[nodes] @ _gradient_matrix(macro[a], dim, elastic)[c]
+                    u0[nodes * m + c] = coords[nodes] @ grads[:, c].T
             u, its, case = _solve_prescribed(k.copy(), u0, fixed, coords, elastic, tol, maxiter)
             iters[cases] = its
             amg = {**case, "amg_setup_time": amg["amg_setup_time"] + case["amg_setup_time"]}

@@ -706,7 +706,8 @@ def _hierarchy(rep: _Report, dim: int | None, voxel_size: float | None) -> None:
         bv = r.get("bracket_volume")
         edge = bv ** (1.0 / dim) if bv and dim in (2, 3) else None
         r["bracket_edge"] = edge
-    first, last = float(v[0]), float(v[-1])
+    volumes = np.asarray(next(iter(targets.values()))["volumes"], dtype=float)  # the same SVEs for every target
+    first, last = float(volumes[0]), float(volumes[-1])
     sizes = (f"{_num(first)} {vol}" + (f" (edge {_num(first ** (1 / dim))})" if dim in (2, 3) else ""),
              f"{_num(last)} {vol}" + (f" (edge {_num(last ** (1 / dim))})" if dim in (2, 3) else ""))
     brackets = "; ".join(

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..tensors import MANDEL_PAIRS
 
 __all__ = ["MacroProblem", "MacroSolution", "element_tensors", "solve_elasticity", "solve_conduction"]
 
@@ -58,11 +59,10 @@ def element_tensors(tensors: Any, n_elements: int, size: int, name: str = "tenso
     return np.ascontiguousarray(t)
 
 
-def _mandel_strain(e: np.ndarray, dim: int) -> list[np.ndarray]:
-    """Mandel components of a symmetric gradient ``e`` (``(dim, dim, ...)``)."""
-    if dim == 2:
-        return [e[0, 0], e[1, 1], _SQRT2 * e[0, 1]]
-    return [e[0, 0], e[1, 1], e[2, 2], _SQRT2 * e[1, 2], _SQRT2 * e[0, 2], _SQRT2 * e[0, 1]]
+def _mandel_strain(grad: np.ndarray, dim: int) -> list[np.ndarray]:
+    """Mandel components (the order of :data:`stochhom.tensors.MANDEL_PAIRS`) of the
+    symmetric part of a displacement gradient ``grad`` (``(dim, dim, ...)``)."""
+    return [grad[i, i] if i == j else (grad[i, j] + grad[j, i]) / _SQRT2 for i, j in MANDEL_PAIRS[dim]]
 
 
 @dataclass
@@ -98,21 +98,27 @@ class MacroSolution:
         dim = self.basis.mesh.dim()
         if self.physics == "elasticity":
             g = field_.grad
-            e = np.stack(_mandel_strain(0.5 * (g + np.swapaxes(g, 0, 1)), dim), -1)  # (nel, nqp, size)
+            e = np.stack(_mandel_strain(g, dim), -1)  # (nel, nqp, size)
             return np.einsum("eij,eqj->eqi", self.tensors, e)
         return -np.einsum("eij,eqj->eqi", self.tensors, np.moveaxis(field_.grad, 0, -1))
 
-    def von_mises(self) -> np.ndarray:
-        """Von Mises stress at every quadrature point, ``(n_elements, n_points)``; in 2D the
-        plane-strain out-of-plane stress is :math:`\\sigma_{33} = \\mathbb C_{33\\,\\cdot}
-        :\\varepsilon`, taken from the element's Poisson coupling (``info["nu"]`` when
-        given, else 0: then the in-plane von Mises stress)."""
-        s = self.stress()
+    def von_mises(self, poisson: float | None = None) -> np.ndarray:
+        """Von Mises stress at every quadrature point, ``(n_elements, n_points)``.
+
+        In 2D (plane strain) the out-of-plane stress :math:`\\sigma_{33}` is not in the
+        plane-strain tensor: give the material's ``poisson`` ratio, and
+        :math:`\\sigma_{33} = \\nu(\\sigma_{11} + \\sigma_{22})` (isotropic); 2D without it is
+        refused rather than computed with a wrong :math:`\\sigma_{33}`.
+        """
         if self.physics != "elasticity":
             raise InputError("von Mises stress is defined for elasticity only")
+        s = self.stress()
         if s.shape[-1] == 3:
+            if poisson is None or not -1.0 < float(poisson) < 0.5:
+                raise InputError(f"plane strain: von Mises needs sigma_33 = nu (sigma_11 + sigma_22); pass the "
+                                 f"Poisson ratio in (-1, 0.5) as poisson=, got {poisson!r}")
             s11, s22, s12 = s[..., 0], s[..., 1], s[..., 2] / _SQRT2
-            s33 = float(self.info.get("nu", 0.0)) * (s11 + s22)
+            s33 = float(poisson) * (s11 + s22)
             return np.sqrt(0.5 * ((s11 - s22) ** 2 + (s22 - s33) ** 2 + (s33 - s11) ** 2) + 3 * s12**2)
         s11, s22, s33 = s[..., 0], s[..., 1], s[..., 2]
         s23, s13, s12 = (s[..., k] / _SQRT2 for k in (3, 4, 5))
@@ -190,7 +196,7 @@ class MacroProblem:
         cols = []
         for (phi,) in basis.basis:
             g = phi.grad
-            comps = _mandel_strain(0.5 * (g + np.swapaxes(g, 0, 1)), dim) if elastic else list(g)
+            comps = _mandel_strain(g, dim) if elastic else list(g)
             cols.append(np.stack(comps, -1) * scale[..., None])  # (nel, nqp, size)
         self._b = np.ascontiguousarray(np.stack(cols, -1))  # (nel, nqp, size, nloc)
         edofs = basis.element_dofs  # (nloc, nel)
