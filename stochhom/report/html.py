@@ -696,7 +696,6 @@ def _hierarchy(rep: _Report, dim: int | None, voxel_size: float | None) -> None:
     vol = u.length_unit(dim or 3)
     rows = []
     for t, r in targets.items():
-        v = np.asarray(r["volumes"], dtype=float)
         for c in conds:
             bias = np.asarray(r[c]["bias"], dtype=float)
             sd = np.sqrt(np.asarray(r[c]["variance"], dtype=float))
