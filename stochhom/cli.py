@@ -175,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser(
         "run",
-        help="run a whole study: sweep, RVE, surrogates, propagation, validation, report",
+        help="run a whole study: sweep, RVE, surrogates, propagation, structure, validation, report",
         formatter_class=examples,
         description="Run every stage of a study (the sweep file, extended with the optional tables [gallery],\n"
         "[rve], [surrogate], [propagation], [validation]) into its results directory, ending with report.html\n"
@@ -200,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write report.pdf, printed by headless Chromium (Debian package chromium)")
     r.add_argument("--redo", action="append", default=[], metavar="STAGE",
                    help="run STAGE and every stage after it that depends on it again, even if up to date "
-                   "(repeatable; one of gallery, rve, surrogates, propagation, validation, report)")
+                   "(repeatable; one of gallery, rve, surrogates, propagation, structure, validation, report)")
     r.add_argument("--quiet", action="store_true", help="no progress bar and no stage lines")
     r.set_defaults(func=_cmd_run)
 

@@ -16,7 +16,8 @@ nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
-EXPECTED = ["01_quickstart", "02_rve_size", "03_surrogates_uq", "04_validation_ood", "06_specimens_boundary_conditions"]
+EXPECTED = ["01_quickstart", "02_rve_size", "03_surrogates_uq", "04_validation_ood", "05_multiscale",
+            "06_specimens_boundary_conditions"]
 NOTEBOOKS = [NOTEBOOK_DIR / f"{name}.ipynb" for name in EXPECTED]
 
 

@@ -194,7 +194,7 @@ def test_report_has_every_section_in_order_with_embedded_png_figures(results: tu
     positions = [text.find(f'<section id="{sid}">') for sid, _ in SECTIONS]
     assert all(p >= 0 for p in positions) and positions == sorted(positions)
     assert [sid for sid, _ in SECTIONS] == ["summary", "microstructure", "properties", "rve", "surrogates",
-                                            "propagation", "validation", "failures", "provenance"]
+                                            "propagation", "structure", "validation", "failures", "provenance"]
     # the answers come first: the first section of <main> is the summary
     assert re.search(r"<main><section id=\"(\w+)\">", text).group(1) == "summary"
     # gallery, S2, properties, RVE, parity + calibration x 2 models, density, Sobol, leakage x 2, OOD x 2
@@ -231,7 +231,9 @@ def test_summary_json_equals_the_inputs(results: tuple[Path, dict], props: xr.Da
                            "points": len(POINTS)}
     assert set(s["timings"]) == {"sweep", "surrogates", "report"}
     assert (s["timings"]["sweep"], s["timings"]["surrogates"]) == (1.5, 2.25) and s["timings"]["report"] > 0
-    assert all(v["status"] == "ok" for v in s["sections"].values())
+    # no [structure] table: that section says so
+    assert s["sections"]["structure"]["status"] == "not applicable"
+    assert all(v["status"] == "ok" for k, v in s["sections"].items() if k != "structure")
     # one interval layout: {"value", "low", "high", "level"} for every estimate with an interval
     fit = s["rve"]["bulk_modulus"]
     assert fit["alpha"] == {"value": 1.02, "low": 0.9, "high": 1.1, "level": 0.95}

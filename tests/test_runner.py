@@ -50,7 +50,8 @@ def test_every_stage_writes_its_outputs(tiny_run) -> None:
                  "sobol.json", "leakage.csv", "ood.json", "stages.json"):
         assert (out / name).exists(), name
     stages = json.loads((out / "stages.json").read_text())
-    assert list(stages) == ["sweep", "gallery", "rve", "surrogates", "propagation", "validation", "report"]
+    assert list(stages) == ["sweep", "gallery", "rve", "surrogates", "propagation", "structure", "validation",
+                            "report"]
     cv = pd.read_csv(out / "cv_predictions.csv")
     test = cv[cv["split"] == "test"]
     assert set(test["model"]) == {"gpr", "pce"} and len(test) == 2 * 32  # every sample predicted out of fold once
@@ -200,7 +201,8 @@ def test_quickstart_study_end_to_end(tmp_path) -> None:
     summary = json.loads((out / "summary.json").read_text())
     assert summary["counts"]["samples"] == 192 and summary["counts"]["failed"] == 0
     status = {k: v["status"] for k, v in summary["sections"].items()}
-    assert status["rve"] == "not applicable" and all(v == "ok" for k, v in status.items() if k != "rve")
+    assert status["rve"] == status["structure"] == "not applicable"
+    assert all(v == "ok" for k, v in status.items() if k not in ("rve", "structure"))
     gpr = summary["surrogates"]["gpr"]["conductivity_eigenvalues_1"]
     # 192 grouped-CV predictions: the 95 % intervals of the heteroscedastic GP are calibrated within the
     # binomial band 0.95 ± 3·sqrt(0.95·0.05/192) = [0.90, 1.0]
@@ -402,7 +404,7 @@ def test_killed_run_resumes_without_redoing_samples(tmp_path) -> None:
     out = tmp_path / "killed_results"
     assert int(_done_flags(store).sum()) == 96 and (out / "report.html").exists()
     assert set(json.loads((out / "stages.json").read_text())) == {
-        "sweep", "gallery", "rve", "surrogates", "propagation", "validation", "report"}
+        "sweep", "gallery", "rve", "surrogates", "propagation", "structure", "validation", "report"}
 
 
 def test_study_json_times_every_stage_the_report_and_the_kernel_warm_up(tmp_path, monkeypatch) -> None:

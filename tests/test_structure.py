@@ -207,3 +207,47 @@ def test_prepared_assembly_equals_scikit_fem_forms(physics):
     ref = asm(form, problem.basis, C=cw).toarray()
     assert dim == 2
     np.testing.assert_allclose(k.toarray(), ref, rtol=0, atol=1e-12 * np.abs(ref).max())
+
+
+def test_fast_stress_equals_scikit_fem_interpolation():
+    """The problem's precomputed element matrices give the same stress (and heat flux) as
+    scikit-fem's own interpolation, on a graded mesh with varied SPD tensors."""
+    import dataclasses
+
+    from stochhom.structure import MacroProblem
+
+    rng = np.random.default_rng(4)
+    mesh = plate_with_hole(4.0, 1.0, 8, 6)
+    prob = MacroProblem(mesh, "elasticity", fixed={"left": [0], "bottom": [1]}, traction={"right": [1.0, 0.0]})
+    c = C2[None] * rng.uniform(0.5, 2.0, (prob.n_elements, 1, 1))
+    sol = prob.solve(c)
+    slow = dataclasses.replace(sol, problem=None)
+    np.testing.assert_allclose(sol.stress(), slow.stress(), rtol=1e-10, atol=1e-12 * np.abs(slow.stress()).max())
+    heat = MacroProblem(mesh, "conductivity", temperature={"left": 0.0}, flux={"right": 1.0})
+    k = np.eye(2)[None] * rng.uniform(0.5, 2.0, (heat.n_elements, 1, 1))
+    hs = heat.solve(k)
+    np.testing.assert_allclose(hs.stress(), dataclasses.replace(hs, problem=None).stress(), rtol=1e-10,
+                               atol=1e-12 * np.abs(hs.stress()).max())
+
+
+def test_a_part_from_a_mesh_file_keeps_its_named_boundaries(tmp_path):
+    """A Gmsh file written by meshio (through scikit-fem) reads back with its boundaries; the
+    bar in tension on it is exact. Bad files are refused by name."""
+    from stochhom.structure.parts import from_file
+
+    path = tmp_path / "bar.msh"
+    plate(4.0, 1.0, 8, 3).save(str(path))
+    mesh = from_file(path)
+    assert sorted(mesh.boundaries) == ["bottom", "left", "right", "top"] and mesh.dim() == 2
+    sol = solve_elasticity(mesh, C2, fixed={"left": [0], "bottom": [1]}, traction={"right": [2.0, 0.0]})
+    assert sol.at([4.0, 0.5])[0] == pytest.approx(2.0 * 4.0 / E_PS, rel=1e-10)
+    with pytest.raises(InputError, match="does not exist"):
+        from_file(tmp_path / "missing.msh")
+    (tmp_path / "junk.msh").write_text("not a mesh")
+    with pytest.raises(InputError, match="cannot read the mesh"):
+        from_file(tmp_path / "junk.msh")
+    from skfem import MeshTri
+
+    MeshTri().refined(2).save(str(tmp_path / "bare.msh"))
+    with pytest.raises(InputError, match="no named boundaries"):
+        from_file(tmp_path / "bare.msh")

@@ -327,6 +327,38 @@ def _hierarchy_text(rep: _Report, hier: Mapping[str, Any], dim: int | None) -> t
     return _esc(intro + " ".join(parts)), out
 
 
+def _structure_text(rep: _Report, rec: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Sentences on the structure stage: the quantity's mean, spread and interval, the
+    dominant source of its variance, and the FE² check."""
+    from .figures import quantity_unit
+
+    h = rec["hierarchical"]
+    unit = quantity_unit(h["quantity"]["kind"], rep.units)
+    sfx = f" {unit}" if unit else ""
+    names = {"macro_field": "the spatial variation of the parameters", "microstructure": "the SVE scatter",
+             "surrogate": "the surrogate's error"}
+    shares = h["shares"]
+    top = max(shares, key=shares.get)
+    part = "part" if rec["part"] == "file" else rec["part"].replace("_", " ")
+    text = (f"On the {part} ({rec['elements']} elements), the {h['label']} has mean "
+            f"{_num(h['mean'])}{sfx} (standard error {_num(h['mean_se'])}) and standard deviation "
+            f"{_num(h['std'])}{sfx} "
+            f"(coefficient of variation {_pct(h['std'] / abs(h['mean']) if h['mean'] else float('nan'))}); 95 % of "
+            f"the solves lie in [{_num(h['quantiles']['0.025'])}, {_num(h['quantiles']['0.975'])}]{sfx}. "
+            f"{names[top][0].upper() + names[top][1:]} dominates its variance ({_pct(shares[top])}; "
+            + ", ".join(f"{names[k]} {_pct(v)}" for k, v in shares.items() if k != top)
+            + f"), from {h['n_macro']} fields × {h['n_functions']} surrogate functions × {h['n_noise']} SVE draws.")
+    c = rec.get("concurrent")
+    if c:
+        text += (f" Direct FE² on {c['n']} of the same fields (one SVE per element) falls inside the surrogate "
+                 f"route's {_pct(c['level'])} interval in {_pct(c['coverage'])} of them.")
+    out = {"quantity": h["label"], "unit": unit, "mean": h["mean"], "std": h["std"], "mean_se": h["mean_se"],
+           "interval_95": [h["quantiles"]["0.025"], h["quantiles"]["0.975"]], "shares": dict(shares),
+           "dominant": top, "solves": h["n_solves"],
+           "fe2_coverage": None if not c else {"coverage": c["coverage"], "level": c["level"], "n": c["n"]}}
+    return _esc(text), out
+
+
 def _size_text(study: Mapping[str, Any], shape: Sequence[int], props: xr.Dataset) -> str:
     """The SVE size of a study: its shape, or the range of a swept ``size``."""
     if "size" in props.coords:
@@ -450,6 +482,12 @@ def _summary(rep: _Report, meta: Mapping[str, Any], props: xr.Dataset) -> None:
         rep.add("summary", f"<h3>How much the boundary conditions matter</h3><p>{text}</p>"
                            '<p>Details: <a href="#rve">RVE size</a>.</p>')
         answers["boundary_conditions"] = answer_h
+    st = rep.summary.get("structure") or {}
+    if st.get("hierarchical"):
+        text, answer_s = _structure_text(rep, st)
+        rep.add("summary", f"<h3>The structure's response</h3><p>{text}</p>"
+                           '<p>Details: <a href="#structure">structural response</a>.</p>')
+        answers["structure"] = answer_s
 
     # which surrogate to trust, and how far
     scat = rep.summary.get("scatter") or {}

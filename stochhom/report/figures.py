@@ -1947,3 +1947,127 @@ def ood_figure(table: pd.DataFrame, model: str, target: str, *, units: Units | N
     fig.suptitle(_wrap(f"{plain(model)}: out of distribution, {target_label(target)}",
                        fig.get_figwidth() - 0.4, FONT + 1))
     return fig
+
+
+# --------------------------------------------------------------------------- the structure stage
+
+
+def quantity_unit(kind: str, units: Units | None = None) -> str:
+    """Unit of a structural quantity of interest (:mod:`stochhom.structure.qoi`), or ``""``."""
+    u = _units(units)
+    if kind == "displacement":
+        return u.length_unit(1)
+    if kind == "max_von_mises":
+        return u.of("bulk_modulus") or PHASE_UNITS
+    return ""
+
+
+def _part_axes(points: np.ndarray, cells: np.ndarray, n: int) -> tuple[Figure, list[Any]]:
+    """Panels for ``n`` fields over a 2D part: stacked when the part is elongated."""
+    span = np.ptp(points, axis=1)
+    aspect = float(span[0] / max(span[1], 1e-300))
+    if aspect > 2.5:
+        h = max(PAGE_WIDTH / aspect * 0.9, 0.9)
+        fig = _figure(PAGE_WIDTH, n * (h + 0.75))
+        axes = list(np.atleast_1d(fig.subplots(n, 1, squeeze=False)).ravel())
+    else:
+        fig, axes = _grid(n, ncols=3, panel=(3.4, 3.0))
+    return fig, axes
+
+
+def _draw_part(ax: Any, points: np.ndarray, cells: np.ndarray, values: np.ndarray, title: str, label: str,
+               cmap: str = "viridis") -> None:
+    from matplotlib.collections import PolyCollection
+
+    polys = np.moveaxis(points[:, cells], 0, -1).transpose(1, 0, 2)  # (n_cells, n_vertices, 2)
+    coll = PolyCollection(polys, array=np.asarray(values, dtype=float), cmap=cmap, edgecolors="face", linewidths=0.2)
+    ax.add_collection(coll)
+    ax.set_xlim(points[0].min(), points[0].max())
+    ax.set_ylim(points[1].min(), points[1].max())
+    ax.set_aspect("equal")
+    ax.set_title(title)
+    ax.figure.colorbar(coll, ax=ax, label=label, shrink=0.9, pad=0.02)
+
+
+@styled
+def structure_field_figure(arrays: Mapping[str, np.ndarray], record: Mapping[str, Any],
+                           units: Units | None = None) -> Figure:
+    """The part: one realization of the first field parameter, and the mean and standard
+    deviation of the local field (element von Mises stress or heat-flux magnitude) over all
+    samples of the hierarchical route. 2D parts only."""
+    points, cells = np.asarray(arrays["points"]), np.asarray(arrays["cells"])
+    if points.shape[0] != 2:
+        raise InputError("the part is drawn for 2D parts only")
+    h = record["hierarchical"]
+    params = h["parameters"]
+    names = list(params)
+    field_name = next((n for n in names if params[n]["kind"] == "field"), names[0])
+    local = h.get("local_field", "local field")
+    u = _units(units)
+    unit = (u.of("bulk_modulus") or PHASE_UNITS) if "stress" in local else ""
+    fig, axes = _part_axes(points, cells, 3)
+    example = np.asarray(arrays["example"])[:, names.index(field_name)]
+    _draw_part(axes[0], points, cells, example, f"one realization of {field_name.replace('_', ' ')}",
+               field_name.replace("_", " "))
+    suffix = f" [{unit}]" if unit else ""
+    _draw_part(axes[1], points, cells, arrays["local_mean"], f"{local}: mean over {h['n_solves']} solves",
+               f"mean{suffix}", "magma")
+    _draw_part(axes[2], points, cells, arrays["local_std"], f"{local}: standard deviation", f"std{suffix}", "magma")
+    length = u.length_unit(1)
+    for ax in axes:
+        ax.set_xlabel(f"x [{length}]")
+        ax.set_ylabel(f"y [{length}]")
+    return fig
+
+
+@styled
+def structure_figure(arrays: Mapping[str, np.ndarray], record: Mapping[str, Any],
+                     units: Units | None = None) -> Figure:
+    """The quantity of interest: its distribution over all hierarchical samples with the
+    central 95 % interval (left), its variance split (middle), and, with the concurrent
+    route, each direct FE² value against the hierarchical interval of the same field (right)."""
+    h = record["hierarchical"]
+    conc = record.get("concurrent")
+    fig, axes = _grid(3 if conc else 2, ncols=3, panel=(3.6, 3.0))
+    unit = quantity_unit(h["quantity"]["kind"], units)
+    label = plain(h["label"]) + (f" [{unit}]" if unit else "")
+    q = np.asarray(arrays["samples"], dtype=float).ravel()
+    ax = axes[0]
+    ax.hist(q, bins=min(40, max(10, q.size // 25)), color="#4c72b0", alpha=0.85)
+    lo, hi = h["quantiles"]["0.025"], h["quantiles"]["0.975"]
+    for v in (lo, hi):
+        ax.axvline(v, color="k", ls="--", lw=0.8)
+    ax.axvline(h["mean"], color="#c44e52", lw=1.2)
+    ax.set_xlabel(label)
+    ax.set_ylabel("solves")
+    ax.set_title(f"{h['n_macro']} fields × {h['n_functions']} functions × {h['n_noise']} SVE draws")
+    ax.xaxis.set_major_locator(_ticks(4))
+    ax = axes[1]
+    parts = [("macro_field", "macro field", "#4c72b0"), ("microstructure", "SVE scatter", "#dd8452"),
+             ("surrogate", "surrogate", "#55a868")]
+    shares = [float(h["shares"][k]) for k, _, _ in parts]
+    ax.barh([p[1] for p in parts], shares, color=[p[2] for p in parts])
+    for y, s in enumerate(shares):
+        ax.text(min(s + 0.02, 0.8), y, f"{100 * s:.1f} %", va="center")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share of the variance")
+    ax.set_title("variance split")
+    if conc:
+        ax = axes[2]
+        draws = np.asarray(arrays["concurrent_draws"], dtype=float)
+        vals = np.asarray(arrays["concurrent_values"], dtype=float)
+        level = float(conc["level"])
+        lo_i = np.quantile(draws, (1 - level) / 2, axis=1)
+        hi_i = np.quantile(draws, (1 + level) / 2, axis=1)
+        order = np.argsort(draws.mean(axis=1))
+        x = np.arange(vals.size)
+        ax.vlines(x, lo_i[order], hi_i[order], color="0.55", lw=2.5, label=f"hierarchical {100 * level:.0f} % interval")
+        inside = (vals >= lo_i) & (vals <= hi_i)
+        ax.plot(x[inside[order]], vals[order][inside[order]], "o", ms=3.5, color="#4c72b0", label="FE², inside")
+        ax.plot(x[~inside[order]], vals[order][~inside[order]], "x", ms=5, color="#c44e52", label="FE², outside")
+        ax.set_xlabel("macro field, by hierarchical mean")
+        ax.set_ylabel(label)
+        ax.set_title(f"FE² on the same fields: coverage {100 * conc['coverage']:.0f} %")
+        ax.yaxis.set_major_locator(_ticks(4))
+    _shared_legend(fig, axes, 3)
+    return fig

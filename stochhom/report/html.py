@@ -103,6 +103,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("rve", "RVE size"),
     ("surrogates", "Surrogate quality"),
     ("propagation", "Propagated distributions and sensitivity"),
+    ("structure", "Structural response"),
     ("validation", "Validation"),
     ("failures", "Failed samples"),
     ("provenance", "Appendix: configuration, provenance and timings"),
@@ -127,6 +128,8 @@ STAGE_OF: dict[str, str] = {
     "propagation.json": "propagation",
     "propagation_samples.npz": "propagation",
     "sobol.json": "propagation",
+    "structure.json": "structure",
+    "structure.npz": "structure",
     "leakage.csv": "validation",
     "ood.json": "validation",
     "ood.csv": "validation",
@@ -738,6 +741,113 @@ def _hierarchy(rep: _Report, dim: int | None, voxel_size: float | None) -> None:
             + _table(("target", "condition", "SVEs", "mean, smallest", "bias", "mean, largest", "bias",
                       "CV, smallest", "CV, largest"), rows, 2))
     rep.summary["hierarchy"] = h
+
+
+def _structure(rep: _Report) -> None:
+    """``structure.json`` / ``structure.npz``: the part's response with the surrogate as every
+    element's law (hierarchical), and the direct FE² check (concurrent)."""
+    path = rep.file("structure.json")
+    sec = rep.sections["structure"]
+    if path is None:
+        sec.status, sec.message = "not applicable", "the study has no [structure] table"
+        rep.add("structure", "<p>Not applicable: the study has no <code>[structure]</code> table. Add one to "
+                             "make the surrogate the constitutive law of a part's elements and obtain the "
+                             "distribution of a structural quantity (docs: <i>Structures</i>).</p>")
+        return
+    rec = _read_json(path)
+    npz = rep.file("structure.npz")
+    if npz is None:
+        rep.not_run("structure", "structure.npz")
+        return
+    with np.load(npz) as data:
+        arrays = {k: data[k] for k in data.files}
+    h = rec["hierarchical"]
+    u = rep.units
+    unit = F.quantity_unit(h["quantity"]["kind"], u)
+    qlabel = h["label"] + (f" [{unit}]" if unit else "")
+    params = h["parameters"]
+    desc = []
+    for name, p in params.items():
+        if p["kind"] == "field":
+            f = p["field"]
+            what = ("mean" if f["distribution"] == "normal" else "median")
+            desc.append(f"<b>{_esc(name)}</b>: a {f['distribution']} random field ({f['model']} correlation, length "
+                        f"{_num(f['correlation_length'])} {u.length_unit(1)}), {what} {_num(f['center'])}, spread "
+                        f"{_num(f['spread'])}; element values from {_num(p['range'][0])} to {_num(p['range'][1])}"
+                        + (f", {_pct(p['outside'])} of them outside the swept range "
+                           f"[{_num(p['domain'][0])}, {_num(p['domain'][1])}] (the surrogate extrapolates there)"
+                           if p.get("outside") else ""))
+        else:
+            desc.append(f"<b>{_esc(name)}</b> = {_num(p['range'][0])}")
+    size = f" Each element is one SVE of size {_num(rec['size'])}." if rec.get("size") else \
+        " Each element is one SVE of the swept size."
+    length = u.length_unit(1)
+    dims = " × ".join(f"{_esc(k.replace('_', ' '))} {_num(val)} {length}" for k, val in rec["dimensions"].items())
+    part = rec["part"].replace("_", " ")
+    if rec["part"] == "file":
+        part, dims = "part", f"mesh {_esc(Path(rec.get('path') or '').name)}"
+    loads = []
+    for b, comps in (rec.get("loads", {}).get("fixed") or {}).items():
+        loads.append(f"{_esc(b)} side held ({'all components' if comps == 'all' else 'components ' + str(comps)})")
+    force = u.of("bulk_modulus") or "phase units"
+    for b, vec in (rec.get("loads", {}).get("traction") or {}).items():
+        loads.append(f"traction ({', '.join(_num(c) for c in vec)}) {_esc(force)} on the {_esc(b)} side")
+    for key, what in (("temperature", "temperature"), ("flux", "heat flux")):
+        for b, val in (rec.get("loads", {}).get(key) or {}).items():
+            loads.append(f"{what} {_num(val)} on the {_esc(b)} side")
+    if rec.get("loads", {}).get("source"):
+        loads.append(f"uniform source {_num(rec['loads']['source'])}")
+    v = h["variance"]
+    rep.add("structure",
+            f"<p>A {_esc(part)} ({dims}; {rec['elements']} elements, {rec['dofs']} "
+            f"degrees of freedom; {'; '.join(loads)}) whose every element takes "
+            f"its {_esc(rec['tensor'])} tensor from the {_esc(rec['model'].upper())} surrogate at the element's "
+            f"local parameters: {'; '.join(desc)}.{size} Nested Monte Carlo: {h['n_macro']} macro fields × "
+            f"{h['n_functions']} posterior functions of the surrogate (shared by all elements) × {h['n_noise']} "
+            f"draws of the SVE scatter (independent per element) = {h['n_solves']} finite-element solves in "
+            f"{_num(h['seconds'])} s.</p>")
+    rows = [(_esc(qlabel), _num(h["mean"]), _num(h["mean_se"]), _num(h["std"]),
+             f"[{_num(h['quantiles']['0.025'])}, {_num(h['quantiles']['0.975'])}]",
+             _pct(h["shares"]["macro_field"]), _pct(h["shares"]["microstructure"]), _pct(h["shares"]["surrogate"]))]
+    rep.add("structure", _table(("quantity", "mean", "standard error", "std", "95 % interval", "macro field",
+                                 "SVE scatter", "surrogate"), rows, 1)
+            + "<p>Shares of the variance: the macro field's is the first-order Sobol index of the parameter field "
+              "(Var<sub>i</sub> E[Q | field]); the SVE scatter's is its total index (E[Var(Q | field, function)]); "
+              "the surrogate's is the spread between its posterior functions given the field. Unbiased nested "
+              f"estimators; the sum is the variance ({_num(v['total'])}).</p>")
+    if h.get("interpolation_error", 0) > 0.1:
+        rep.warn("structure", f"The surrogate's functions were interpolated on a parameter grid with an error of "
+                              f"{_num(h['interpolation_error'])} predictive standard deviations: raise "
+                              "<code>[structure] grid_points</code>.")
+    for p in params.values():
+        if p.get("outside"):
+            rep.warn("structure", f"{_pct(p['outside'])} of the element parameter values lie outside the swept "
+                                  "range: the surrogate extrapolates there.")
+    rep.figure("structure", F.structure_figure(arrays, rec, u),
+               f"{h['label']}: distribution over all solves (dashed: central 95 % interval; red: mean) and its "
+               "variance split" + (", and the direct FE² values against the hierarchical intervals on the same "
+                                   "fields" if rec.get("concurrent") else ""))
+    if np.asarray(arrays["points"]).shape[0] == 2:
+        rep.figure("structure", F.structure_field_figure(arrays, rec, u),
+                   f"The part: one realization of the parameter field, and the {h.get('local_field', 'local field')} "
+                   "per element, mean and standard deviation over all solves")
+    c = rec.get("concurrent")
+    if c:
+        lo, hi = c["coverage_ci"]
+        rep.add("structure",
+                f"<p><b>Check against FE².</b> {c['n']} of the same fields solved directly, one FFT-homogenized SVE "
+                f"per element ({c['elements']} elements: {c['sve_solves'] + c.get('cache_hits', 0)} SVEs"
+                + (f", {c['cache_hits']} of them from the cache of an earlier run" if c.get("cache_hits") else "")
+                + "): "
+                f"{_pct(c['coverage'])} of the direct values lie inside the hierarchical route's central "
+                f"{_pct(c['level'])} interval (95 % interval of that fraction [{_pct(lo)}, {_pct(hi)}]; "
+                f"{c['draws_per_sample']} hierarchical draws per field). Mean of the direct values "
+                f"{_num(c['mean_direct'])}, of the hierarchical draws {_num(c['mean_hierarchical'])}.</p>")
+        if hi < c["level"]:
+            rep.warn("structure", f"The hierarchical route covers the direct FE² values in only {_pct(c['coverage'])} "
+                                  f"of the fields at a nominal {_pct(c['level'])}: its stated uncertainty is too "
+                                  "narrow for this part.")
+    rep.summary["structure"] = rec
 
 
 def _no_surrogate(rep: _Report, section: str) -> None:
@@ -1413,11 +1523,12 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, pdf: bo
         swept = study.get("parameters") or {}
         _run(rep, "rve", lambda: _rve(rep, size_swept="size" in swept or not swept, props=props))
         if (meta.get("pipeline") or {}).get("models") == []:
-            for sid in ("surrogates", "propagation", "validation"):
+            for sid in ("surrogates", "propagation", "validation", "structure"):
                 _no_surrogate(rep, sid)
         else:
             _run(rep, "surrogates", lambda: _surrogates(rep))
             _run(rep, "propagation", lambda: _propagation(rep))
+            _run(rep, "structure", lambda: _structure(rep))
             _run(rep, "validation", lambda: _validation(rep))
         _run(rep, "failures", lambda: _failures(rep, props))
         _run(rep, "summary", lambda: _summary(rep, meta, props))

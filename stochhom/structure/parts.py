@@ -13,6 +13,10 @@ r"""Ready parts: meshes with named boundaries for the macroscopic problems of
 ``plate``
     A rectangle :math:`[0, L]\times[0, H]` with the four sides named (a heated plate,
     a bar).
+``from_file``
+    Any mesh that meshio reads (Gmsh ``.msh``, VTK ``.vtu``, ...) of linear triangles,
+    quadrilaterals, tetrahedra or hexahedra, with its boundary facets tagged by name
+    (Gmsh physical groups): the user's own part.
 
 Every part is a scikit-fem mesh of linear quadrilaterals (hexahedra in 3D) with
 ``mesh.boundaries`` set.
@@ -27,7 +31,7 @@ import numpy as np
 from ..errors import InputError
 from ..microstructure.ensemble import _positive
 
-__all__ = ["cantilever", "plate", "plate_with_hole"]
+__all__ = ["cantilever", "from_file", "plate", "plate_with_hole"]
 
 
 def _count(name: str, value: Any, low: int = 1) -> int:
@@ -103,3 +107,45 @@ def plate_with_hole(half_width: float = 10.0, radius: float = 1.0, n_angle: int 
         # facet midpoints on the hole lie on its chords, inside the circle
         "hole": lambda x: np.hypot(x[0], x[1]) < a * (1 + 1e-9),
     })
+
+
+def from_file(path: Any) -> Any:
+    """A mesh read from a file by meshio (through scikit-fem's ``Mesh.load``).
+
+    Parameters
+    ----------
+    path : str or Path
+        Gmsh ``.msh``, VTK ``.vtu`` or any format meshio reads; linear triangles,
+        quadrilaterals, tetrahedra or hexahedra.
+
+    Returns
+    -------
+    skfem.Mesh
+        With ``boundaries`` named after the file's tagged facet sets (Gmsh physical
+        groups), which supports and loads refer to.
+
+    Raises
+    ------
+    InputError
+        A missing or unreadable file, an unsupported cell type, or a mesh without named
+        boundaries.
+    """
+    from pathlib import Path
+
+    from skfem import Mesh
+
+    from .fe import _element
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"mesh file {str(p)!r} does not exist")
+    try:
+        mesh = Mesh.load(str(p))
+    except (Exception, SystemExit) as exc:  # meshio raises many kinds, and exits, for a bad file
+        raise InputError(f"cannot read the mesh {str(p)!r}: {type(exc).__name__}: {exc} (linear triangles, "
+                         "quadrilaterals, tetrahedra or hexahedra, in a format meshio reads)") from None
+    _element(mesh)
+    if not mesh.boundaries:
+        raise InputError(f"the mesh {str(p)!r} has no named boundaries: tag its boundary facets (Gmsh physical "
+                         "groups of lines in 2D, surfaces in 3D) so that supports and loads can refer to them")
+    return mesh

@@ -40,6 +40,9 @@ r"""Configuration of the end-to-end pipeline (``stochhom run``): the optional st
     ood_edges = [0.0, 0.1, 0.25, 0.5]
     min_samples = 20             # every reported OOD row rests on at least this many samples
 
+    [structure]                  # a part whose elements carry the surrogate's tensors: see
+                                 # stochhom.structure.study for the keys
+
 Every key is checked at load time: an unknown key or a bad value is refused with its
 location and the allowed values, like the rest of the study file.
 """
@@ -84,6 +87,7 @@ class PipelineConfig:
     ood_fraction: float = 0.6
     ood_edges: list[float] = field(default_factory=lambda: [0.0, 0.1, 0.25, 0.5])
     min_samples: int = 20
+    structure: dict[str, Any] | None = None
 
     def section(self, stage: str) -> dict[str, Any]:
         """The options a stage depends on (hashed to decide whether it must be redone)."""
@@ -94,6 +98,7 @@ class PipelineConfig:
             "propagation": ["targets", "models", "n_samples", "n_functions", "sobol_samples", "inputs"],
             "validation": ["targets", "bounds", "log_targets", "models", "gpr", "pce", "n_splits", "ood_fraction",
                            "ood_edges", "min_samples"],
+            "structure": ["targets", "models", "gpr", "pce", "structure"],
         }[stage]
         return {k: getattr(self, k) for k in keys}
 
@@ -281,4 +286,13 @@ def pipeline_config(study: Any) -> PipelineConfig:
     if "min_samples" in v:
         out["min_samples"] = _int(v["min_samples"], "[validation].min_samples", 2)
     _table(pipe, "report", {"pdf"})
+    if "structure" in pipe:
+        from ..structure.study import structure_config
+
+        models = out.get("models", ["gpr", "pce"])
+        out["structure"] = structure_config(study, pipe["structure"], models, out.get("targets", []))
+        std = out.get("pce", {}).get("std_method", "bootstrap")
+        if out["structure"]["model"] == "pce" and std != "bootstrap":
+            raise _err("[structure].model", "a PCE gives posterior functions only with std_method = \"bootstrap\" "
+                       f"([surrogate].pce), got {std!r}")
     return PipelineConfig(**out)

@@ -55,10 +55,10 @@ from .schema import Study
 __all__ = ["STAGES", "cv_groups", "results_dir", "run_study"]
 
 #: Version of what the stages compute: a change redoes every stage but the sweep of existing results.
-PIPELINE_VERSION = 4
+PIPELINE_VERSION = 5  # 5: the structure stage; tensor surrogates learn their noise correlation
 
 #: The stages of :func:`run_study`, in order.
-STAGES = ("sweep", "gallery", "rve", "surrogates", "propagation", "validation", "report")
+STAGES = ("sweep", "gallery", "rve", "surrogates", "propagation", "structure", "validation", "report")
 
 
 def results_dir(study: Study) -> Path:
@@ -1064,6 +1064,19 @@ def _stage_propagation(study: Study, out: Path, cfg: PipelineConfig, props: Any)
     np.savez_compressed(out / "propagation_samples.npz", **samples)
 
 
+def _stage_structure(study: Study, out: Path, cfg: PipelineConfig, props: Any, say: Callable[[str], None],
+                     workers: int = 1, scheduler: str | None = None) -> None:
+    """``[structure]``: the part's response with the whole-tensor surrogate as every element's
+    law (:mod:`stochhom.structure.study`); ``structure.json`` and ``structure.npz``."""
+    from ..structure.study import run_stage
+
+    info = json.loads((out / "surrogates.json").read_text())
+    features = list(info["features"])
+    s = cfg.structure
+    model = _load_model(out / "surrogates" / f"{s['tensor']}__{s['model']}")
+    run_stage(study, out, s, props, features, model, say, workers, scheduler)
+
+
 #: Metrics of the leakage demonstration and of the OOD evaluation.
 _VALIDATION_METRICS = ("rmse", "nlpd", "crps", "coverage_0.95")
 
@@ -1363,11 +1376,11 @@ def run_study(
     sweep_hash = study.hash()
     inputs = {"sweep": {"study": sweep_hash}}
     upstream = {"gallery": [], "rve": ["sweep"], "surrogates": ["sweep"], "propagation": ["surrogates"],
-                "validation": ["sweep", "surrogates"],
-                "report": ["sweep", "gallery", "rve", "surrogates", "propagation", "validation"]}
+                "structure": ["surrogates"], "validation": ["sweep", "surrogates"],
+                "report": ["sweep", "gallery", "rve", "surrogates", "propagation", "structure", "validation"]}
     outputs = {"sweep": ["samples.zarr"], "gallery": [], "rve": [], "surrogates": ["surrogates.json"],
-               "propagation": ["propagation.json"], "validation": ["leakage.csv", "ood.json"],
-               "report": ["report.html", "summary.json"]}
+               "propagation": ["propagation.json"], "structure": ["structure.json", "structure.npz"],
+               "validation": ["leakage.csv", "ood.json"], "report": ["report.html", "summary.json"]}
     props = None
     repaired = 0
     ran: set[str] = set()  # stages run in this call: their downstream stages run too
@@ -1378,6 +1391,12 @@ def run_study(
             inputs[stage] = {"study": sweep_hash, "options": section, "version": PIPELINE_VERSION,
                              "upstream": [record.get(u, {}).get("hash") for u in upstream[stage]]}
         h = _hash(inputs[stage])
+        if stage == "structure" and cfg.structure is None:  # no [structure] table: nothing to run
+            for f in (*outputs[stage], *(p.name for p in out.glob("structure_sve_cache*.npz"))):
+                (out / f).unlink(missing_ok=True)
+            record[stage] = {"hash": h, "seconds": 0.0, "finished": None, "skipped": "no [structure] table"}
+            _write_json(record_path, record)
+            continue
         if stage in _SURROGATE_STAGES and not cfg.models:  # asked for no surrogate: nothing to run
             for f in (*outputs[stage], *_EXTRA_OUTPUTS.get(stage, ())):
                 p = out / f
@@ -1418,6 +1437,8 @@ def run_study(
                 _stage_surrogates(study, out, cfg, props, say)
             elif stage == "propagation":
                 _stage_propagation(study, out, cfg, props)
+            elif stage == "structure":
+                _stage_structure(study, out, cfg, props, say, _worker_count(workers), scheduler)
             elif stage == "validation":
                 _stage_validation(study, out, cfg, props)
             elif stage == "report":

@@ -90,7 +90,7 @@ _SOLVER_KEYS = {"scheme": str, "discretization": str, "tol": float, "maxiter": i
                 "workers": int, "backend": str, "device": str, "composite_voxels": int, "boundary": str}
 _TOP = {"study", "generator", "sweep", "phases", "solver"}
 #: Tables of the end-to-end pipeline (``stochhom run``), validated by :mod:`stochhom.study.pipeline`.
-PIPELINE_TABLES = ("gallery", "rve", "surrogate", "propagation", "validation", "report")
+PIPELINE_TABLES = ("gallery", "rve", "surrogate", "propagation", "validation", "structure", "report")
 
 
 class StudyError(InputError):
@@ -491,7 +491,7 @@ def study_from_dict(data: Mapping[str, Any], base: Path | None = None, name: str
         name=study_name, output=output, seed=seed, generator=gname, shape=tuple(shape), voxel_size=voxel_size,
         fixed=fixed, design=design, parameters=parameters, points=points, replicates=replicates,
         phases={str(k): dict(v) for k, v in phases.items()}, solver=dict(solver), source=dict(data),
-        pipeline={t: data[t] for t in PIPELINE_TABLES if t in data},
+        pipeline={t: _resolved(t, data[t], base) for t in PIPELINE_TABLES if t in data},
         units=units, question=question.strip() if question else None, fit=fit_info,
     )
     _check_generator_parameters(study)
@@ -504,6 +504,15 @@ def study_from_dict(data: Mapping[str, Any], base: Path | None = None, name: str
     pipeline_config(study)  # the pipeline tables are checked at load time too
     _check_labels(study)
     return study
+
+
+def _resolved(table: str, value: Any, base: Path) -> Any:
+    """A pipeline table with its file paths made absolute (relative to the study file):
+    ``[structure] path``, the mesh of a part read from a file."""
+    if table == "structure" and isinstance(value, dict) and isinstance(value.get("path"), str):
+        path = Path(value["path"]).expanduser()
+        return {**value, "path": str(path if path.is_absolute() else (base / path).resolve())}
+    return value
 
 
 #: Valid values of the special parameter ``size`` (the SVE edge, in voxels).

@@ -47,7 +47,8 @@ from .predictive import Empirical
 from .propagation import as_distribution
 from .spd import SPDTransform
 
-__all__ = ["TENSOR_TARGETS", "TensorPropagation", "TensorSurrogate", "entry_names", "propagate_tensor"]
+__all__ = ["TENSOR_TARGETS", "TensorPropagation", "TensorSurrogate", "entry_names", "nested_variance",
+           "propagate_tensor"]
 
 #: Tensor targets of the study runner, by physics.
 TENSOR_TARGETS = {"conductivity": "conductivity", "stiffness": "elasticity"}
@@ -122,7 +123,26 @@ class TensorSurrogate(SurrogateBase):
         self.n_features_in_ = Xa.shape[1]
         self.m_ = t.shape[1]
         self.n_outputs_ = feats.shape[1]
+        self.noise_correlation_ = self._noise_correlation(Xa, feats)
         return self
+
+    def _noise_correlation(self, X: np.ndarray, feats: np.ndarray) -> np.ndarray:
+        r"""Correlation of the latent features' scatter between features, :math:`R`, from the
+        training residuals :math:`(z_i - \hat\mu(\theta_i)) / \hat\sigma(\theta_i)`.
+
+        The latent model gives each feature its own noise; the scatter of one SVE's tensor
+        moves its features together (a stiffer SVE raises every diagonal term). Draws of the
+        SVE scatter (:func:`~stochhom.structure.hierarchical.hierarchical`) use
+        :math:`\varepsilon = \sigma \odot (C z)` with :math:`C C^T = R`. Identity with fewer
+        than ``4 f`` training points (too few to estimate an ``f x f`` correlation)."""
+        q = feats.shape[1]
+        noise = getattr(self.estimator_, "noise_variance", None)
+        if noise is None or X.shape[0] < 4 * q:
+            return np.eye(q)
+        mu = np.asarray(self.estimator_.predict(X), dtype=float).reshape(feats.shape)
+        sd = np.sqrt(np.clip(np.asarray(noise(X), dtype=float).reshape(feats.shape), 1e-300, None))
+        r = np.corrcoef(((feats - mu) / sd).T)
+        return np.where(np.isfinite(r), r, np.eye(q))
 
     # ------------------------------------------------------------------ latent model
     def predict_latent(self, X: Any, return_std: bool = False) -> Any:
@@ -138,6 +158,11 @@ class TensorSurrogate(SurrogateBase):
     def latent_noise_variance(self) -> Any:
         check_is_fitted(self, "estimator_")
         return self.estimator_.noise_variance
+
+    @property
+    def spd_transform(self) -> SPDTransform:
+        """The map from latent features to tensors (numpy only: cheap to send to workers)."""
+        return self._spd()
 
     def tensors(self, features: Any) -> np.ndarray:
         """SPD tensors ``(..., m, m)`` of latent features ``(..., f)``."""
@@ -174,7 +199,8 @@ class TensorSurrogate(SurrogateBase):
         self.estimator_.save(path / "latent")
         meta = {"format": _FORMAT, "version": 1, "latent": type(self.estimator_).__name__, "physics": self.physics,
                 "dim": int(self.dim), "n_draws": int(self.n_draws), "random_state": int(self.random_state),
-                "n_features_in_": int(self.n_features_in_), "m_": int(self.m_), "n_outputs_": int(self.n_outputs_)}
+                "n_features_in_": int(self.n_features_in_), "m_": int(self.m_), "n_outputs_": int(self.n_outputs_),
+                "noise_correlation_": np.asarray(self.noise_correlation_).tolist()}
         (path / "tensor.json").write_text(json.dumps(meta, indent=2))
         return path
 
@@ -193,6 +219,7 @@ class TensorSurrogate(SurrogateBase):
         model = cls(latent, meta["physics"], meta["dim"], meta["n_draws"], meta["random_state"])
         model.estimator_ = latent
         model.n_features_in_, model.m_, model.n_outputs_ = meta["n_features_in_"], meta["m_"], meta["n_outputs_"]
+        model.noise_correlation_ = np.asarray(meta.get("noise_correlation_", np.eye(model.n_outputs_)), dtype=float)
         return model
 
 
@@ -226,6 +253,30 @@ class TensorPropagation:
     variance: dict[str, dict[str, float]]
     min_eigenvalue: float
     n_noise: int
+
+
+def nested_variance(v: Any) -> tuple[float, float, float]:
+    r"""Unbiased split of the variance of nested draws ``v`` of shape ``(K, J, n)``: ``K``
+    noise draws per (function, input), ``J`` functions shared by the ``n`` inputs.
+
+    With :math:`\hat m_{ij}`, :math:`\hat v_{ij}` the mean and variance over the noise
+    draws, returns (aleatoric, epistemic, input) =
+    :math:`(\overline{\hat v},\ \overline{\operatorname{Var}_j \hat m_{ij}} - \overline{\hat v}/K,\
+    \hat T - \overline{\operatorname{Var}_j \hat m_{ij}})` (module docstring), the last two
+    clipped at 0. In Sobol terms: the total index of the noise, the functions' share given
+    the input, and the first-order index of the input, times the total variance.
+    """
+    v = np.asarray(v, dtype=float)
+    k, n_f, n = v.shape
+    if k < 2 or n < 2:
+        raise InputError(f"the variance split needs at least 2 noise draws and 2 inputs, got {k} and {n}")
+    m_hat = v.mean(axis=0)  # (J, n)
+    alea = float(v.var(axis=0, ddof=1).mean())
+    between = float(m_hat.var(axis=0, ddof=1).mean()) if n_f > 1 else 0.0
+    within_f = float(m_hat.var(axis=1, ddof=1).mean())
+    total_mean = float(m_hat.mean(axis=1).var(ddof=1)) if n_f > 1 else 0.0
+    t_hat = within_f + total_mean - within_f / n
+    return alea, max(between - alea / k, 0.0), max(t_hat - between, 0.0)
 
 
 def propagate_tensor(
@@ -281,23 +332,14 @@ def propagate_tensor(
     iu = [(i, j) for i in range(m_) for j in range(i, m_)]
     entries = entry_names(name, m_)
     mean, std, quants, variance = {}, {}, {}, {}
-    n = theta.shape[0]
     for e, (i, j) in zip(entries, iu):
         v = y[..., i, j]  # (K, J, n)
-        m_hat = v.mean(axis=0)  # (J, n)
-        v_hat = v.var(axis=0, ddof=1)
-        alea = float(v_hat.mean())
-        between = float(m_hat.var(axis=0, ddof=1).mean())
-        within_f = float(m_hat.var(axis=1, ddof=1).mean())
-        total_mean = float(m_hat.mean(axis=1).var(ddof=1)) if n_functions > 1 else 0.0
-        t_hat = within_f + total_mean - within_f / n
-        epi = max(between - alea / n_noise, 0.0)
-        inp = max(t_hat - between, 0.0)
+        alea, epi, inp = nested_variance(v)
         parts = {"aleatoric": alea, "epistemic": 0.0 if unsplit else epi, "unsplit": epi if unsplit else 0.0,
                  "input": inp}
         parts["total"] = sum(parts.values())
         variance[e] = parts
-        mean[e] = float(m_hat.mean())
+        mean[e] = float(v.mean())
         std[e] = float(np.sqrt(parts["total"]))
         flat = v[0].reshape(-1)
         quants[e] = {float(q): float(np.quantile(flat, q)) for q in quantiles}
