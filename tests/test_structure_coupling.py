@@ -2,9 +2,9 @@
 
 A synthetic SVE law with a known answer stands in for the FFT solver: the apparent
 plane-strain stiffness of an SVE at volume fraction ``phi`` has log-Cholesky features
-``z = m(phi) + 0.05 eps`` (independent standard normal ``eps`` per SVE), so that direct
-Monte Carlo over the SVEs of every element is cheap and exact in law. The surrogate is a
-GPR fitted to 300 such SVEs.
+``z = m(phi) + 0.05 eps`` (independent standard normal ``eps`` per SVE, ``m`` linear in
+``phi``), so that direct Monte Carlo over the SVEs of every element is cheap and exact in
+law. The surrogate is a GPR fitted to 300 such SVEs.
 """
 
 from __future__ import annotations
@@ -33,11 +33,15 @@ NOISE = 0.05  # standard deviation of every latent feature of one SVE
 TIP = {"kind": "displacement", "point": [10.0, 0.5], "component": 1}
 
 
+#: Log-Cholesky features of the SVE law at volume fractions 0 and 1: linear in between, a
+#: law a GP learns without the smoothing bias of a curved one.
+Z0, Z1 = SPD.features(np.stack([isotropic_stiffness(10.0, 5.0, 2), isotropic_stiffness(30.0, 12.5, 2)]))
+
+
 def law_mean(phi: np.ndarray) -> np.ndarray:
     """Log-Cholesky features of the mean SVE stiffness at volume fraction ``phi``."""
     phi = np.atleast_1d(np.asarray(phi, dtype=float))
-    t = np.stack([isotropic_stiffness(10 * (1 + 2 * p), 5 * (1 + 1.5 * p), 2) for p in phi.ravel()])
-    return SPD.features(t).reshape(*phi.shape, 6)
+    return Z0 + phi[..., None] * (Z1 - Z0)
 
 
 def synthetic_sve(params: dict, seed: int) -> np.ndarray:
@@ -161,6 +165,7 @@ def test_hierarchical_covers_the_concurrent_route(surrogate):
     cmp = compare_routes(hier, direct, level=0.9)
     assert cmp["coverage"] >= 0.72  # binomial(40, 0.9): P(< 0.72) ~ 1e-3
     assert 0.35 < np.mean(cmp["pit"]) < 0.65
+    assert abs(cmp["bias_z"]) < 2 and 0.7 < cmp["residual_sd"] / cmp["sve_sd"] < 1.4
 
     class NoScatter:  # the same surrogate, SVE scatter dropped: overconfident
         n_features_in_ = 1
@@ -173,7 +178,19 @@ def test_hierarchical_covers_the_concurrent_route(surrogate):
             return np.zeros((len(x), 6))
 
     bad = hierarchical(problem, NoScatter(), params, TIP, n_macro=40, n_functions=5, n_noise=8, rng=11)
-    assert compare_routes(bad, direct, level=0.9)["coverage"] < 0.5
+    worse = compare_routes(bad, direct, level=0.9)
+    assert worse["coverage"] < 0.5 and worse["residual_sd"] > 3 * max(worse["sve_sd"], 1e-12)
+
+    class Biased(NoScatter):  # the same surrogate, its mean 6 % too stiff in every diagonal term
+        @staticmethod
+        def sample_latent_functions(x, n, rng=None):
+            return surrogate.sample_latent_functions(x, n, rng=rng) + np.array([0.03, 0, 0.03, 0, 0, 0.03])
+
+        latent_noise_variance = surrogate.latent_noise_variance
+
+    off = compare_routes(hierarchical(problem, Biased(), params, TIP, n_macro=40, n_functions=5, n_noise=8, rng=11),
+                         direct, level=0.9)
+    assert off["bias_z"] < -2 and off["coverage"] < cmp["coverage"]
     again = concurrent(problem, synthetic_sve, params, TIP, n_macro=40, rng=11, cache=cache)
     assert again.n_sve == 0 and again.cache_hits == 40 * problem.n_elements
     np.testing.assert_array_equal(again.values, direct.values)
@@ -232,7 +249,7 @@ def test_refusals(surrogate, beam):
     with pytest.raises(InputError, match="3x3 tensors but the problem needs 2x2"):
         hierarchical(heat, surrogate, {"phi": f}, n_macro=2)
     with pytest.warns(OutOfDomainWarning, match="outside the surrogate's training range"):
-        hierarchical(beam, surrogate, {"phi": MacroField("normal", 0.45, 0.05, 2.0)}, n_macro=2, n_functions=1,
+        hierarchical(beam, surrogate, {"phi": MacroField("normal", 0.6, 0.02, 2.0)}, n_macro=2, n_functions=1, rng=0,
                      domain={"phi": (0.1, 0.5)})
     direct = concurrent(beam, synthetic_sve, {"phi": f}, n_macro=2, rng=1)
     with warnings.catch_warnings():

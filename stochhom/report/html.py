@@ -841,8 +841,17 @@ def _structure(rep: _Report) -> None:
                 + "): "
                 f"{_pct(c['coverage'])} of the direct values lie inside the hierarchical route's central "
                 f"{_pct(c['level'])} interval (95 % interval of that fraction [{_pct(lo)}, {_pct(hi)}]; "
-                f"{c['draws_per_sample']} hierarchical draws per field). Mean of the direct values "
-                f"{_num(c['mean_direct'])}, of the hierarchical draws {_num(c['mean_hierarchical'])}.</p>")
+                f"{c['draws_per_sample']} hierarchical draws per field; the fields share one surrogate error, so "
+                f"this fraction scatters more than that interval says). Mean of the direct values "
+                f"{_num(c['mean_direct'])}, of the hierarchical draws {_num(c['mean_hierarchical'])}"
+                + (f"; their mean difference {_num(c['bias'])} is {_num(abs(c['bias_z']))} times the spread of the "
+                   f"surrogate's posterior functions at a field ({_num(c['function_sd'])}), and the differences "
+                   f"scatter about it by {_num(c['residual_sd'])} against an SVE scatter of {_num(c['sve_sd'])}"
+                   if c.get("bias_z") is not None and np.isfinite(c["bias_z"]) else "") + ".</p>")
+        if c.get("bias_z") is not None and abs(c["bias_z"]) > 2:
+            rep.warn("structure", f"The direct FE² values differ from the surrogate route by {_num(c['bias'])} on "
+                                  f"average, {_num(abs(c['bias_z']))} times the surrogate's stated uncertainty: its "
+                                  "mean is off for this part.")
         if hi < c["level"]:
             rep.warn("structure", f"The hierarchical route covers the direct FE² values in only {_pct(c['coverage'])} "
                                   f"of the fields at a nominal {_pct(c['level'])}: its stated uncertainty is too "

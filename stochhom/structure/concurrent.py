@@ -221,8 +221,15 @@ def compare_routes(hier: StructureResult, direct: ConcurrentResult, level: float
     -------
     dict
         ``coverage`` (fraction of direct values inside their central interval) with its
-        Wilson 95 % interval ``coverage_ci``, ``pit`` (one per sample), ``z`` (standardized
-        differences), ``mean_direct``, ``mean_hierarchical`` and ``n``.
+        Wilson 95 % interval ``coverage_ci`` (which treats the fields as independent; they
+        share one surrogate error, so the fraction scatters more between surrogates),
+        ``pit`` (one per sample), ``z`` (standardized differences), ``mean_direct``,
+        ``mean_hierarchical``, ``n``, and the two causes of a miss told apart: ``bias``,
+        the mean of direct minus hierarchical, against ``function_sd``, the spread of the
+        posterior functions at a field (``bias_z`` = their ratio: the surrogate's mean is
+        off by more than it says when ``|bias_z|`` passes 2), and ``residual_sd``, the
+        spread of the differences about that bias, against ``sve_sd``, the SVE scatter of
+        the hierarchical route (a ratio far from 1: the scatter model is wrong).
 
     Raises
     ------
@@ -249,9 +256,19 @@ def compare_routes(hier: StructureResult, direct: ConcurrentResult, level: float
     inside = (q >= lo) & (q <= hi)
     cov = float(inside.mean())
     z = (q - draws.mean(axis=1)) / draws.std(axis=1, ddof=1)
+    # the surrogate's error is one function shared by every field: a bias common to all of
+    # them, to be judged against the spread of the posterior functions at a field
+    per_function = hier.samples[:n].mean(axis=2)  # (n, J)
+    func_sd = float(np.sqrt(per_function.var(axis=1, ddof=1).mean())) if per_function.shape[1] > 1 else 0.0
+    diff = q - draws.mean(axis=1)
+    bias = float(diff.mean())
+    sve_sd = float(np.sqrt(hier.samples[:n].var(axis=2, ddof=1).mean()))
     return {"level": level, "n": int(n), "coverage": cov, "coverage_ci": list(_wilson(int(inside.sum()), n)),
             "pit": pit.tolist(), "z": z.tolist(), "mean_direct": float(q.mean()),
-            "mean_hierarchical": float(draws.mean()), "draws_per_sample": int(draws.shape[1])}
+            "mean_hierarchical": float(draws.mean()), "draws_per_sample": int(draws.shape[1]),
+            "bias": bias, "bias_z": bias / func_sd if func_sd > 0 else float("nan"),
+            "function_sd": func_sd, "residual_sd": float(diff.std(ddof=1)) if n > 1 else float("nan"),
+            "sve_sd": sve_sd}
 
 
 def _wilson(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:

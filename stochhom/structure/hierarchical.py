@@ -156,7 +156,7 @@ def _interpolate(coeffs: np.ndarray, coords: np.ndarray, order: int) -> np.ndarr
 
     lead = coeffs.shape[: coeffs.ndim - coords.shape[0]]
     flat = coeffs.reshape(-1, *coeffs.shape[len(lead):])
-    if flat.ndim == 1 + 1 and flat.shape[1] == 1:  # no field: one grid point
+    if flat.shape[1:] == (1,):  # no field: the grid is one point
         return np.repeat(flat[:, :1], coords.shape[1], axis=1).reshape(*lead, coords.shape[1])
     out = np.stack([map_coordinates(a, coords, order=order, mode="nearest", prefilter=False) for a in flat])
     return out.reshape(*lead, coords.shape[1])
