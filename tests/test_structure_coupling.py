@@ -163,7 +163,9 @@ def test_hierarchical_covers_the_concurrent_route(surrogate):
     assert direct.n_sve == 40 * problem.n_elements and direct.cache_hits == 0
     hier = hierarchical(problem, surrogate, params, TIP, n_macro=40, n_functions=5, n_noise=8, rng=11)
     cmp = compare_routes(hier, direct, level=0.9)
-    assert cmp["coverage"] >= 0.72  # binomial(40, 0.9): P(< 0.72) ~ 1e-3
+    # the fields share one surrogate error, so the fraction scatters more than binomially
+    # (0.75-0.83 over three training sets here); the bias test below is the sharper one
+    assert cmp["coverage"] >= 0.65
     assert 0.35 < np.mean(cmp["pit"]) < 0.65
     assert abs(cmp["bias_z"]) < 2 and 0.7 < cmp["residual_sd"] / cmp["sve_sd"] < 1.4
 
@@ -274,7 +276,7 @@ def test_correlated_sve_scatter_is_learned_and_drawn():
     params = {"phi": MacroField("normal", 0.3, 0.05, 3.0)}
     direct = concurrent(problem, correlated_sve, params, TIP, n_macro=40, rng=12)
     hier = hierarchical(problem, model, params, TIP, n_macro=40, n_functions=5, n_noise=8, rng=12)
-    assert compare_routes(hier, direct, level=0.9)["coverage"] >= 0.72
+    assert compare_routes(hier, direct, level=0.9)["coverage"] >= 0.65
     independent = TensorSurrogate.__new__(TensorSurrogate)
     independent.__dict__.update(model.__dict__, noise_correlation_=np.eye(6))
     narrow = hierarchical(problem, independent, params, TIP, n_macro=40, n_functions=5, n_noise=8, rng=12)

@@ -113,9 +113,10 @@ def test_large_problems_restart_on_a_subset_and_still_learn_the_noise():
 
 @pytest.mark.parametrize("kernel", sorted(KERNEL_FORMULAS))
 def test_posterior_equals_textbook_formulas(data_2d, kernel):
-    """Rasmussen & Williams Alg. 2.1 in original units, from ``hyperparameters_``:
-    the kernels are the textbook ones and the internal standardization is an exact
-    change of units (agreement to rounding error)."""
+    """Rasmussen & Williams Alg. 2.1 in original units, from ``hyperparameters_``, with the
+    variance of the estimated constant mean added (ordinary kriging; R&W Sec. 2.7): the
+    kernels are the textbook ones and the internal standardization is an exact change of
+    units (agreement to rounding error)."""
     X, y = data_2d
     gp = fitted_2d_of(kernel, data_2d)
     h = gp.hyperparameters_[0]
@@ -130,7 +131,9 @@ def test_posterior_equals_textbook_formulas(data_2d, kernel):
     K = k(X, X) + (noise + jitter) * np.eye(len(X))
     ks = k(Xt, X)
     mean = m + ks @ np.linalg.solve(K, y - m)
-    var = s2 - np.einsum("ij,ji->i", ks, np.linalg.solve(K, ks.T))
+    ones = np.ones(len(X))
+    r = 1.0 - ks @ np.linalg.solve(K, ones)  # ordinary kriging: the estimated mean's variance
+    var = s2 - np.einsum("ij,ji->i", ks, np.linalg.solve(K, ks.T)) + r**2 / (ones @ np.linalg.solve(K, ones))
     c = gp.predict_components(Xt)
     np.testing.assert_allclose(c["mean"], mean, rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(c["epistemic_std"] ** 2, var, rtol=1e-6, atol=1e-12)
@@ -300,9 +303,12 @@ def test_fixed_noise_uses_given_variances_and_splits_uncertainty():
     far = np.array([[3.0], [10.0]])
     cf = gp.predict_components(far)
     np.testing.assert_allclose(cf["aleatoric_std"] ** 2, nv.mean(), rtol=1e-12)
-    # epistemic: small at the data, back to the prior sd far away
+    # epistemic: small at the data; far away the prior variance plus that of the estimated
+    # mean, Var(m) = 1 / 1^T A^-1 1 (ordinary kriging)
     assert np.all(cf["epistemic_std"] > 5 * c["epistemic_std"].max())
-    np.testing.assert_allclose(cf["epistemic_std"][-1], gp.hyperparameters_[0]["signal_std"], rtol=1e-6)
+    var_m = gp.y_scaler_.scale[0] ** 2 / gp.models_[0].c1
+    np.testing.assert_allclose(cf["epistemic_std"][-1] ** 2, gp.hyperparameters_[0]["signal_std"] ** 2 + var_m,
+                               rtol=1e-6)
     assert cf["out_of_domain"].all() and not c["out_of_domain"].any()
     # the posterior of f covers the true function (pointwise 3 sd; errors are correlated)
     xg = np.linspace(0.0, 1.0, 200)[:, None]

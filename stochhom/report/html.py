@@ -831,6 +831,10 @@ def _structure(rep: _Report) -> None:
         rep.figure("structure", F.structure_field_figure(arrays, rec, u),
                    f"The part: one realization of the parameter field, and the {h.get('local_field', 'local field')} "
                    "per element, mean and standard deviation over all solves")
+    else:
+        rep.add("structure", "<p>The part is 3D: its fields are in <code>structure.npz</code> (<code>points</code>, "
+                             "<code>cells</code>, <code>local_mean</code>, <code>local_std</code>, <code>example</code>"
+                             "); the report draws 2D parts only.</p>")
     c = rec.get("concurrent")
     if c:
         lo, hi = c["coverage_ci"]
@@ -844,8 +848,9 @@ def _structure(rep: _Report) -> None:
                 f"{c['draws_per_sample']} hierarchical draws per field; the fields share one surrogate error, so "
                 f"this fraction scatters more than that interval says). Mean of the direct values "
                 f"{_num(c['mean_direct'])}, of the hierarchical draws {_num(c['mean_hierarchical'])}"
-                + (f"; their mean difference {_num(c['bias'])} is {_num(abs(c['bias_z']))} times the spread of the "
-                   f"surrogate's posterior functions at a field ({_num(c['function_sd'])}), and the differences "
+                + (f"; their mean difference {_num(c['bias'])} is {_num(abs(c['bias_z']))} standard deviations of "
+                   f"what the surrogate's posterior functions ({_num(c['function_sd'])} at a field) and the direct "
+                   "values' own scatter allow, and the differences "
                    f"scatter about it by {_num(c['residual_sd'])} against an SVE scatter of {_num(c['sve_sd'])}"
                    if c.get("bias_z") is not None and np.isfinite(c["bias_z"]) else "") + ".</p>")
         if c.get("bias_z") is not None and abs(c["bias_z"]) > 2:

@@ -226,8 +226,9 @@ def compare_routes(hier: StructureResult, direct: ConcurrentResult, level: float
         ``pit`` (one per sample), ``z`` (standardized differences), ``mean_direct``,
         ``mean_hierarchical``, ``n``, and the two causes of a miss told apart: ``bias``,
         the mean of direct minus hierarchical, against ``function_sd``, the spread of the
-        posterior functions at a field (``bias_z`` = their ratio: the surrogate's mean is
-        off by more than it says when ``|bias_z|`` passes 2), and ``residual_sd``, the
+        posterior functions at a field (``bias_z`` = bias over the root sum of squares of
+        that spread and the standard error of the direct values' mean: the surrogate's mean
+        is off by more than it says when ``|bias_z|`` passes 2), and ``residual_sd``, the
         spread of the differences about that bias, against ``sve_sd``, the SVE scatter of
         the hierarchical route (a ratio far from 1: the scatter model is wrong).
 
@@ -262,13 +263,15 @@ def compare_routes(hier: StructureResult, direct: ConcurrentResult, level: float
     func_sd = float(np.sqrt(per_function.var(axis=1, ddof=1).mean())) if per_function.shape[1] > 1 else 0.0
     diff = q - draws.mean(axis=1)
     bias = float(diff.mean())
+    resid = float(diff.std(ddof=1)) if n > 1 else float("nan")
+    # the bias is judged against the functions' spread and the direct values' own scatter
+    bias_sd = float(np.sqrt(func_sd**2 + (resid**2 / n if n > 1 else 0.0)))
     sve_sd = float(np.sqrt(hier.samples[:n].var(axis=2, ddof=1).mean()))
     return {"level": level, "n": int(n), "coverage": cov, "coverage_ci": list(_wilson(int(inside.sum()), n)),
             "pit": pit.tolist(), "z": z.tolist(), "mean_direct": float(q.mean()),
             "mean_hierarchical": float(draws.mean()), "draws_per_sample": int(draws.shape[1]),
-            "bias": bias, "bias_z": bias / func_sd if func_sd > 0 else float("nan"),
-            "function_sd": func_sd, "residual_sd": float(diff.std(ddof=1)) if n > 1 else float("nan"),
-            "sve_sd": sve_sd}
+            "bias": bias, "bias_z": bias / bias_sd if bias_sd > 0 else float("nan"),
+            "function_sd": func_sd, "residual_sd": resid, "sve_sd": sve_sd}
 
 
 def _wilson(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:

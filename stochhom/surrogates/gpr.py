@@ -18,9 +18,15 @@ With :math:`K = k(X, X)`, :math:`\Sigma = \mathrm{diag}(\sigma^2(x_i))`, the jit
 
 .. math:: \alpha = (K + \Sigma + \delta I)^{-1} (y - m), \qquad
           \mu(x_*) = m + k_*^T \alpha, \qquad
-          v(x_*) = k(x_*, x_*) - \lVert L^{-1} k_* \rVert^2 ,
+          v(x_*) = k(x_*, x_*) - \lVert L^{-1} k_* \rVert^2
+                   + \frac{(1 - \mathbf 1^T A^{-1} k_*)^2}{\mathbf 1^T A^{-1} \mathbf 1},
 
-the posterior mean and (epistemic) variance of the latent :math:`f(x_*)`. The predictive
+(:math:`A = LL^T`) the posterior mean and (epistemic) variance of the latent
+:math:`f(x_*)`. The last term is the variance of the estimated constant mean :math:`m`
+(ordinary kriging: at the likelihood's maximum :math:`m` is the GLS estimate
+:math:`\mathbf 1^T A^{-1} y / \mathbf 1^T A^{-1}\mathbf 1`). Without it a nearly constant
+output, whose fitted signal variance is tiny, would be claimed known to far better than
+:math:`\sigma/\sqrt n`, the error of its level. The predictive
 variance of a new observation adds the noise: :math:`v(x_*) + \sigma^2(x_*)`, split in
 :meth:`GPR.predict_components` into an *epistemic* part (what more data would remove) and
 an *aleatoric* part (the microstructural scatter, which no amount of data removes).
@@ -458,6 +464,16 @@ class _Fitted:
         a[np.diag_indices_from(a)] += noise + jitter
         self.chol = _cholesky(a.T, overwrite=True)  # symmetric: the transpose is the Fortran view
         self.log_likelihood, self.alpha = _log_likelihood(self.chol, y - gp.constant())
+        # the constant mean is estimated (at the likelihood's maximum it is the GLS estimate
+        # 1^T A^-1 y / 1^T A^-1 1), not known: u = A^-1 1 and 1^T u give its variance term
+        self.u1, _ = scipy.linalg.lapack.dpotrs(self.chol, np.ones(len(y)), lower=1)
+        self.c1 = float(self.u1.sum())
+
+    def mean_term(self, kappa: np.ndarray) -> np.ndarray:
+        """:math:`r(x) = 1 - \\mathbf 1^T A^{-1} k_*(x)` of the points of ``kappa`` (rows of
+        :math:`k_*/s^2`): the variance of the estimated mean adds :math:`r r^T / \\mathbf 1^T
+        A^{-1}\\mathbf 1` to the posterior covariance (ordinary kriging)."""
+        return 1.0 - self.gp.outputscale() * (kappa @ self.u1)
 
 
 def _start(gp: _LatentGP, lengthscale: np.ndarray) -> np.ndarray:
@@ -550,7 +566,9 @@ def _chunk_rows(n_train: int, want_var: bool) -> int:
 
 def _latent_moments(f: _Fitted, xs: torch.Tensor, want_var: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """Posterior mean and variance of the latent GP at ``xs`` (standardized), in blocks:
-    :math:`\\mu = m + k_*^T\\alpha` and :math:`v = s^2 - \\lVert L^{-1}k_*\\rVert^2`."""
+    :math:`\\mu = m + k_*^T\\alpha` and :math:`v = s^2 - \\lVert L^{-1}k_*\\rVert^2 +
+    r^2/\\mathbf 1^T A^{-1}\\mathbf 1`, the last term the variance of the estimated constant
+    mean :math:`m` (ordinary kriging; :meth:`_Fitted.mean_term`)."""
     const, s2, ls = f.gp.constant(), f.gp.outputscale(), f.gp.lengthscale()
     if not want_var:  # fused numba kernel: no cross-kernel matrix in memory (2-3x faster)
         from ._gp_kernels import KERNEL_IDS, fused_mean
@@ -569,7 +587,9 @@ def _latent_moments(f: _Fitted, xs: torch.Tensor, want_var: bool) -> tuple[np.nd
             mean[start : start + len(xc)] = const + s2 * (kappa @ f.alpha)
             if want_var:
                 v = scipy.linalg.solve_triangular(f.chol, kappa.T, lower=True, check_finite=False)
-                var[start : start + len(xc)] = np.maximum(s2 - s2 * s2 * np.einsum("ij,ij->j", v, v), 0.0)
+                r = f.mean_term(kappa)
+                var[start : start + len(xc)] = np.maximum(s2 - s2 * s2 * np.einsum("ij,ij->j", v, v), 0.0) \
+                    + r * r / f.c1
     return mean, var
 
 
@@ -1037,7 +1057,9 @@ class GPR(SurrogateBase):
     def sample_functions(self, X: Any, n_samples: int, rng: Any = None) -> np.ndarray:
         r"""Joint samples of the latent function from the posterior, at the points ``X``.
 
-        :math:`f(X) \sim N(\mu, K_{**} - V^T V)` with :math:`V = L^{-1} k(X_{train}, X)`,
+        :math:`f(X) \sim N(\mu, K_{**} - V^T V + r r^T / \mathbf 1^T A^{-1}\mathbf 1)` with
+        :math:`V = L^{-1} k(X_{train}, X)` and :math:`r = 1 - k(X, X_{train}) A^{-1}\mathbf 1`
+        (the estimated mean's variance, as in ``predict``),
         drawn as :math:`\mu + C z` with :math:`C C^T` the (jittered) Cholesky factor of the
         posterior covariance, or its eigendecomposition if that fails. The noise is not
         included. Memory :math:`O(m^2)` and time :math:`O(m^3)` in the number of points.
@@ -1071,7 +1093,8 @@ class GPR(SurrogateBase):
                 kss = _kappa(m.gp.kernel_name, xs, xs, ls).numpy()
             mean = m.gp.constant() + s2 * (kappa @ m.alpha)
             v = scipy.linalg.solve_triangular(m.chol, kappa.T, lower=True, check_finite=False)
-            cov = s2 * kss - (s2 * s2) * (v.T @ v)
+            r = m.mean_term(kappa)
+            cov = s2 * kss - (s2 * s2) * (v.T @ v) + np.outer(r, r) / m.c1  # the estimated mean's variance
             cov = 0.5 * (cov + cov.T)
             factor = _psd_factor(cov)
             out[:, :, j] = (mean + z[:, j, :] @ factor.T) * self.y_scaler_.scale[j] + self.y_scaler_.mean[j]
