@@ -32,7 +32,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..microstructure.ensemble import as_rng, sample_seeds
-from .hierarchical import StructureResult, _count, _split_parameters, macro_seeds, stream
+from .hierarchical import StructureResult, _split_parameters, macro_seeds, stream
+from .parts import _count
 from .qoi import QuantityOfInterest, quantity_of_interest
 
 __all__ = ["ConcurrentResult", "StudySVE", "compare_routes", "concurrent"]

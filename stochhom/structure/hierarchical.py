@@ -56,6 +56,7 @@ import numpy as np
 from ..errors import InputError, OutOfDomainWarning
 from ..microstructure.ensemble import as_rng
 from .fields import MacroField, sample_field
+from .parts import _count
 from .qoi import QuantityOfInterest, quantity_of_interest
 
 __all__ = ["StructureResult", "hierarchical", "macro_parameters", "macro_seeds", "stream"]
@@ -66,12 +67,6 @@ GRID_POINTS = {1: 65, 2: 33}
 FUNCTIONS_STREAM = 2**32 - 1
 #: Interpolation error (relative to the predictive standard deviation) above which a warning is given.
 INTERPOLATION_TOLERANCE = 0.1
-
-
-def _count(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise InputError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
 
 
 def _split_parameters(parameters: Mapping[str, Any]) -> tuple[list[str], dict[str, MacroField], dict[str, float]]:

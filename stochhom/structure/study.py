@@ -60,9 +60,9 @@ def _err(where: str, msg: str) -> InputError:
 
 
 def _int(v: Any, where: str, low: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < low:
-        raise _err(where, f"expected an integer >= {low}, got {v!r}")
-    return v
+    from ..study.pipeline import _int as pipeline_int
+
+    return pipeline_int(v, f"[structure]{where}", low)
 
 
 def _table(v: Any, where: str, allowed: set[str] | None = None) -> dict[str, Any]:
