@@ -12,6 +12,12 @@ Subcommands
     written incrementally to a zarr store.
 ``stochhom info FILE``
     Summarize any stochhom dataset.
+``stochhom warmup``
+    Compile the numba kernels once, into numba's on-disk cache (:mod:`stochhom.warmup`).
+
+The module imports only the standard library and :mod:`stochhom.choices` at first, so
+that ``stochhom --help`` and ``--version`` answer at once; each command imports what it
+uses.
 """
 
 from __future__ import annotations
@@ -27,15 +33,17 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
+# Light imports only: the parser (``--help``, ``--version``) needs the names of the
+# choices, not the solver. NumPy, the I/O, the solver and the generators are imported
+# by the commands that use them.
 from . import __version__
+from .choices import BOUNDARY_CONDITIONS, DISCRETIZATIONS, GENERATOR_NAMES, SCHEMES
 from .errors import StochhomError
-from .io import damaged_variables, load_image, load_phases, load_units, open_dataset, save_dataset
-from .microstructure.ensemble import GENERATORS
-from .spectral import DISCRETIZATIONS, SCHEMES, homogenize
+
+if TYPE_CHECKING:
+    import numpy as np
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -85,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--discretization", default="auto", choices=sorted(DISCRETIZATIONS),
         help="auto (default): q1 for porous media, rotated otherwise"
     )
-    h.add_argument("--boundary", default="periodic", choices=["periodic", "kubc", "subc", "mixed", "periodic_fe"],
+    h.add_argument("--boundary", default="periodic", choices=list(BOUNDARY_CONDITIONS),
                    help="boundary condition (default periodic, the FFT solver); kubc/subc/mixed: apparent properties "
                         "of a window on voxel finite elements")
     h.add_argument("--tol", type=float, default=None, help="relative equilibrium residual (default 1e-6)")
@@ -115,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  stochhom generate gaussian --shape 64 64 --n 20 --seed 1 --set volume_fraction=0.3 \\\n"
         "      --set correlation_length=4.0 --out gaussian.nc\n"
         "  stochhom generate boolean --shape 48 48 48 --n 5 --set volume_fraction=0.2 --set radius=4 --out b.zarr\n\n"
-        f"generators: {', '.join(sorted(GENERATORS))}",
+        f"generators: {', '.join(sorted(GENERATOR_NAMES))}",
     )
     g.add_argument("name", help="generator name")
     g.add_argument("--shape", type=int, nargs="+", required=True, help="voxels per axis (2 or 3 values)")
@@ -216,7 +224,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pdf", action="store_true",
                    help="also write report.pdf, printed by headless Chromium (Debian package chromium)")
     p.set_defaults(func=_cmd_report)
+
+    from .warmup import add_arguments as warmup_arguments  # standard library only
+
+    u = sub.add_parser(
+        "warmup",
+        help="compile the numba kernels once, into numba's cache (scripts/setup.sh runs it)",
+        formatter_class=examples,
+        description="Compile every numba kernel of stochhom (FFT solver, Q1 and voxel finite elements, GP mean)\n"
+        "for the argument types real runs use, into numba's on-disk cache, so that no later run (and no worker\n"
+        "process of a sweep) waits for the compiler. Cached: in $NUMBA_CACHE_DIR if set, else in __pycache__ next\n"
+        "to the sources, else (read-only install) in ~/.cache/numba. Run it again after upgrading stochhom or numba.",
+        epilog="examples:\n  stochhom warmup\n  stochhom warmup --group spectral --jobs 1",
+    )
+    warmup_arguments(u)
+    u.set_defaults(func=_cmd_warmup)
     return parser
+
+
+def _cmd_warmup(args: argparse.Namespace) -> int:
+    from .warmup import warm_up
+
+    if args.jobs is not None and args.jobs < 1:
+        raise StochhomError(f"--jobs must be a positive integer, got {args.jobs}")
+    say = (lambda m: None) if args.quiet else None
+    out = warm_up(args.groups, jobs=args.jobs, log=say)
+    failures = [line for r in out["groups"].values() for line in r["failures"]]
+    if failures:
+        raise StochhomError(f"{len(failures)} warm-up problem(s) failed, the first: {failures[0]}; the other kernels "
+                            "are cached, and those of the failed problems compile in the first run that needs them")
+    return 0
 
 
 def _check_resources(study, workers: int | None) -> None:
@@ -275,6 +312,8 @@ def _raise_store_fault(exc: BaseException, store: Path, repair: str) -> None:
                             "the same command again to resume") from None
     if isinstance(exc, StochhomError) or not store.is_dir():
         return
+    from .io import damaged_variables
+
     try:
         bad = damaged_variables(store)
     except Exception:  # not a store at all: the original error stands
@@ -298,6 +337,8 @@ def _recognizable(store: Path) -> bool:
 
 
 def _done_count(store: Path) -> int | None:
+    import numpy as np
+
     try:
         import zarr
 
@@ -308,6 +349,8 @@ def _done_count(store: Path) -> int | None:
 
 def _raise_if_all_failed(store: Path, what: str, report: Path | None = None, then: str = "") -> None:
     """Exit non-zero when the sweep of ``store`` ran and every sample of it failed (no result at all)."""
+    import numpy as np
+
     try:
         import zarr
 
@@ -372,6 +415,8 @@ def _check_output(
 
 def _open(path: str):
     """A stochhom dataset, or a one-line error for a missing or unreadable file."""
+    from .io import open_dataset
+
     try:
         return open_dataset(path)
     except StochhomError as exc:
@@ -384,6 +429,8 @@ def _open(path: str):
 
 def _raise_damaged(path: str | Path, exc: BaseException) -> None:
     """After a failed read of ``path``: a one-line error naming the damaged variable, if one is; else return."""
+    from .io import damaged_variables
+
     try:
         bad = damaged_variables(path)
     except Exception:  # not a dataset at all: the caller's error stands
@@ -412,6 +459,11 @@ def _kind(ds) -> str | None:
 
 
 def _cmd_homogenize(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .io import load_image, load_phases, load_units
+    from .spectral import homogenize
+
     if _is_dataset(args.image):
         return _homogenize_ensemble(args)
     if args.key is not None and Path(args.image).suffix.lower() != ".npz":
@@ -491,6 +543,8 @@ def _write_result_csv(fh, res, units) -> None:
     """The result of one image as a flat table: one row per effective tensor entry, then the
     isotropic projection(s). Columns ``quantity, row, column, value, unit``; the tensor is in
     Mandel notation for elasticity (rows/columns named by the strain components 11, 22, ...)."""
+    import numpy as np
+
     elastic = res.physics == "elasticity"
     tensor = "stiffness" if elastic else "conductivity"
     unit = units.of(tensor)
@@ -518,6 +572,9 @@ def _solver_options(args: argparse.Namespace) -> dict:
 
 
 def _homogenize_ensemble(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .io import save_dataset
     from .statistics import homogenize_ensemble
 
     if args.spacing is not None:
@@ -578,6 +635,7 @@ def _has_expression(tables) -> bool:
 def _ensemble_phases(path: str, ens):
     """The phases of an ensemble: materials, or phase tables whose values are expressions of the
     per-sample parameters (coordinates along ``sample``), e.g. ``k = "contrast"``."""
+    from .io import load_phases
     from .statistics import resolve_phases
     from .statistics.ensemble import sample_parameters
 
@@ -595,6 +653,8 @@ def _ensemble_phases(path: str, ens):
 
 
 def _print_properties(props) -> None:
+    import numpy as np
+
     ok = props["converged"].values == 1
     n = ok.size
     names = ["bulk_modulus", "shear_modulus"] if "stiffness" in props else []
@@ -623,7 +683,9 @@ def _parse_value(text: str):
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
+    from .io import save_dataset
     from .microstructure import generate
+    from .microstructure.ensemble import GENERATORS
 
     if args.name not in GENERATORS:
         raise StochhomError(f"unknown generator {args.name!r}; available generators are {sorted(GENERATORS)}")
@@ -663,6 +725,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from .study import load_study, run_sweep
     from .study.sweep import store_path
 
@@ -734,6 +798,8 @@ def _print_point_summary(props: Any) -> None:
     fraction stays in [0, 1]); the method of each is named once, in a footnote, and each
     interval carries the footnote's letter when several methods were used.
     """
+    import numpy as np
+
     from .statistics import summarize
     from .statistics.summary import CI_METHODS
 
@@ -781,6 +847,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace, ds) -> int:
+    import numpy as np
+
     kind = _kind(ds)
     if kind is None:
         raise StochhomError(f"{args.file} is not a stochhom dataset (no 'kind' attribute and no 'phase', "

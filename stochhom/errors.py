@@ -9,8 +9,10 @@ residual history so that the caller can inspect it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported when an error is built: ``import stochhom`` stays light
+    import numpy as np
 
 __all__ = [
     "StochhomError",
@@ -60,6 +62,8 @@ class ConvergenceError(StochhomError, RuntimeError):
         iterations: Sequence[int] | np.ndarray = (),
         tol: float | None = None,
     ) -> None:
+        import numpy as np
+
         super().__init__(message)
         self.residuals = [np.asarray(r) for r in residuals]
         self.iterations = np.asarray(iterations, dtype=int)

@@ -72,15 +72,13 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
+from ..choices import BOUNDARY_CONDITIONS  # the conditions apparent_tensor knows ("periodic": the FFT solver's)
 from ..errors import ConvergenceError, InputError
 from ..spectral.green import shear_pairs
 from ..spectral.material_field import voigt_scaling
 from .voxel_mesh import VoxelMesh
 
 __all__ = ["BOUNDARY_CONDITIONS", "apparent_tensor"]
-
-#: Conditions :func:`apparent_tensor` knows (``"periodic"`` is the FFT solver's).
-BOUNDARY_CONDITIONS = ("periodic", "kubc", "subc", "mixed", "periodic_fe")
 
 ERSATZ = 1e-6
 

@@ -46,17 +46,10 @@ from functools import cached_property
 import numpy as np
 import scipy.fft as sfft
 
+from ..choices import DISCRETIZATIONS  # discretizations, a one-line description each ("auto" chooses one)
 from ..errors import InputError
 
 __all__ = ["DISCRETIZATIONS", "Grid", "derivative_symbols", "default_workers"]
-
-#: Discretizations of the derivative, with a one-line description each ("auto" chooses one).
-DISCRETIZATIONS: dict[str, str] = {
-    "auto": "q1 for porous media (a Void phase, scheme cg, float64), rotated otherwise (the resolution study)",
-    "rotated": "Willot's rotated finite differences (consistent; pores and rigid phases)",
-    "fourier": "Moulinec-Suquet continuous Green operator (spectral derivatives)",
-    "q1": "voxel finite elements with full (2^d-point) integration, Green-preconditioned CG (Ladecky et al. 2023)",
-}
 
 
 def default_workers() -> int:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..choices import BACKENDS  # torch: the Q1 discretization only (q1_torch)
 from .green import (
     GreenOperator,
     ReferenceMedium,
@@ -31,9 +32,6 @@ from .kernels import Blocks, hdot_block, interleave
 from .material_field import MaterialField, voigt_scaling
 
 __all__ = ["CellProblem"]
-
-
-BACKENDS = ("numba", "numpy", "torch")  # torch: the Q1 discretization only (q1_torch)
 
 
 def _rv(a: np.ndarray) -> np.ndarray:

@@ -45,18 +45,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..choices import SCHEMES  # available schemes and a one-line description of each
 from .green import GreenOperator
 from .material_field import MaterialField
 from .problem import CellProblem
 
 __all__ = ["SCHEMES", "SchemeResult", "conjugate_gradient", "basic", "accelerated"]
-
-#: Available schemes and a one-line description of each.
-SCHEMES: dict[str, str] = {
-    "cg": "conjugate gradients with the Green-operator preconditioner (default)",
-    "basic": "Moulinec-Suquet fixed point",
-    "accelerated": "Eyre-Milton polarization scheme",
-}
 
 _DIVERGED = 1e6  # residual growth (relative to the start) that counts as divergence
 _GROWTH = 100.0  # CG: growth of the recurrence residual above its best that triggers a true-residual check

@@ -11,9 +11,11 @@ coordinate of the ensemble: ``specimen``, ``seed``, the parameters, window origi
   load case (``sample, load_case``), ``converged`` (1/0), ``status`` (``"ok"`` or
   the failure message) and ``solve_time`` (seconds; the one variable that differs
   between otherwise identical runs). It times the homogenization of the sample from
-  its image, so the first solve of a fresh process also pays the compilation of the
-  numba kernels; sweeps (:mod:`stochhom.study.sweep`) warm the kernels up first and
-  store that time apart, as ``warmup_time``;
+  its image, so the first solve of a fresh process also pays the loading of the numba
+  kernels from numba's cache (about a second), or their compilation when the cache lacks
+  them (``stochhom warmup``, :mod:`stochhom.warmup`, fills it once); sweeps
+  (:mod:`stochhom.study.sweep`) warm the kernels up first and store that time apart, as
+  ``warmup_time``;
 * ``phase_fraction`` (``sample, phase``) and ``volume`` (physical size of the SVE).
 
 A sample whose solve fails (no convergence, or a phase law its parameters make

@@ -57,6 +57,10 @@ __all__ = ["STAGES", "cv_groups", "results_dir", "run_study"]
 #: Version of what the stages compute: a change redoes every stage but the sweep of existing results.
 PIPELINE_VERSION = 5  # 5: the structure stage; tensor surrogates learn their noise correlation
 
+#: Seconds of kernel warm-up per sweep process above which the runner suggests ``stochhom warmup``
+#: (loading cached kernels takes about 1 s; compiling the quickstart's, 20-40 s).
+_SLOW_WARMUP = 5.0
+
 #: The stages of :func:`run_study`, in order.
 STAGES = ("sweep", "gallery", "rve", "surrogates", "propagation", "structure", "validation", "report")
 
@@ -1460,6 +1464,9 @@ def run_study(
         _update_stage_times(out, record)
         extra = ""
         if stage == "sweep" and (warm := _compile_time(props)) and warm["processes"]:
-            extra = f" (of which kernel warm-up {warm['seconds']:.1f} s in {warm['processes']} process(es))"
+            each = warm["seconds"] / warm["processes"]
+            extra = f" (of which kernel warm-up {each:.1f} s in each of {warm['processes']} process(es))"
+            if each > _SLOW_WARMUP:
+                extra += "; 'stochhom warmup' compiles the kernels once, for every later run"
         say(f"stage {stage}: done in {record[stage]['seconds']:.1f} s{extra}")
     return out
