@@ -71,8 +71,14 @@ def test_every_stage_writes_its_outputs(tiny_run) -> None:
         assert sum(ind["shares"].values()) == pytest.approx(1.0, abs=1e-9)
         # the indices are shares of the whole variance: the first-order ones cannot exceed the input share
         assert sum(ind["first"]) <= ind["shares"]["input"] + 0.05
-    # the conductivity grows with both the volume fraction and the contrast: both indices are substantial
-    assert all(t > 0.05 for t in sobol["pce"]["total"])
+    # the conductivity grows with both the volume fraction and the contrast, the fraction's effect the larger
+    # below the percolation threshold (f <= 0.5); two independent surrogates agree on the indices (measured:
+    # totals 0.13/0.03 for the PCE, 0.16/0.04 for the GP, with the SVE scatter 66-81 % of the variance). An
+    # overfitted PCE (the full LARS path, before issue 18) claimed 0.33/0.35 from spurious interactions.
+    for model in ("gpr", "pce"):
+        total, low = sobol[model]["total"], sobol[model]["total_ci"][0]  # total_ci: (lower bounds, upper bounds)
+        assert total[0] > 0.05 and total[0] > total[1] and all(lo > 0 for lo in low)
+    assert np.allclose(sobol["pce"]["total"], sobol["gpr"]["total"], atol=0.05)
     assert not (out / "rve.json").exists()  # size is not swept
     # 16 points of 2 replicates: the folds hold out whole points, and the leakage table says so
     assert json.loads((out / "surrogates.json").read_text())["cv_groups"] == "point"

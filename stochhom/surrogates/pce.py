@@ -19,11 +19,11 @@ of :math:`P = \binom{D+p}{p}` terms, ``q_norm < 1`` drops high-order interaction
 
 * ``"ols"``: least squares, :math:`c = (\Psi^T\Psi)^{-1}\Psi^T y`; needs :math:`n > P`;
 * ``"lars"`` / ``"omp"`` (hybrid sparse regression, Blatman & Sudret 2011): least-angle
-  regression (:func:`sklearn.linear_model.lars_path`, the path behind ``LassoLarsCV``)
-  or orthogonal matching pursuit (:func:`sklearn.linear_model.orthogonal_mp`) orders the
-  terms; each prefix of that order is refitted by OLS and the prefix with the smallest
-  corrected LOO error (below) is kept (ties at round-off go to the smaller support).
-  Works with :math:`n < P`.
+  regression (LAR, Efron et al. 2004) or orthogonal matching pursuit orders the terms;
+  each prefix :math:`\mathcal A_k` (the constant and the first :math:`k` terms) of that
+  order is refitted by OLS and the prefix with the smallest corrected LOO error
+  :math:`\varepsilon^*_{LOO}(\mathcal A_k)` (below) is kept (ties at round-off go to the
+  smaller support). Works with :math:`n < P`.
 
 **Leave-one-out error** without refitting (hat matrix :math:`H = \Psi(\Psi^T\Psi)^{-1}\Psi^T`):
 
@@ -33,13 +33,40 @@ of :math:`P = \binom{D+p}{p}` terms, ``q_norm < 1`` drops high-order interaction
 For sparse fits it is the LOO error of the OLS refit on the selected support, which
 does not account for the selection and is therefore slightly optimistic. Model
 selection (the sparse support, and ``degree="auto"``) uses the corrected error
-:math:`\varepsilon^*_{LOO} = T\,\varepsilon_{LOO}`,
-:math:`T = \frac{n}{n-P}\bigl(1 + \operatorname{tr}((\Psi^T\Psi)^{-1})\bigr)`
-(Chapelle et al. 2002; Blatman & Sudret 2011), which penalizes large bases: the plain
-LOO error keeps drifting down as noise is fitted. ``degree="auto"`` tries
-:math:`D = 1, 2, \ldots,` ``max_degree`` and keeps the smallest :math:`\varepsilon^*_{LOO}`
-(averaged over outputs); it stops once that error has risen twice in a row, or when
-OLS runs out of samples.
+(Chapelle et al. 2002; Blatman & Sudret 2011, eq. 39, with :math:`C_{emp} = \Psi_{\mathcal A}^T
+\Psi_{\mathcal A}/n` for the columns :math:`\Psi_{\mathcal A}` of a support :math:`\mathcal A`)
+
+.. math:: \varepsilon^*_{LOO}(\mathcal A) = T(\mathcal A)\,\varepsilon_{LOO}(\mathcal A), \qquad
+    T(\mathcal A) = \frac{n}{n-|\mathcal A|}
+    \Bigl(1 + \operatorname{tr}\bigl((\Psi_{\mathcal A}^T\Psi_{\mathcal A})^{-1}\bigr)\Bigr),
+
+which penalizes large bases: the plain LOO error keeps drifting down as noise is fitted.
+
+**Early stopping of the sparse path.** The greedy path and the OLS refits of its prefixes
+advance together: each new term is orthogonalized against the support (Gram–Schmidt,
+:math:`\Psi_{\mathcal A_k} = Q_k R_k`), which updates the leverages
+:math:`h \mathrel{+}= q^2`, the residual :math:`r \mathrel{-}= q\,(q\cdot r)` and
+:math:`\operatorname{tr}((\Psi^T\Psi)^{-1}) = \|R_k^{-1}\|_F^2` in :math:`O(nk)`, and the
+correlations of all candidates with the new direction, :math:`\Psi^T q`, advance LAR
+(equiangular direction :math:`u = Q_k t/\|t\|` with :math:`R_k^T t = s`, the signs of the
+active correlations) or OMP by one step. The path stops once
+:math:`\varepsilon^*_{LOO}` has not improved for a patience window of
+:math:`\max(20, k^*)` steps, :math:`k^* = \arg\min_{j \le k} \varepsilon^*_{LOO}(\mathcal A_j)`
+the best prefix so far, at an exact fit, or after :math:`\min(P-1, n-2)` steps. A sparse
+fit thus costs about :math:`2k^*` products with the :math:`n \times P` design matrix instead
+of the :math:`\min(P-1, n-2)` of the whole path; it selects the same support as the
+whole path followed by the same patience rule.
+
+**Degree adaptivity** (``degree="auto"``, Blatman & Sudret 2011): :math:`D = 1, 2, \ldots,`
+``max_degree`` is fitted in turn and the degree with the smallest
+:math:`\varepsilon^*_{LOO}` (mean over outputs) is kept. The search stops when that error
+has not improved on the best one for 2 successive degrees, when OLS runs out of samples
+(:math:`P \ge n`), or when a sparse path saturates: it ran into the :math:`n - 2` limit
+with :math:`k^* > (n-2)/2`, so that the design supports no larger basis.
+``loo_by_degree_`` lists the degrees tried. A sparse fit's cost grows with :math:`P`
+(:math:`\binom{D+p}{p}` for total degree): for high degrees in several inputs, a
+hyperbolic truncation (``q_norm`` 0.7–0.8) prunes the high-order interactions from the
+candidates (4 inputs, degree 20: 3038 instead of 10626 terms at ``q_norm=0.75``).
 
 **Moments and Sobol indices** follow from the coefficients (orthonormality):
 
@@ -81,7 +108,9 @@ under load and 0.04 s with one.
 References
 ----------
 Sudret, Reliab. Eng. Syst. Saf. 93 (2008) 964; Blatman & Sudret, J. Comput. Phys. 230
-(2011) 2345; Xiu & Karniadakis, SIAM J. Sci. Comput. 24 (2002) 619.
+(2011) 2345; Xiu & Karniadakis, SIAM J. Sci. Comput. 24 (2002) 619; Efron, Hastie,
+Johnstone & Tibshirani, Ann. Stat. 32 (2004) 407 (LAR); Chapelle, Vapnik & Bengio, Mach.
+Learn. 48 (2002) 9 (corrected LOO).
 """
 
 from __future__ import annotations
@@ -91,7 +120,7 @@ import json
 import math
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
@@ -116,10 +145,16 @@ FIT_METHODS = ("ols", "lars", "omp")
 STD_METHODS = ("loo", "bootstrap")
 _FORMAT = "stochhom.PCE"
 _CHUNK = 4096  # rows of the design matrix evaluated at once in predict
+_DESIGN_BLOCK = 2**16  # entries of the design matrix formed at once (cache-sized blocks)
 _BLAS_THREADS = 1  # see "Performance" in the module docstring
 _BOX_SLACK = 0.01  # the training box is widened by 1% of its width on each side
 _TIE = 1e-12  # relative LOO errors below this are "exact to round-off"
 _MAX_TERMS = 100_000  # design matrices beyond this are a memory hazard (n x P doubles)
+_DEGREE_PATIENCE = 2  # degree="auto" stops after this many degrees without improvement
+_PATIENCE = 20  # a sparse path stops max(_PATIENCE, k*) steps after its best prefix k*
+_EXACT = 1e-13  # correlations below this fraction of |z - mean z|: an exact fit, the path ends
+_REORTHOGONALIZE = 0.5**0.5  # Gram-Schmidt repeats a pass that shrank the vector below this
+_CANCEL = 1e-6  # _centred_norms centres explicitly where sum psi^2 - n mean^2 loses more digits
 
 
 @functools.lru_cache(maxsize=1)
@@ -205,12 +240,22 @@ def orthonormal_polynomials(t: np.ndarray, recurrence: np.ndarray) -> np.ndarray
 
 def design_matrix(xi: np.ndarray, indices: np.ndarray, recurrence: np.ndarray) -> np.ndarray:
     r""":math:`\Psi_{jk} = \prod_i \psi^{(i)}_{\alpha_{ki}}(\xi_{ji})`, shape (n, P), for germ
-    points ``xi`` (n, p), multi-indices (P, p) and recurrences (p, 2, D+1)."""
-    psi = np.ones((xi.shape[0], indices.shape[0]))
+    points ``xi`` (n, p), multi-indices (P, p) and recurrences (p, 2, D+1).
+
+    The products are formed by blocks of rows small enough to stay in cache (a block of
+    about ``_DESIGN_BLOCK`` entries): the gathers of whole (n, P) columns cost five times
+    more for large bases."""
+    n, p = xi.shape
+    big_p = indices.shape[0]
     deg = int(indices.max()) if indices.size else 0
-    for i in range(xi.shape[1]):
-        uni = orthonormal_polynomials(xi[:, i], recurrence[i][:, : deg + 1])
-        psi *= uni[:, indices[:, i]]
+    unis = [orthonormal_polynomials(xi[:, i], recurrence[i][:, : deg + 1]) for i in range(p)]
+    psi = np.empty((n, big_p))
+    rows = max(16, _DESIGN_BLOCK // max(big_p, 1))
+    for start in range(0, n, rows):
+        block = psi[start : start + rows]
+        np.take(unis[0][start : start + rows], indices[:, 0], axis=1, out=block)
+        for i in range(1, p):
+            block *= unis[i][start : start + rows][:, indices[:, i]]
     return psi
 
 
@@ -270,36 +315,6 @@ def _ols(psi: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     return coef, resid, e, float(np.sum(s**-2.0))
 
 
-def _greedy_order(psi: np.ndarray, z: np.ndarray, method: str) -> list[int]:
-    """Columns of ``psi`` (besides the constant, column 0) in the order LARS/OMP adds them."""
-    from sklearn.linear_model import lars_path, orthogonal_mp
-
-    n = psi.shape[0]
-    x = psi[:, 1:] - psi[:, 1:].mean(axis=0)
-    norms = np.linalg.norm(x, axis=0)
-    keep = np.flatnonzero(norms > 1e-12 * np.sqrt(n))
-    if keep.size == 0:
-        return []
-    x = x[:, keep] / norms[keep]
-    zc = z - z.mean()
-    k_max = int(min(keep.size, n - 2))
-    if k_max < 1 or not np.any(zc):
-        return []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # early-stopping / degenerate-regressor notices
-        if method == "lars":
-            _, active, _ = lars_path(x, zc, method="lar", max_iter=k_max, return_path=False)
-            order = [int(j) for j in active]
-        else:
-            path = orthogonal_mp(x, zc, n_nonzero_coefs=k_max, return_path=True, precompute=True)
-            path = np.asarray(path).reshape(keep.size, -1)
-            nz = path != 0
-            entered = np.flatnonzero(nz.any(axis=1))
-            first = np.argmax(nz[entered], axis=1)
-            order = [int(j) for j in entered[np.argsort(first, kind="stable")]]
-    return [int(keep[j]) + 1 for j in order]
-
-
 def _correction(n: int, k: int, trace_inv: float) -> float:
     r"""Chapelle's factor :math:`T = \frac{n}{n-k}\,(1 + \operatorname{tr}((\Psi^T\Psi)^{-1}))`
     of the corrected LOO error :math:`\varepsilon^*_{LOO} = T\,\varepsilon_{LOO}`
@@ -307,68 +322,229 @@ def _correction(n: int, k: int, trace_inv: float) -> float:
     return np.inf if k >= n else n / (n - k) * (1.0 + trace_inv)
 
 
-def _best_prefix(psi: np.ndarray, z: np.ndarray, order: list[int]) -> list[int]:
-    r"""Support (column indices, constant first) of the prefix of ``order`` with the
-    smallest corrected OLS LOO error, by Gram–Schmidt updates: the new orthonormal
-    direction :math:`q` updates the leverages :math:`h \mathrel{+}= q^2`, the residual
-    :math:`r \mathrel{-}= q (q\cdot r)`, and :math:`R^{-1}` (for the trace of
-    :math:`(\Psi^T\Psi)^{-1} = R^{-1}R^{-T}`) by one column."""
+def _centred_norms(psi: np.ndarray) -> np.ndarray:
+    r"""Norms :math:`\|\psi_k - \bar\psi_k\|` of the centred columns, from one pass for the
+    sums and one for the sums of squares (no centred copy of a large design matrix);
+    columns where :math:`\sum \psi^2 - n\bar\psi^2` cancels (nearly constant ones) are
+    centred explicitly."""
     n = psi.shape[0]
-    size = min(len(order) + 1, n)
-    q = np.empty((n, size))
-    rinv = np.zeros((size, size))
-    q[:, 0] = 1.0 / np.sqrt(n)
-    rinv[0, 0] = 1.0 / np.sqrt(n)
-    trace_inv = 1.0 / n
-    h = np.full(n, 1.0 / n)
-    r = z - z.mean()
-    var = np.var(z)
-    kept: list[int] = []
+    mean = (np.ones(n) @ psi) / n
+    sq = np.einsum("ij,ij->j", psi, psi)
+    out = np.sqrt(np.maximum(sq - n * mean**2, 0.0))
+    bad = np.flatnonzero(out**2 <= _CANCEL * sq)
+    if bad.size:
+        block = psi[:, bad]
+        out[bad] = np.linalg.norm(block - block.mean(axis=0), axis=0)
+    return out
 
-    def loss(k: int) -> float:
-        if np.any(1.0 - h <= 1e-12):
-            return np.inf
-        mse = float(np.mean((r / (1.0 - h)) ** 2))
-        eps = mse / var if var > 0 else (0.0 if mse == 0 else np.inf)
-        return eps * _correction(n, k, trace_inv)
 
-    losses = [loss(1)]
-    best, best_k = losses[0], 0
-    for col in order:
-        m = len(kept) + 1
-        if m + 1 > n - 1:
-            break
-        v = psi[:, col].copy()
-        nv0 = np.linalg.norm(v)
+class _OlsPath:
+    r"""OLS of ``z`` on a growing support :math:`[1, \Psi_{j_1}, \Psi_{j_2}, \ldots]` and its
+    corrected LOO error, updated column by column (Gram–Schmidt).
+
+    The new orthonormal direction :math:`q` updates the leverages :math:`h \mathrel{+}= q^2`,
+    the residual :math:`r \mathrel{-}= q\,(q\cdot r)` and :math:`R^{-1}` (for
+    :math:`\operatorname{tr}((\Psi_S^T\Psi_S)^{-1}) = \|R^{-1}\|_F^2`) by one column: a step
+    costs :math:`O(n m + m^2)` for a support of :math:`m` columns, never a refit.
+    """
+
+    def __init__(self, psi: np.ndarray, z: np.ndarray) -> None:
+        n = psi.shape[0]
+        self.psi = psi
+        size = min(n, 64)  # capacity, doubled as the support grows
+        self.qt = np.empty((size, n))  # orthonormal directions, one per row
+        self.qt[0] = 1.0 / np.sqrt(n)
+        self.rinv_t = np.zeros((size, size))  # (R^{-1})^T, lower triangular, filled by rows
+        self.rinv_t[0, 0] = 1.0 / np.sqrt(n)
+        self.trace_inv = 1.0 / n
+        self.h = np.full(n, 1.0 / n)
+        self.r = z - z.mean()
+        self.var = float(np.var(z))
+        self.m = 1
+
+    def _grow(self) -> None:
+        size = min(2 * self.qt.shape[0], self.qt.shape[1])
+        qt, rinv_t = np.empty((size, self.qt.shape[1])), np.zeros((size, size))
+        qt[: self.m] = self.qt[: self.m]
+        rinv_t[: self.m, : self.m] = self.rinv_t[: self.m, : self.m]
+        self.qt, self.rinv_t = qt, rinv_t
+
+    def add(self, col: int) -> tuple[np.ndarray, float] | None:
+        """Append column ``col``; returns its Gram–Schmidt coefficients on the previous
+        directions and the norm of its new component, or None (support unchanged) when it
+        lies in the span of the support (to round-off)."""
+        m = self.m
+        if m == self.qt.shape[0]:
+            self._grow()
+        v = self.psi[:, col].copy()
+        nv0 = float(np.linalg.norm(v))
         coeff = np.zeros(m)
-        for _ in range(2):  # classical Gram-Schmidt, twice is enough
-            c = q[:, :m].T @ v
-            v -= q[:, :m] @ c
+        norm = nv0
+        for _ in range(2):  # classical Gram-Schmidt; a second pass where the first cancelled
+            c = self.qt[:m] @ v  # much ("twice is enough", Giraud et al. 2005)
+            v -= c @ self.qt[:m]
             coeff += c
-        rho = np.linalg.norm(v)
+            norm, before = float(np.linalg.norm(v)), norm
+            if norm > _REORTHOGONALIZE * before:
+                break
+        rho = norm
         if rho <= 1e-10 * nv0:
-            continue
+            return None
         v /= rho
-        q[:, m] = v
-        new = -(rinv[:m, :m] @ coeff) / rho
-        rinv[:m, m] = new
-        rinv[m, m] = 1.0 / rho
-        trace_inv += float(new @ new) + 1.0 / rho**2
-        kept.append(col)
-        h += v**2
-        r -= v * (v @ r)
-        losses.append(loss(m + 1))
+        self.qt[m] = v
+        new = -(coeff @ self.rinv_t[:m, :m]) / rho
+        self.rinv_t[m, :m] = new
+        self.rinv_t[m, m] = 1.0 / rho
+        self.trace_inv += float(new @ new) + 1.0 / rho**2
+        self.h += v**2
+        self.r -= v * (v @ self.r)
+        self.m = m + 1
+        return coeff, rho
+
+    def loss(self) -> float:
+        r"""Corrected relative LOO error :math:`\varepsilon^*_{LOO}` of the current support."""
+        n = self.h.size
+        if np.any(1.0 - self.h <= 1e-12):
+            return np.inf
+        mse = float(np.mean((self.r / (1.0 - self.h)) ** 2))
+        eps = mse / self.var if self.var > 0 else (0.0 if mse == 0 else np.inf)
+        return eps * _correction(n, self.m, self.trace_inv)
+
+
+def _lar_step(c: np.ndarray, a: np.ndarray, big_c: float, big_a: float, free: np.ndarray) -> tuple[int, float, float]:
+    r"""Length of the LAR step and the candidate it brings in (Efron et al. 2004, eq. 2.13):
+
+    .. math:: \gamma = {\min_{j \notin \mathcal A}}^{+} \Bigl\{\frac{C - c_j}{A - a_j},
+        \frac{C + c_j}{A + a_j}\Bigr\},
+
+    with the correlations :math:`c = X^T r`, :math:`a = X^T u` of the candidates with the
+    residual and the equiangular direction :math:`u` (:math:`X_{\mathcal A}^T u = A s`), and
+    :math:`C = \max_j |c_j|`. Returns the index (-1 if none), :math:`\gamma`, and the sign
+    of the entering correlation.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d1, d2 = big_a - a, big_a + a
+        g1 = np.where(free & (d1 > 0), (big_c - c) / d1, np.inf)
+        g2 = np.where(free & (d2 > 0), (big_c + c) / d2, np.inf)
+    g1[g1 < 0] = np.inf
+    g2[g2 < 0] = np.inf
+    g = np.minimum(g1, g2)
+    j = int(np.argmin(g))
+    if not np.isfinite(g[j]):
+        return -1, np.inf, 0.0
+    return j, float(g[j]), 1.0 if g1[j] <= g2[j] else -1.0
+
+
+class _Path(NamedTuple):
+    """Result of :func:`_sparse_support`."""
+
+    support: list[int]  # columns of the LOO-optimal prefix, the constant (0) first
+    order: list[int]  # every column the path added, in order
+    losses: np.ndarray  # corrected LOO error of each prefix, from the constant alone on
+    saturated: bool  # the path ran into the n - 2 limit with more than (n - 2)/2 terms in its best prefix
+
+
+def _sparse_support(psi: np.ndarray, z: np.ndarray, method: str, patience: int | None = _PATIENCE) -> _Path:
+    r"""Hybrid LARS / OMP with early stopping (Blatman & Sudret 2011): the support (column
+    indices, constant first) of the prefix of the greedy order with the smallest corrected
+    LOO error (ties at round-off go to the shorter prefix).
+
+    The greedy path runs on the centred, normalized columns :math:`x_k` and the centred
+    ``z``; after each entry the OLS refit of the prefix and its corrected LOO error are
+    updated (:class:`_OlsPath`). The path stops as soon as that error has not improved for
+    ``max(patience, k*)`` steps (:math:`k^*` the best prefix so far; ``patience=None``:
+    never, the full path), when ``n - 2`` columns are in, or at an exact fit: its cost is
+    proportional to the steps taken, not to the length of the full path. ``saturated``:
+    the path ran into the ``n - 2`` limit with :math:`k^* > (n-2)/2`, so that the design
+    cannot support (nor the patience window assess) a larger basis.
+
+    Both paths keep the correlations :math:`c = X^T r` of every candidate with their
+    residual up to date from :math:`b = X^T q`, the correlations with the new Gram–Schmidt
+    direction :math:`q` of the OLS path: one matrix-vector product with :math:`\Psi` per step.
+
+    * ``"lars"``: least-angle regression (LAR, Efron et al. 2004). With
+      :math:`X_{\mathcal A} = Q R`, the equiangular direction is :math:`u = Q t/\|t\|`,
+      :math:`R^T t = s` (the signs of the active correlations), so that :math:`t` grows by
+      one entry per step, :math:`A = 1/\|t\|` and :math:`X^T Q t \mathrel{+}= t_m b`;
+      the step :math:`\gamma` (:func:`_lar_step`) then moves :math:`c \mathrel{-}= \gamma a`
+      and :math:`C \mathrel{-}= \gamma A`;
+    * ``"omp"``: orthogonal matching pursuit: the candidate most correlated with the OLS
+      residual of the current support enters; :math:`c \mathrel{-}= (q\cdot z)\,b`.
+    """
+    n, big_p = psi.shape
+    zc = z - z.mean()
+    norms = _centred_norms(psi)
+    norms[0] = 0.0  # the constant is always in, never a candidate
+    free = norms > 1e-12 * np.sqrt(n)
+    k_max = int(min(np.count_nonzero(free), n - 2))
+    z_norm = float(np.linalg.norm(zc))
+    ols = _OlsPath(psi, z)
+    if k_max < 1 or z_norm == 0.0:
+        return _Path([0], [], np.array([ols.loss()]), False)
+    scale = np.zeros(big_p)
+    scale[free] = 1.0 / norms[free]
+    lar = method == "lars"
+    c = (zc @ psi) * scale  # correlations with the path's residual (valid for columns not in)
+    a_raw = np.zeros(big_p)  # X^T Q t (LAR)
+    t = np.zeros(min(k_max + 1, n))  # R^T t = s, t[0] for the constant stays 0 (LAR)
+    t_sq = 0.0
+    big_c = float(np.max(np.abs(c[free])))
+    kept: list[int] = []
+    losses = [ols.loss()]
+    best, best_k = losses[0], 0
+    steps, saturated = 0, False
+    while True:
+        if steps >= k_max:  # saturated: the best prefix needs more than half the terms n allows
+            saturated = k_max == n - 2 and 2 * best_k > n - 2
+            break
+        # -- the next candidate ------------------------------------------------------
+        if lar and kept:
+            big_a = 1.0 / np.sqrt(t_sq)
+            big_c = max(big_c, float(np.max(np.abs(c[free]), initial=0.0)))  # round-off guard
+            j, gamma, sign = _lar_step(c, a_raw * big_a, big_c, big_a, free)
+            if j < 0 or gamma >= big_c / big_a:  # the active set's OLS fit is reached
+                break
+            c -= gamma * big_a * a_raw
+            big_c -= gamma * big_a
+        else:
+            c_free = np.where(free, np.abs(c), -1.0)
+            j = int(np.argmax(c_free))
+            big_c = float(c_free[j])
+            sign = float(np.sign(c[j]))
+        if big_c <= _EXACT * z_norm:  # the residual is round-off: an exact fit
+            break
+        steps += 1
+        free[j] = False
+        # -- the OLS refit of the new prefix and its corrected LOO error --------------
+        added = ols.add(j)
+        if added is None:  # in the span of the support: it can never enter
+            continue
+        coeff, rho = added
+        q = ols.qt[ols.m - 1]
+        b = (q @ psi) * scale
+        if lar:
+            m = ols.m - 1
+            t[m] = (sign * norms[j] - float(coeff @ t[:m])) / rho
+            t_sq += t[m] ** 2
+            a_raw += t[m] * b
+        else:
+            c -= float(q @ zc) * b
+        kept.append(j)
+        losses.append(ols.loss())
         if losses[-1] < best:
             best, best_k = losses[-1], len(kept)
-        if len(kept) - best_k > max(20, best_k):  # patience: give up after as many steps again
+        if patience is not None and len(kept) - best_k > max(patience, best_k):  # as many steps again
             break
     losses_a = np.asarray(losses)
     k = int(np.flatnonzero(losses_a <= best + _TIE)[0])
-    return [0, *kept[:k]]
+    return _Path([0, *kept[:k]], kept, losses_a, saturated)
 
 
 def _fit_basis(psi: np.ndarray, z: np.ndarray, method: str) -> dict[str, Any] | None:
-    """Fit every output column of ``z`` on ``psi``; None if OLS is rank deficient."""
+    """Fit every output column of ``z`` on ``psi``; None if OLS is rank deficient.
+
+    ``"saturated"`` tells whether a sparse path was cut by the number of samples (a larger
+    basis cannot be supported by this design)."""
     n, big_p = psi.shape
     q = z.shape[1]
     if method == "ols":
@@ -378,14 +554,17 @@ def _fit_basis(psi: np.ndarray, z: np.ndarray, method: str) -> dict[str, Any] | 
         coef, resid, e, trace_inv = res
         support = np.ones((q, big_p), dtype=bool)
         corr = np.full(q, _correction(n, big_p, trace_inv))
-        return {"coef": coef.T, "resid": resid, "e": e, "support": support, "corr": corr}
+        return {"coef": coef.T, "resid": resid, "e": e, "support": support, "corr": corr, "saturated": False}
     coef = np.zeros((q, big_p))
     resid = np.empty_like(z)
     e = np.empty_like(z)
     support = np.zeros((q, big_p), dtype=bool)
     corr = np.empty(q)
+    saturated = False
     for j in range(q):
-        cols = _best_prefix(psi, z[:, j], _greedy_order(psi, z[:, j], method))
+        path = _sparse_support(psi, z[:, j], method)
+        cols = path.support
+        saturated = saturated or path.saturated
         res = _ols(psi[:, cols], z[:, j : j + 1])
         if res is None:  # cannot happen for Gram-Schmidt-independent columns; keep the constant only
             cols = [0]
@@ -395,7 +574,7 @@ def _fit_basis(psi: np.ndarray, z: np.ndarray, method: str) -> dict[str, Any] | 
         coef[j, cols] = c[:, 0]
         resid[:, j], e[:, j] = rr[:, 0], ee[:, 0]
         support[j, cols] = True
-    return {"coef": coef, "resid": resid, "e": e, "support": support, "corr": corr}
+    return {"coef": coef, "resid": resid, "e": e, "support": support, "corr": corr, "saturated": saturated}
 
 
 def _min_degree_message(p: int, n: int, q_norm: float) -> str:
@@ -421,13 +600,20 @@ class PCE(SurrogateBase):
         of the training ``X`` (Legendre polynomials on that box), which is only right if the
         design was uniform on that box; the moments and Sobol indices then refer to that law.
     degree : int or "auto"
-        Maximal polynomial degree :math:`D`, or ``"auto"`` to select it by LOO error.
+        Maximal polynomial degree :math:`D`, or ``"auto"`` to select it by the corrected
+        LOO error: degrees 1, 2, ... are fitted in turn until that error has not improved
+        for 2 successive degrees, the design supports no larger basis, or ``max_degree``.
     q_norm : float in (0, 1]
         Hyperbolic truncation :math:`\|\alpha\|_q \le D` (1: total degree).
     fit_method : {"ols", "lars", "omp"}
-        Least squares, or hybrid LARS / OMP sparse regression with LOO model selection.
+        Least squares, or hybrid LARS / OMP sparse regression with LOO model selection;
+        the sparse path stops once the corrected LOO error of its OLS-refitted prefixes has
+        not improved for :math:`\max(20, k^*)` steps (:math:`k^*` terms in the best prefix).
+        A sparse fit costs about :math:`2k^*` products with the :math:`n \times P` design
+        matrix (degree 12, 4 inputs, 1820 candidates, 2048 points: about 0.5 s).
     max_degree : int
-        Largest degree tried by ``degree="auto"``.
+        Largest degree tried by ``degree="auto"``. For high degrees in several inputs,
+        combine with ``q_norm < 1`` to keep the candidate sets small.
     std_method : {"loo", "bootstrap"}
         Predictive standard deviation: homoscedastic LOO error, or bootstrap spread plus
         residual variance.
@@ -455,8 +641,8 @@ class PCE(SurrogateBase):
     n_terms_ : int or ndarray (q,)
         Size of the (sparse) support.
     loo_by_degree_ : ndarray (k, 3)
-        Degrees tried, their relative LOO error and corrected LOO error (means over
-        outputs).
+        Degrees tried (in order; one row for a fixed degree), their relative LOO error and
+        corrected LOO error (means over outputs).
     X_bounds_ : ndarray (p, 2)
         Training box.
     feature_names_ : list of str
@@ -569,7 +755,7 @@ class PCE(SurrogateBase):
 
         best: dict[str, Any] | None = None
         history: list[tuple[int, float, float]] = []
-        rises = 0
+        stale = 0  # successive degrees without a better corrected LOO error
         for d in degrees:
             if float(self.q_norm) == 1.0 and math.comb(d + p, p) > _MAX_TERMS:
                 raise InputError(
@@ -598,14 +784,13 @@ class PCE(SurrogateBase):
             eps = _relative_loo(res["e"], z)
             score = float(np.mean(eps * res["corr"]))
             history.append((d, float(np.mean(eps)), score))
-            if best is None or score < best["score"]:
+            if best is None or score < best["score"] - _TIE:
                 best = {**res, "score": score, "eps": eps, "degree": d, "indices": idx, "psi": psi}
-            if len(history) > 1 and score > history[-2][2]:
-                rises += 1
-                if rises >= 2:
-                    break
+                stale = 0
             else:
-                rises = 0
+                stale += 1
+            if stale >= _DEGREE_PATIENCE or res["saturated"]:
+                break
         assert best is not None
 
         d = best["degree"]
