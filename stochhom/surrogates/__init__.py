@@ -1,6 +1,7 @@
 """Surrogates with honest uncertainty: Gaussian-process regression and polynomial chaos.
 
-* :class:`GPR` (gpytorch, exact GP, learned/fixed/heteroscedastic noise) and
+* :class:`GPR` (gpytorch, exact GP, learned/fixed/heteroscedastic noise),
+  :class:`SparseGPR` (Titsias' sparse GP with inducing points, for large training sets) and
   :class:`PCE` (chaospy bases, OLS or sparse regression, analytic LOO and Sobol
   indices) are scikit-learn regressors (:mod:`~stochhom.surrogates.base`);
 * :func:`training_data` builds ``X``, ``y`` and ``groups`` from an apparent-properties
@@ -9,7 +10,7 @@
   splits the output variance into input, aleatoric and epistemic parts;
   :func:`sobol_indices` gives first and total Sobol indices with intervals.
 
-``GPR`` imports torch and gpytorch on first use.
+``GPR`` and ``SparseGPR`` import torch and gpytorch on first use.
 """
 
 from typing import Any
@@ -24,6 +25,7 @@ from .spd import SPDTransform
 
 __all__ = [
     "GPR",
+    "SparseGPR",
     "PCE",
     "InputDistribution",
     "input_distribution",
@@ -41,7 +43,7 @@ __all__ = [
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), "GPR"})
+    return sorted({*globals(), "GPR", "SparseGPR"})
 
 
 def __getattr__(name: str) -> Any:
@@ -49,4 +51,8 @@ def __getattr__(name: str) -> Any:
         from .gpr import GPR
 
         return GPR
+    if name == "SparseGPR":
+        from .sgpr import SparseGPR
+
+        return SparseGPR
     raise AttributeError(f"module 'stochhom.surrogates' has no attribute {name!r}")
