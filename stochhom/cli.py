@@ -186,9 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="run a whole study: sweep, RVE, surrogates, propagation, structure, validation, report",
         formatter_class=examples,
         description="Run every stage of a study (the sweep file, extended with the optional tables [gallery],\n"
-        "[rve], [surrogate], [propagation], [validation]) into its results directory, ending with report.html\n"
-        "and summary.json. Stages are cached: a re-run redoes only what a change affects, and a killed run\n"
-        "resumes (the sweep sample by sample).",
+        "[rve], [surrogate], [propagation], [structure], [validation]) into its results directory, ending with\n"
+        "report.html and summary.json. Stages are cached: a re-run redoes only what a change affects, and a killed\n"
+        "run resumes (the sweep sample by sample).",
         epilog="examples:\n"
         "  stochhom run studies/quickstart.toml           # writes studies/quickstart_results/report.html\n"
         "  stochhom run studies/quickstart.toml --workers 2\n"
