@@ -37,8 +37,8 @@ _LAZY = {
 
 #: Submodules reachable as attributes (``stochhom.io``), imported on first access.
 _SUBMODULES = (
-    "bounds", "cli", "fem", "io", "materials", "microstructure", "report", "spectral", "statistics", "structure",
-    "study", "surrogates", "tensors", "units", "validation", "warmup",
+    "bounds", "cli", "fem", "io", "log", "materials", "microstructure", "plot", "report", "spectral", "statistics",
+    "structure", "study", "surrogates", "tensors", "units", "validation", "warmup",
 )
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the names the lazy attributes resolve to

@@ -12,6 +12,10 @@ Subcommands
     written incrementally to a zarr store.
 ``stochhom info FILE``
     Summarize any stochhom dataset.
+``stochhom export RESULTS --format csv|netcdf|parquet``
+    Per-sample properties of a study, one row per sample (:mod:`stochhom.study.export`).
+``stochhom predict SURROGATE --inputs points.csv``
+    Predictions of a saved surrogate with intervals (:mod:`stochhom.surrogates.persistence`).
 ``stochhom warmup``
     Compile the numba kernels once, into numba's on-disk cache (:mod:`stochhom.warmup`).
 
@@ -41,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 from . import __version__
 from .choices import BOUNDARY_CONDITIONS, DISCRETIZATIONS, GENERATOR_NAMES, SCHEMES
 from .errors import StochhomError
+from .log import configure, unconfigure
 
 if TYPE_CHECKING:
     import numpy as np
@@ -68,9 +73,16 @@ def build_parser() -> argparse.ArgumentParser:
         "  stochhom run studies/quickstart.toml     # the whole pipeline, ending with an HTML report\n\n"
         "'stochhom COMMAND --help' describes each command. Exit status: 0 on success (also when some samples\n"
         "failed: they are reported), 2 on an error (bad input, every sample failed, a damaged store, a full disk;\n"
-        "one line 'stochhom COMMAND: error: ...' on stderr), 130 when interrupted (143 for a sweep on SIGTERM).",
+        "one line 'stochhom COMMAND: error: ...' on stderr), 130 when interrupted (143 for a sweep on SIGTERM).\n\n"
+        "logging: stage lines and notices go to stderr through the 'stochhom' loggers; -v shows details (DEBUG,\n"
+        "each line prefixed with level and logger), -q only warnings and errors (as each command's own --quiet).",
     )
     parser.add_argument("--version", action="version", version=f"stochhom {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="show details too (DEBUG log records, with level and logger name)")
+    parser.add_argument("-q", "--quiet", action="store_true", dest="global_quiet",
+                        help="show only warnings and errors; implies the command's own --quiet (no progress bar, "
+                             "no summary)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -110,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--out", default=None,
                    help="write the result: .json or .csv for one image; .nc or .zarr (apparent properties) for an "
                    "ensemble")
+    h.add_argument("--save-fields", default=None, metavar="PATH",
+                   help="also solve one load case (--load-case) and write its local fields for ParaView: "
+                   ".vti, .vtu, .vtk, .xdmf, or .nc (one image only)")
+    h.add_argument("--load-case", default=None, metavar="E1,E2,...",
+                   help="with --save-fields: the macroscopic strain (gradient) in Mandel notation, comma-separated "
+                   "(default: the first unit load, 1,0,...)")
     h.add_argument("--quiet", action="store_true", help="print nothing but errors")
     h.set_defaults(func=_cmd_homogenize)
 
@@ -167,8 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--dry-run", action="store_true", help="print the plan and a cost estimate, run nothing")
     w.add_argument("--flush-seconds", type=float, default=None,
                    help="write completed samples at least this often (default 2; a crash loses at most this much)")
-    w.add_argument("--quiet", action="store_true", help="no progress bar and no summary (errors and the resume notice "
-                   "still go to stderr)")
+    w.add_argument("--quiet", action="store_true", help="no progress bar and no summary (errors and warnings, such as "
+                   "the resume notice, still go to stderr; the same as 'stochhom -q sweep')")
     w.set_defaults(func=_cmd_sweep)
 
     i = sub.add_parser(
@@ -209,7 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--redo", action="append", default=[], metavar="STAGE",
                    help="run STAGE and every stage after it that depends on it again, even if up to date "
                    "(repeatable; one of gallery, rve, surrogates, propagation, structure, validation, report)")
-    r.add_argument("--quiet", action="store_true", help="no progress bar and no stage lines")
+    r.add_argument("--quiet", action="store_true", help="no progress bar and no stage lines (warnings, such as the "
+                   "resume notice, still go to stderr; the same as 'stochhom -q run')")
     r.set_defaults(func=_cmd_run)
 
     p = sub.add_parser(
@@ -224,6 +243,51 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pdf", action="store_true",
                    help="also write report.pdf, printed by headless Chromium (Debian package chromium)")
     p.set_defaults(func=_cmd_report)
+
+    x = sub.add_parser(
+        "export",
+        help="write the per-sample properties of a study to CSV, netCDF or Parquet",
+        formatter_class=examples,
+        description="One row per sample of a study's sweep store (RESULTS/samples.zarr): indices (sample, point,\n"
+        "replicate), seed, specimen, the sweep parameters, done/converged/status, and every property flattened\n"
+        "(conductivity_11, conductivity_eigenvalues_0, iterations_0, ...), with units: a '# units: {JSON}' comment\n"
+        "line in CSV (read it with pandas.read_csv(path, comment='#')), 'units' attributes in netCDF, field\n"
+        "metadata in Parquet. Only finished samples unless --all.",
+        epilog="examples:\n"
+        "  stochhom export studies/quickstart_results                      # studies/quickstart_results/samples.csv\n"
+        "  stochhom export studies/quickstart_results --format netcdf --output samples.nc\n"
+        "  stochhom export results --format parquet --all",
+    )
+    x.add_argument("results", help="results directory of 'stochhom run' (or a sweep store .zarr)")
+    x.add_argument("--format", default=None, choices=["csv", "netcdf", "parquet"],
+                   help="file format (default: from the suffix of --output, else csv)")
+    x.add_argument("--output", default=None, help="output file (default: RESULTS/samples.csv|.nc|.parquet)")
+    x.add_argument("--all", dest="all_samples", action="store_true",
+                   help="also the samples not computed yet (done False; their properties are empty)")
+    x.set_defaults(func=_cmd_export)
+
+    q = sub.add_parser(
+        "predict",
+        help="predict a CSV of input points with a saved surrogate",
+        formatter_class=examples,
+        description="Predict every row of a CSV of inputs (one column per input of the surrogate, named as the\n"
+        "study's parameters) with a saved surrogate (a folder of RESULTS/surrogates, or any model's save()):\n"
+        "per output O the columns O_mean, O_std, O_lower_P, O_upper_P (central interval of probability P %)\n"
+        "and, for GPR models without bounds, O_epistemic_std and O_aleatoric_std. Points outside the\n"
+        "training box are refused unless --allow-extrapolation (the column 'extrapolation' gives the distance\n"
+        "outside, in training ranges).",
+        epilog="examples:\n"
+        "  stochhom predict studies/quickstart_results/surrogates/conductivity_eigenvalues_0__gpr \\\n"
+        "      --inputs points.csv --output predictions.csv --level 0.95\n"
+        "  stochhom predict model_dir --inputs points.csv --allow-extrapolation   # table on stdout",
+    )
+    q.add_argument("surrogate", help="directory of a saved surrogate (e.g. RESULTS/surrogates/TARGET__gpr)")
+    q.add_argument("--inputs", required=True, help="CSV of input points, one column per input")
+    q.add_argument("--output", default=None, help="CSV to write (default: print the table)")
+    q.add_argument("--level", type=float, default=0.9, help="probability of the central interval (default 0.9)")
+    q.add_argument("--allow-extrapolation", action="store_true",
+                   help="predict points outside the training box too")
+    q.set_defaults(func=_cmd_predict)
 
     from .warmup import add_arguments as warmup_arguments  # standard library only
 
@@ -240,6 +304,49 @@ def build_parser() -> argparse.ArgumentParser:
     warmup_arguments(u)
     u.set_defaults(func=_cmd_warmup)
     return parser
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .study.export import export_samples
+
+    if args.output is not None:
+        _check_output(args.output, what="output")
+    path = export_samples(args.results, args.output, format=args.format, all_samples=args.all_samples)
+    print(f"wrote {path}")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .errors import InputError
+    from .surrogates.persistence import feature_names, load, output_names, predict_table
+
+    if not 0.0 < args.level < 1.0:
+        raise InputError(f"--level must lie strictly between 0 and 1 (e.g. 0.9), got {args.level}")
+    if args.output is not None:
+        _check_output(args.output, suffixes=(".csv",), what="output")
+    inputs = Path(args.inputs)
+    if not inputs.is_file():
+        raise InputError(f"--inputs {args.inputs!r}: no such file; give a CSV with one column per input")
+    model = load(args.surrogate)
+    names = feature_names(model, args.surrogate)
+    if names is None:
+        raise InputError(f"{args.surrogate} keeps no input names and no surrogates.json of a results directory is "
+                         "next to it; predict from Python with stochhom.surrogates.persistence.predict_table(model, "
+                         "frame, features=[...])")
+    try:
+        frame = pd.read_csv(inputs, comment="#")
+    except (ValueError, OSError) as exc:
+        raise InputError(f"cannot read {args.inputs} as CSV ({_one_line(str(exc))})") from None
+    table = predict_table(model, frame, level=args.level, allow_extrapolation=args.allow_extrapolation,
+                          features=names, outputs=output_names(model, args.surrogate))
+    if args.output is None:
+        print(table.to_csv(index=False), end="")
+    else:
+        table.to_csv(args.output, index=False)
+        print(f"wrote {args.output} ({len(table)} rows)")
+    return 0
 
 
 def _cmd_warmup(args: argparse.Namespace) -> int:
@@ -281,7 +388,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     store = results_dir(study) / "samples.zarr"
     try:
         out = run_study(study, workers=args.workers, scheduler=args.scheduler, restart=args.restart,
-                        progress=not args.quiet, log=(lambda m: None) if args.quiet else None, pdf=args.pdf,
+                        progress=not args.quiet, pdf=args.pdf,
                         redo=args.redo, repair=args.repair)
     except StochhomError as exc:  # a later stage that fails for want of samples: say why first
         _raise_if_all_failed(store, "the sweep of the study", then=str(exc))
@@ -471,6 +578,13 @@ def _cmd_homogenize(args: argparse.Namespace) -> int:
                             f"{args.image} is a {Path(args.image).suffix or 'suffix-less'} file")
     if args.out:
         _check_output(args.out, _IMAGE_OUTPUTS, what="--out (the result of one image)")
+    if args.save_fields:
+        _check_output(args.save_fields, _FIELD_OUTPUTS, what="--save-fields")
+        if args.boundary not in (None, "periodic"):
+            raise StochhomError(f"--save-fields solves the periodic cell problem (the FFT solver); the local fields "
+                                f"under --boundary {args.boundary} are not exported yet: drop one of the two options")
+    elif args.load_case is not None:
+        raise StochhomError("--load-case applies with --save-fields (it is the load whose local fields are written)")
     image = load_image(args.image, key=args.key)
     phases = load_phases(args.phases)
     units = load_units(args.phases)
@@ -524,8 +638,48 @@ def _cmd_homogenize(args: argparse.Namespace) -> int:
             raise StochhomError(f"cannot write {args.out!r}: {exc.strerror or exc}; nothing was written") from None
         if not args.quiet:
             print(f"wrote {args.out}")
+    if args.save_fields:
+        _save_fields(args, image, phases, spacing, res)
     return 0
 
+
+def _save_fields(args: argparse.Namespace, image: Any, phases: Any, spacing: Any, res: Any) -> None:
+    """``homogenize --save-fields``: solve one load case with the options of the homogenization
+    and write its local fields."""
+    import numpy as np
+
+    from .spectral import solve
+
+    ne = res.effective.shape[0]
+    if args.load_case is None:
+        macro = np.eye(ne)[0]
+    else:
+        try:
+            macro = np.array([float(v) for v in args.load_case.split(",")])
+        except ValueError:
+            raise StochhomError(f"--load-case {args.load_case!r}: give {ne} comma-separated numbers "
+                                "(Mandel notation), e.g. 1,0,0") from None
+        if macro.shape != (ne,):
+            raise StochhomError(f"--load-case has {macro.size} component(s); this problem has {ne} "
+                                f"(Mandel notation in {res.info['dim']}D)")
+    key = "macro_strain" if res.physics == "elasticity" else "macro_gradient"
+    fields = solve(image, phases, **{key: macro}, scheme=args.scheme, discretization=args.discretization,
+                   tol=args.tol, maxiter=args.maxiter, dtype=args.dtype, spacing=spacing, workers=args.workers,
+                   backend=args.backend, device=args.device)
+    out = Path(args.save_fields)
+    suffix = out.suffix.lower()
+    if suffix in (".xdmf", ".xmf"):
+        fields.to_xdmf(out)
+    elif suffix == ".nc":
+        fields.to_xarray().to_netcdf(out)
+    else:
+        fields.to_vtk(out)
+    if not args.quiet:
+        print(f"wrote the local fields of the load {macro.tolist()} to {out} ({fields.iterations} iterations)")
+
+
+#: Formats of ``homogenize IMAGE --save-fields``.
+_FIELD_OUTPUTS = (".vti", ".vtu", ".vtk", ".xdmf", ".xmf", ".nc")
 
 #: Formats of ``homogenize IMAGE --out``; an ensemble writes .nc or .zarr.
 _IMAGE_OUTPUTS = (".json", ".csv")
@@ -582,6 +736,9 @@ def _homogenize_ensemble(args: argparse.Namespace) -> int:
                             "(attribute voxel_size, set by 'stochhom generate --voxel-size')")
     if args.key is not None:
         raise StochhomError("--key applies to .npz images only, not to an ensemble file")
+    if args.save_fields or args.load_case is not None:
+        raise StochhomError("--save-fields and --load-case apply to one image; for an ensemble sample, use "
+                            "stochhom.solve(ens.isel(sample=k), phases, macro_strain=...).to_vtk(path)")
     if args.out:
         _check_output(args.out, _ENSEMBLE_OUTPUTS, what="--out (the apparent properties of an ensemble)")
     ds = _open(args.image)
@@ -889,6 +1046,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``stochhom`` command; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.global_quiet and hasattr(args, "quiet"):
+        args.quiet = True
+    configure(0 if getattr(args, "quiet", False) or args.global_quiet else 1 + args.verbose)
     try:
         return int(args.func(args))
     except StochhomError as exc:
@@ -908,6 +1068,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f" while writing {exc.filename}" if exc.filename else ""
         _error(args.command, f"{exc.strerror or 'disk full'}{where}; free some space and run the command again")
         return 2
+    finally:
+        unconfigure()  # main() may run again in this process (tests, notebooks): leave no handler behind
 
 
 def _one_line(text: str) -> str:

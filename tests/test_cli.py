@@ -551,3 +551,32 @@ def test_homogenize_ensemble_all_failed_says_why(tmp_path, capsys) -> None:
                  str(tmp_path / "props.nc")]) == 2
     _single_error_line(capsys.readouterr().err, "homogenize", "every sample of")
     assert not (tmp_path / "props.nc").exists()
+
+
+def test_homogenize_save_fields_writes_the_api_fields(tmp_path, capsys) -> None:
+    import meshio
+
+    out = tmp_path / "fields.vtu"
+    code = main(["homogenize", str(EXAMPLE_IMAGE), "--phases", str(EXAMPLE_PHASES), "--save-fields", str(out),
+                 "--load-case", "0,1,0", "--quiet"])
+    assert code == 0 and out.exists()
+    ref = sh.solve(np.load(EXAMPLE_IMAGE), sh.io.load_phases(EXAMPLE_PHASES), macro_strain=[0.0, 1.0, 0.0])
+    mesh = meshio.read(out)
+    phase = np.asarray(mesh.cell_data["phase"][0]).reshape(-1)
+    assert phase.size == ref.phase.size and np.array_equal(np.sort(phase), np.sort(ref.phase.reshape(-1)))
+    vm = np.asarray(mesh.cell_data["von_mises"][0]).reshape(-1)
+    # same solve, same options: the written von Mises field is the API's (any cell order)
+    np.testing.assert_allclose(np.sort(vm), np.sort(ref.von_mises.reshape(-1)), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize(("extra", "match"), [
+    (["--save-fields", "f.png"], "unsupported format"),
+    (["--load-case", "1,0,0"], "--load-case applies with --save-fields"),
+    (["--save-fields", "f.vti", "--load-case", "1,0"], "has 2 component"),
+    (["--save-fields", "f.vti", "--load-case", "a,b,c"], "comma-separated numbers"),
+    (["--save-fields", "f.vti", "--boundary", "kubc"], "periodic cell problem"),
+])
+def test_homogenize_save_fields_errors(tmp_path, capsys, extra, match) -> None:
+    args = [a if not a.startswith("f.") else str(tmp_path / a) for a in extra]
+    assert main(["homogenize", str(EXAMPLE_IMAGE), "--phases", str(EXAMPLE_PHASES), "--quiet", *args]) == 2
+    _single_error_line(capsys.readouterr().err, "homogenize", match)

@@ -93,6 +93,27 @@ def test_every_stage_writes_its_outputs(tiny_run) -> None:
     assert any("stage surrogates: done" in m for m in messages)
 
 
+def test_gallery_holds_the_local_fields_of_the_very_problems_the_sweep_solved(tiny_run) -> None:
+    import xarray as xr
+
+    from stochhom.io import open_dataset
+
+    out, _ = tiny_run
+    gal = open_dataset(out / "gallery.nc").load()
+    field = gal["local_field"]
+    assert field.attrs["quantity"] == "flux_magnitude" and int(field.attrs["failed"]) == 0
+    assert field.dims == gal["phase"].dims and np.all(np.isfinite(field.values)) and float(field.min()) >= 0
+    props = xr.open_zarr(out / "samples.zarr")
+    for k, sample in enumerate(gal["sample"].values):
+        kk = props["conductivity"].sel(sample=int(sample)).values  # this sample's apparent tensor from the sweep
+        # under the unit gradient e_x the mean flux is K e_x, and the mean of |q| is at least its norm
+        # (Jensen); the field is the sweep's problem, not another one: within a factor 2 of that norm here
+        norm = float(np.hypot(kk[0, 0], kk[1, 0]))
+        mean = float(field.isel(sample=k).mean())
+        assert norm * (1 - 1e-6) <= mean <= 2.0 * norm
+    assert "Local fields of the same SVEs: the flux magnitude" in (out / "report.html").read_text()
+
+
 def test_a_second_run_is_cached_and_a_change_redoes_only_what_it_affects(tiny_run, tmp_path) -> None:
     out, _ = tiny_run
     base = out.parent

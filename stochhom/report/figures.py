@@ -833,6 +833,72 @@ def s2_theory(generator: str, params: Mapping[str, Any], r: Any, dim: int, phase
 
 
 @styled
+def gallery_field_figure(ensemble: xr.Dataset, *, units: Units | None = None) -> Figure:
+    r"""Local fields of the gallery's samples (variable ``local_field`` of the gallery written
+    by the study runner): one map per sample, on the same colour scale, the phase boundaries
+    drawn over it (3D: the middle z slice).
+
+    The field is the flux magnitude :math:`|q|` under a unit macroscopic gradient along x
+    (conductivity) or the von Mises stress under a unit macroscopic strain
+    :math:`\bar\varepsilon_{11}` (elasticity), each map divided by its own SVE mean (a
+    concentration factor: the problems are linear, and the samples' contrasts differ).
+    """
+    ens = _ensemble(ensemble)
+    if "local_field" not in ens:
+        raise InputError("the ensemble has no local_field: run the study's gallery stage (stochhom run)")
+    field = ens["local_field"].transpose("sample", ...)
+    phase = ens["phase"].transpose("sample", ...)
+    n = phase.sizes["sample"]
+    dim = phase.ndim - 1
+    h = float(ens.attrs.get("voxel_size", 1.0))
+    u = _units(units, h)
+    rows, cols = _gallery_shape(n)
+    side = 3.0 if cols >= 3 else 3.1
+    width = max(side * cols, 3.8)
+    fig = _figure(width + 0.9, rows * (side + 0.3))
+    grid = fig.subplots(rows, cols, squeeze=False)
+    axes = list(grid.ravel())
+    for ax in axes[n:]:
+        fig.delaxes(ax)
+    # each map relative to its own SVE mean: the samples' contrasts differ (the mean flux by 20x in the
+    # quickstart), and one absolute scale left the low-contrast ones black
+    values = field.values.astype(float)
+    axes_mean = tuple(range(1, values.ndim))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        values = values / np.nanmean(values, axis=axes_mean, keepdims=True)
+    finite = values[np.isfinite(values)]
+    vmax = float(np.quantile(finite, 0.995)) if finite.size else 1.0  # a few hot voxels do not wash out the map
+    quantity = str(field.attrs.get("quantity", "local field"))
+    length = u.length_unit(1)
+    im = None
+    for k, ax in enumerate(axes[:n]):
+        img, lab = values[k], phase.isel(sample=k).values
+        if dim == 3:
+            img, lab = img[:, :, img.shape[2] // 2], lab[:, :, lab.shape[2] // 2]
+        nx, ny = img.shape
+        im = ax.imshow(img.T, origin="lower", extent=(0, nx * h, 0, ny * h), cmap="magma", vmin=0.0, vmax=vmax,
+                       interpolation="nearest")
+        if np.unique(lab).size > 1:
+            xc, yc = (np.arange(nx) + 0.5) * h, (np.arange(ny) + 0.5) * h
+            ax.contour(xc, yc, lab.T.astype(float), levels=np.unique(lab)[:-1] + 0.5, colors="white",
+                       linewidths=0.6)
+        ax.grid(False)
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_major_locator(mticker.MaxNLocator(nbins=4, steps=[1, 2, 5, 10]))
+        ax.set_title(f"sample {ens['sample'].values[k]}" + (", middle z slice" if dim == 3 else ""))
+        if k + cols >= n:
+            ax.set_xlabel(f"x [{length}]")
+        if k % cols == 0:
+            ax.set_ylabel(f"y [{length}]")
+    label = {"flux_magnitude": "|q| / SVE mean of |q|",
+             "von_mises": "von Mises stress / SVE mean",
+             "von_mises_in_plane": "in-plane von Mises stress / SVE mean"}.get(quantity, f"{quantity} / SVE mean")
+    if im is not None:
+        fig.colorbar(im, ax=axes[:n], label=f"{label} [–]", shrink=0.9)
+    return fig
+
+
+@styled
 def s2_figure(ensemble: xr.Dataset, phase: int = 1, *, units: Units | None = None) -> Figure:
     """Radial :math:`S_2(r)` of ``phase`` per parameter group: the ensemble mean and the
     closed form of :func:`s2_theory` where the generator has one (dashed).

@@ -418,6 +418,16 @@ def _microstructure(rep: _Report) -> None:
                "Microstructure gallery: phase labels of "
                + ("SVEs of the sweep spread over the design, each the very image the solver saw"
                   if spread else "the first samples") + " (3D: the middle z slice)")
+    if "local_field" in ens:
+        fld = ens["local_field"]
+        phys = "flux magnitude under a unit macroscopic gradient along x" if fld.attrs.get("quantity") == \
+            "flux_magnitude" else "von Mises stress under a unit macroscopic strain ε̄₁₁"
+        failed = int(fld.attrs.get("failed", 0))
+        rep.figure("microstructure", F.gallery_field_figure(ens, units=u),
+                   f"Local fields of the same SVEs: the {phys}, solved as the sweep solves them, each divided by "
+                   "its SVE mean (one colour scale, up to its 99.5 % quantile; white: phase boundaries): the "
+                   "local extremes that the apparent property averages away"
+                   + (f"; {failed} sample(s) did not converge (blank)" if failed else "") + ".")
     rep.figure("microstructure", F.s2_figure(ens, units=u),
                "Radially averaged two-point probability S₂(r) of phase 1, against its closed form where one exists")
     d = describe(ens)

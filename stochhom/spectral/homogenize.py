@@ -127,7 +127,7 @@ class HomogenizationResult:
 
 @dataclass
 class FieldResult:
-    """Local fields of one load case.
+    r"""Local fields of one load case.
 
     For conductivity, ``strain`` is the gradient and ``stress`` the flux (aliases
     :attr:`gradient`, :attr:`flux`, :attr:`mean_gradient`, :attr:`mean_flux`).
@@ -148,6 +148,21 @@ class FieldResult:
     residuals : numpy.ndarray
     converged : bool
     info : dict
+    phase : numpy.ndarray or None
+        The integer phase labels of the image as solved (the caller's labels, not
+        renumbered), shape ``shape``; axes ``x, y[, z]`` as in an ensemble sample.
+    spacing : tuple of float or None
+        The voxel size along each axis, in length units.
+    stress_out_of_plane : numpy.ndarray or None, shape ``(3, *shape)``
+        2D elasticity (plane strain) only: the Mandel components ``33, 23, 13`` of the
+        stress, :math:`\sigma_{33} = C_{33ab}\,\varepsilon_{ab}` from the phases' 3D
+        stiffness (:math:`\lambda(\varepsilon_{11} + \varepsilon_{22})` for an isotropic
+        phase); ``None`` where a phase has only a 2D stiffness or voxels are composite.
+
+    Notes
+    -----
+    Derived local quantities, export and statistics live in :mod:`stochhom.spectral.fields`;
+    the methods below forward to it.
     """
 
     strain: np.ndarray
@@ -160,11 +175,72 @@ class FieldResult:
     converged: bool
     physics: str
     info: dict[str, Any] = field(default_factory=dict)
+    phase: np.ndarray | None = None
+    spacing: tuple[float, ...] | None = None
+    stress_out_of_plane: np.ndarray | None = None
 
     gradient = property(lambda self: self.strain, doc="Alias of ``strain`` (conductivity).")
     flux = property(lambda self: self.stress, doc="Alias of ``stress`` (conductivity).")
     mean_gradient = property(lambda self: self.mean_strain, doc="Alias of ``mean_strain``.")
     mean_flux = property(lambda self: self.mean_stress, doc="Alias of ``mean_stress``.")
+
+    @property
+    def von_mises(self) -> np.ndarray:
+        """Von Mises equivalent stress (see :func:`stochhom.spectral.fields.von_mises`)."""
+        from .fields import von_mises
+
+        return von_mises(self)
+
+    @property
+    def von_mises_in_plane(self) -> np.ndarray:
+        """In-plane von Mises stress of a 2D field (see :func:`stochhom.spectral.fields.von_mises`)."""
+        from .fields import von_mises
+
+        return von_mises(self, in_plane=True)
+
+    @property
+    def energy_density(self) -> np.ndarray:
+        r"""Local energy density :math:`\tfrac12\sigma:\varepsilon` (or :math:`\tfrac12 q\cdot g`)."""
+        from .fields import energy_density
+
+        return energy_density(self)
+
+    @property
+    def flux_magnitude(self) -> np.ndarray:
+        """Euclidean norm :math:`|q|` of the flux (conductivity)."""
+        from .fields import flux_magnitude
+
+        return flux_magnitude(self)
+
+    def quantity(self, name: str = "stress", component: str | None = None) -> np.ndarray:
+        """One local field by name (see :func:`stochhom.spectral.fields.quantity`)."""
+        from .fields import quantity
+
+        return quantity(self, name, component)
+
+    def statistics(self, quantity: str = "stress", component: str | None = "11", bins: Any = 50) -> Any:
+        """Per-phase moments and histograms (see :func:`stochhom.spectral.fields.statistics`)."""
+        from .fields import statistics
+
+        return statistics(self, quantity, component, bins)
+
+    def to_xarray(self, units: Any = None) -> Any:
+        """The fields as an ``xarray.Dataset`` (see :func:`stochhom.spectral.fields.to_xarray`)."""
+        from .fields import to_xarray
+
+        return to_xarray(self, units)
+
+    def to_vtk(self, path: Any) -> Any:
+        """Write a ParaView file ``.vti``, ``.vtu`` or ``.vtk`` (see :func:`stochhom.spectral.fields.to_vtk`)."""
+        from .fields import to_vtk
+
+        return to_vtk(self, path)
+
+    def to_xdmf(self, path: Any, data_format: str = "XML") -> Any:
+        """Write an XDMF file (see :func:`stochhom.spectral.fields.to_xdmf`)."""
+        from .fields import to_xdmf
+
+        return to_xdmf(self, path, data_format)
 
 
 # ----------------------------------------------------------------------------- validation
@@ -921,7 +997,7 @@ def solve(
     if on_failure not in ("raise", "warn"):
         raise InputError(f"on_failure must be 'raise' or 'warn', got {on_failure!r}")
     ((kind, value),) = given.items()
-    problem, green, _, physics, tol, maxiter = _problem(
+    problem, green, mats, physics, tol, maxiter = _problem(
         image, phases, scheme, discretization, tol, maxiter, dtype, spacing, reference, workers, backend, device,
         composite,
     )
@@ -954,6 +1030,10 @@ def solve(
     strain = problem.strain_to_mandel(e[0], axis=0)
     stress = problem.stress_to_mandel(s[0], axis=0)
     u = res.w[0] if discretization == "q1" else _fluctuation(problem, discretization, res.w[0])
+    labels = _image(_sample(image)[0])
+    out_of_plane = None
+    if physics == ELASTICITY and problem.dim == 2 and getattr(problem, "composite_voxels", 0) == 0:
+        out_of_plane = _out_of_plane_stress(mats, labels, strain)
     return FieldResult(
         strain=strain,
         stress=stress,
@@ -965,7 +1045,30 @@ def solve(
         converged=bool(res.converged[0]),
         physics=physics,
         info=info,
+        phase=np.array(labels),
+        spacing=tuple(float(h) for h in problem.grid.spacing) if hasattr(problem, "grid") else None,
+        stress_out_of_plane=out_of_plane,
     )
+
+
+def _out_of_plane_stress(mats: list[Material], labels: np.ndarray, strain: np.ndarray) -> np.ndarray | None:
+    r"""Mandel stress components ``33, 23, 13`` of a plane-strain field.
+
+    With :math:`\varepsilon_{33} = \varepsilon_{23} = \varepsilon_{13} = 0`, row ``a`` of the
+    phase's 3D Mandel stiffness gives :math:`\hat\sigma_a = \hat C_{a1}\hat\varepsilon_1 +
+    \hat C_{a2}\hat\varepsilon_2 + \hat C_{a6}\hat\varepsilon_6`. ``None`` if a phase has
+    only a 2D (3 x 3) stiffness.
+    """
+    rows = []
+    for m in mats:
+        try:
+            c3 = np.asarray(m.tensor(3))
+        except Exception:  # a 2D-only anisotropic stiffness: sigma_33 is unknown
+            return None
+        rows.append(c3[np.ix_([2, 3, 4], [0, 1, 5])])
+    table = np.array(rows)  # (n_phases, 3, 3), compact labels
+    compact = np.searchsorted(np.unique(labels), labels)
+    return np.einsum("...ab,b...->a...", table[compact], strain)
 
 
 def _fluctuation(problem: CellProblem, discretization: str, w: np.ndarray) -> np.ndarray:

@@ -40,6 +40,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -48,14 +49,17 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..log import emitter, get_logger
 from ..surrogates.tensor import TENSOR_TARGETS
 from .pipeline import PipelineConfig, pipeline_config
 from .schema import Study
 
 __all__ = ["STAGES", "cv_groups", "results_dir", "run_study"]
 
+_logger = get_logger(__name__)
+
 #: Version of what the stages compute: a change redoes every stage but the sweep of existing results.
-PIPELINE_VERSION = 5  # 5: the structure stage; tensor surrogates learn their noise correlation
+PIPELINE_VERSION = 6  # 6: local fields in the gallery; 5: the structure stage, tensor noise correlation
 
 #: Seconds of kernel warm-up per sweep process above which the runner suggests ``stochhom warmup``
 #: (loading cached kernels takes about 1 s; compiling the quickstart's, 20-40 s).
@@ -315,9 +319,64 @@ def _stage_gallery(study: Study, out: Path, cfg: PipelineConfig) -> None:
     if not chosen:
         raise InputError("the gallery has no sample: the generator failed on every sample tried")
     ens = _gallery_dataset(study, chosen, names)
+    fields = _gallery_fields(study, chosen)
+    if fields is not None:
+        values, attrs = fields
+        ens["local_field"] = (("sample", *[d for d in ens["phase"].dims if d != "sample"]), values)
+        ens["local_field"].attrs.update(attrs)
     if path.exists():
         path.unlink()
     save_dataset(ens, path)
+
+
+#: Solver options of a study that :func:`stochhom.spectral.solve` takes for the gallery's fields.
+_FIELD_SOLVER_KEYS = ("scheme", "discretization", "tol", "maxiter", "dtype", "workers", "backend", "device")
+
+
+def _gallery_fields(study: Study, chosen: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, dict[str, Any]] | None:
+    r"""Local fields of the gallery's SVEs under one macroscopic load, for the report: the
+    flux magnitude :math:`|q|` under the unit gradient along x (conductivity), or the von
+    Mises stress under the unit strain :math:`\bar\varepsilon_{11}` (elasticity; in 2D
+    plane strain with :math:`\sigma_{33}` from the phases' 3D stiffness, in-plane where a
+    phase has none). Solved as the sweep solves (same phases at the sample's parameters and
+    solver options). ``None`` for what the periodic solver does not do here: window
+    boundary conditions and composite voxels. A sample that fails has a NaN field."""
+    from ..errors import ConvergenceWarning, StochhomError
+    from ..spectral import solve
+    from ..statistics.phases import resolve_phases
+
+    solver = dict(study.solver)
+    if solver.get("composite_voxels") or solver.get("boundary", "periodic") != "periodic":
+        return None
+    options = {k: solver[k] for k in _FIELD_SOLVER_KEYS if k in solver}
+    fields, quantity, failed = [], None, 0
+    for s in chosen:
+        image = np.asarray(s["image"])
+        try:
+            mats = resolve_phases(study.phases, s["params"])
+            values = list(mats.values()) if isinstance(mats, Mapping) else list(mats)
+            elastic = any(m.physics == "elasticity" for m in values)  # a Void phase has no physics
+            n = (3 if image.ndim == 2 else 6) if elastic else image.ndim
+            load = {("macro_strain" if elastic else "macro_gradient"): np.eye(n)[0]}
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                res = solve(image, mats, spacing=study.voxel_size, on_failure="warn", **load, **options)
+            if not res.converged:
+                raise StochhomError("not converged")
+            if elastic:
+                quantity = "von_mises" if res.stress_out_of_plane is not None or image.ndim == 3 else \
+                    "von_mises_in_plane"
+            else:
+                quantity = "flux_magnitude"
+            fields.append(np.asarray(res.quantity(quantity), dtype=np.float32))
+        except StochhomError:
+            failed += 1
+            fields.append(np.full(image.shape, np.nan, dtype=np.float32))
+    if quantity is None:
+        return None
+    attrs = {"quantity": quantity, "load": "unit macroscopic strain 11" if quantity.startswith("von") else
+             "unit macroscopic gradient along x", "failed": failed}
+    return np.stack(fields), attrs
 
 
 #: Samples of the fitted model that :func:`_stage_fit` compares the specimen with.
@@ -753,9 +812,16 @@ def _quiet_extrapolation(func: Callable[..., None]) -> Callable[..., None]:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", OutOfDomainWarning)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", OutOfDomainWarning)
             func(*args, **kwargs)
+        ood = [w for w in caught if issubclass(w.category, OutOfDomainWarning)]
+        for w in caught:  # the other warnings are news: pass them on
+            if not issubclass(w.category, OutOfDomainWarning):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        if ood:
+            _logger.debug("%s: %d extrapolation warning(s) silenced (CV folds, OOD shells, distribution edges); "
+                          "the first: %s", func.__name__.lstrip("_").replace("_", " ", 1), len(ood), ood[0].message)
 
     return wrapper
 
@@ -1332,7 +1398,10 @@ def run_study(
     restart : bool
         Delete the results directory first.
     log : callable, optional
-        Receives one line per stage (default: stderr).
+        Receives one line per stage (and the sweep's notices), as well as the loggers
+        ``stochhom.study.runner`` and ``stochhom.study.sweep`` (INFO; problems at WARNING,
+        details at DEBUG). Without it, the lines go to the loggers only: nothing is printed
+        unless the application configures logging (:func:`stochhom.log.configure`).
     pdf : bool
         Also write ``report.pdf``.
     redo : sequence of str
@@ -1354,7 +1423,7 @@ def run_study(
 
     from .sweep import open_store, run_sweep
 
-    say = log or (lambda m: print(m, file=sys.stderr))
+    say = emitter(_logger, log)
     redo = [redo] if isinstance(redo, str) else list(redo)
     bad = [r for r in redo if r not in STAGES[1:]]
     if bad:
@@ -1415,6 +1484,9 @@ def run_study(
         done = record.get(stage, {})
         fresh = done.get("hash") == h and all((out / f).exists() for f in outputs[stage])
         forced = stage in redo or any(u in ran for u in upstream.get(stage, []))
+        _logger.debug("stage %s: hash %s, recorded %s, outputs %s%s", stage, h[:12], str(done.get("hash"))[:12],
+                      "present" if all((out / f).exists() for f in outputs[stage]) else "missing",
+                      "; forced (--redo or an upstream stage ran)" if forced else "")
         if stage != "sweep" and fresh and not forced:
             say(f"stage {stage}: up to date")
             continue
@@ -1425,7 +1497,7 @@ def run_study(
         if stage == "sweep":
             swept = dataclasses.replace(study, output=out / "samples.zarr")
             done_before = _done_count(out / "samples.zarr") if done.get("hash") == h else 0
-            props = run_sweep(swept, workers=workers, scheduler=scheduler, progress=progress, log=say, repair=repair)
+            props = run_sweep(swept, workers=workers, scheduler=scheduler, progress=progress, log=log, repair=repair)
             repaired = props.attrs.pop("repaired_samples", 0)
             if repaired:  # recomputed samples: every later stage runs again
                 ran.add("sweep")

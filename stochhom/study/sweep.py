@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import multiprocessing
 import os
 import shutil
@@ -80,6 +81,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import InputError
+from ..log import emitter, get_logger
 from ..microstructure.composite import CompositeVoxels, render_composite
 from ..microstructure.ensemble import GENERATORS
 from ..statistics.ensemble import MAX_PHASE_FRACTIONS, assemble, sample_record
@@ -88,6 +90,8 @@ from .schema import Study
 
 __all__ = ["check_unlocked", "run_sweep", "plan_summary", "open_store", "store_path", "SweepStoreError",
            "SweepInterrupted", "lock_path"]
+
+_logger = get_logger(__name__)
 
 _CHUNK = 64  # samples per zarr chunk
 _STATUS_LEN = 300
@@ -887,7 +891,10 @@ def run_sweep(
     flush_seconds : float
         Write completed samples at least this often.
     log : callable, optional
-        Receives progress messages (default: print to stderr).
+        Receives every progress message, as well as the logger ``stochhom.study.sweep``
+        (resume and repair notices and failed samples at WARNING, the rest at INFO). Without
+        it, the messages go to the logger only: nothing is printed unless the application
+        configures logging (:func:`stochhom.log.configure`).
     repair : bool
         First rebuild a damaged store of this study: every sample whose results (or
         ``done`` flag) sit in an unreadable chunk is recomputed, every other finished
@@ -912,7 +919,7 @@ def run_sweep(
     SweepInterrupted
         SIGINT or SIGTERM: the finished samples are stored.
     """
-    say = log or (lambda msg: print(msg, file=sys.stderr))
+    say = emitter(_logger, log)
     if workers is None:
         workers = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
     if not isinstance(workers, (int, np.integer)) or workers < 1:
@@ -967,7 +974,7 @@ def run_sweep(
 
 def _sweep(study: Study, path: Path, samples: list[dict[str, Any]], seeds: np.ndarray, workers: int,
            scheduler: str | None, restart: bool, progress: bool, flush_seconds: float,
-           say: Callable[[str], None], repair: bool = False) -> xr.Dataset:
+           say: Callable[..., None], repair: bool = False) -> xr.Dataset:
     """The body of :func:`run_sweep` (under the store lock): connect, repair, create or resume, compute, flush."""
     with _dask_client(scheduler, workers) as client:  # first: an unreachable scheduler changes nothing
         repaired = None
@@ -976,7 +983,7 @@ def _sweep(study: Study, path: Path, samples: list[dict[str, Any]], seeds: np.nd
             if repaired["variables"]:
                 names = ", ".join(sorted(repaired["variables"]))
                 say(f"repaired {path}: unreadable data in {names}; {len(repaired['lost'])} sample(s) to recompute "
-                    f"({_ranges(repaired['lost'])}), {repaired['kept']} finished sample(s) kept")
+                    f"({_ranges(repaired['lost'])}), {repaired['kept']} finished sample(s) kept", logging.WARNING)
             else:
                 say(f"repair: every variable of {path} reads; nothing to repair")
         resume = _check_existing(path, study, restart)
@@ -1006,13 +1013,17 @@ def _ranges(idx: list[int], limit: int = 6) -> str:
 
 def _compute(study: Study, path: Path, samples: list[dict[str, Any]], seeds: np.ndarray, workers: int,
              scheduler: str | None, client: Any, progress: bool, flush_seconds: float,
-             say: Callable[[str], None], resume: bool) -> xr.Dataset:
+             say: Callable[..., None], resume: bool) -> xr.Dataset:
     """Compute the samples not flagged done, flushing them to the store; return the whole store."""
     done = _done_flags(path)
     todo = [(s["sample"], s["params"], int(seeds[s["sample"]])) for s in samples if not done[s["sample"]]]
     n_total = len(samples)
+    _logger.debug("%s: %d of %d samples to compute with %d worker(s)%s", path, len(todo), n_total, workers,
+                  f" on the Dask scheduler {scheduler}" if scheduler is not None else "")
     if resume:
-        say(f"resuming {path}: {n_total - len(todo)} of {n_total} samples done")
+        # a warning (shown by --quiet too) when there is work left: an interrupted sweep goes on
+        say(f"resuming {path}: {n_total - len(todo)} of {n_total} samples done",
+            logging.WARNING if todo else logging.INFO)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -1046,5 +1057,5 @@ def _compute(study: Study, path: Path, samples: list[dict[str, Any]], seeds: np.
     out = open_store(path).load()
     failed = int((out["converged"].values == 0).sum())
     if failed:
-        say(f"{failed} of {n_total} samples failed; see the 'status' variable")
+        say(f"{failed} of {n_total} samples failed; see the 'status' variable", logging.WARNING)
     return out

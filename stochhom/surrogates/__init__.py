@@ -6,6 +6,8 @@
   indices) are scikit-learn regressors (:mod:`~stochhom.surrogates.base`);
 * :func:`training_data` builds ``X``, ``y`` and ``groups`` from an apparent-properties
   ``Dataset``; :class:`SPDTransform` keeps predicted tensors positive definite;
+* :func:`load` reads any saved surrogate back; :func:`predict_table` predicts a table of
+  input points (mean, standard deviation, interval, split) and refuses extrapolation;
 * :func:`propagate` pushes an :class:`InputDistribution` through a surrogate and
   splits the output variance into input, aleatoric and epistemic parts;
   :func:`sobol_indices` gives first and total Sobol indices with intervals.
@@ -19,6 +21,7 @@ from .base import Standardizer, SurrogateBase
 from .data import TrainingData, default_parameters, training_data
 from .distributions import InputDistribution, input_distribution
 from .pce import PCE
+from .persistence import load, predict_table
 from .propagation import PropagationResult, propagate
 from .sensitivity import SobolIndices, sobol_indices
 from .spd import SPDTransform
@@ -27,6 +30,8 @@ __all__ = [
     "GPR",
     "SparseGPR",
     "PCE",
+    "load",
+    "predict_table",
     "InputDistribution",
     "input_distribution",
     "training_data",

@@ -30,9 +30,11 @@ and a bootstrap interval over groups (:class:`OODEvaluation`).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import re
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,11 +45,53 @@ from sklearn.base import clone
 from sklearn.model_selection import KFold
 
 from ..errors import InputError, OutOfDomainWarning
+from ..log import get_logger
 from .metrics import COVERAGE_LEVELS, SCORE_COLUMNS, pooled_metrics, probabilistic_metrics, score_predictions
 from .splits import check_leakage, extrapolation_distance, grouped_kfold, ood_shells, training_box
 
 __all__ = ["cv_folds", "ood_folds", "evaluate", "degradation", "leakage_demonstration", "ood_evaluation",
            "OODEvaluation", "OOD_METRICS"]
+
+_logger = get_logger(__name__)
+_POINTS = re.compile(r"(\d+) of (\d+) point")
+
+
+class _Extrapolation:
+    """The :class:`~stochhom.errors.OutOfDomainWarning` of every fold of one evaluation, held back
+    and told once: the models warn at each ``predict``, so a K-fold evaluation would warn K times.
+
+    ``with tally.fold(k): ...`` records the warnings of fold ``k`` (other warnings pass through);
+    :meth:`summary` is the one line for all folds, or None when no fold extrapolated.
+    """
+
+    def __init__(self) -> None:
+        self.points = 0  # points flagged outside a training box, over all folds and predictions
+        self.predicted = 0  # points predicted by the calls that warned
+        self.folds: set[int] = set()
+        self.n_folds = 0
+
+    @contextlib.contextmanager
+    def fold(self, k: int) -> Iterator[None]:
+        self.n_folds = max(self.n_folds, k + 1)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", OutOfDomainWarning)
+            yield
+        for w in caught:
+            if not issubclass(w.category, OutOfDomainWarning):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+                continue
+            self.folds.add(k)
+            m = _POINTS.search(str(w.message))
+            if m:
+                self.points += int(m.group(1))
+                self.predicted += int(m.group(2))
+
+    def summary(self, what: str) -> str | None:
+        if not self.folds:
+            return None
+        points = f"{self.points} of {self.predicted} predicted point(s)" if self.predicted else "some points"
+        return (f"{what}: {points} in {len(self.folds)} of {self.n_folds} fold(s) lie outside the fold's training "
+                "box: the surrogate extrapolates there (told once for all folds)")
 
 
 def cv_folds(cv: Any, X: Any, y: Any = None, groups: Any = None) -> list[dict[str, np.ndarray]]:
@@ -168,6 +212,12 @@ def evaluate(
     pandas.DataFrame
         Columns ``fold, split, n, distance, metric, output, value``; ``distance`` is the
         mean normalized distance of the set to the fold's training box (0 inside).
+    Warns
+    -----
+    OutOfDomainWarning
+        Once per call, when any fold predicts points outside its training box: how many
+        points of how many folds (the models' own warnings, one per fold and set, are held
+        back).
     """
     Xa = np.asarray(X, dtype=float)
     ya = np.asarray(y, dtype=float)
@@ -182,6 +232,7 @@ def evaluate(
     if len(names) != q:
         raise InputError(f"output_names has {len(names)} names for {q} output(s)")
     rows = []
+    tally = _Extrapolation()
     for k, fold in enumerate(_as_folds(folds, Xa, ya, g)):
         train = _index(fold["train"], n, f"fold {k} train")
         if train.size < 2:
@@ -195,8 +246,7 @@ def evaluate(
                 continue
             if split != "train" and (g is not None or seeds is not None):
                 check_leakage(train, idx, groups=g, X=Xa if seeds is not None else None, seeds=seeds)
-            with warnings.catch_warnings():  # extrapolation is what OOD sets measure (see distance)
-                warnings.simplefilter("ignore", OutOfDomainWarning)
+            with tally.fold(k):  # told once for all folds, below; the distance column measures it
                 mean, std = fitted.predict(Xa[idx], return_std=True)
             metrics = probabilistic_metrics(ya[idx], mean, std, levels, multioutput="raw_values")
             dist = float(np.mean(extrapolation_distance(Xa[idx], box=fold_box)))
@@ -204,6 +254,8 @@ def evaluate(
                 values = np.atleast_1d(np.asarray(value, dtype=float))
                 for j, v in enumerate(values):
                     rows.append((k, split, idx.size, dist, metric, names[j], float(v)))
+    if (message := tally.summary("evaluate")) is not None:
+        warnings.warn(message, OutOfDomainWarning, stacklevel=2)
     return pd.DataFrame(rows, columns=["fold", "split", "n", "distance", "metric", "output", "value"])
 
 
@@ -569,7 +621,8 @@ def ood_evaluation(
     Notes
     -----
     Extrapolation warnings (:class:`~stochhom.errors.OutOfDomainWarning`) are silenced
-    inside: extrapolating is what the shells measure.
+    inside: extrapolating is what the shells measure. Their count (points of how many
+    folds) is logged once, at DEBUG, on the logger ``stochhom.validation.evaluate``.
 
     Examples
     --------
@@ -703,12 +756,12 @@ def ood_evaluation(
     shell_split = np.concatenate([np.full(s[2].size, f"shell_{j}", dtype=object)
                                   for j, s in enumerate(shells, start=1)]) if shells else np.zeros(0, dtype=object)
     frames = []
+    tally = _Extrapolation()
     for k, (tr, te) in enumerate(splitter.split(Xa[inside], ya[inside], gcode[inside])):
         train, held = inside[tr], inside[te]
         params = {key: np.asarray(v)[train] for key, v in (fit_params or {}).items()}
         rows = np.concatenate([held, shell_rows])
-        with warnings.catch_warnings():  # extrapolation is what the shells measure
-            warnings.simplefilter("ignore", OutOfDomainWarning)
+        with tally.fold(k):  # extrapolation is what the shells measure: logged once, below
             fitted = clone(model).fit(Xa[train], ya[train], **params)
             law = predictive(fitted, Xa[rows])
         scores = score_predictions(ya[rows], law)
@@ -716,6 +769,8 @@ def ood_evaluation(
                                                                   shell_split]),
                              "row": rows, "group": g[rows], "distance": d[rows]})
         frames.append(pd.concat([head, scores.reset_index(drop=True)], axis=1))
+    if (message := tally.summary("ood_evaluation")) is not None:
+        _logger.debug(message)
     pred = pd.concat(frames, ignore_index=True)
     order = ["reference", *[f"shell_{j}" for j in range(1, len(shells) + 1)]]
     pred["split"] = pd.Categorical(pred["split"], categories=order)
