@@ -151,7 +151,7 @@ from threadpoolctl import ThreadpoolController
 from ..errors import InputError, OutOfDomainWarning
 from .base import Standardizer, SurrogateBase, check_is_fitted, check_X, check_Xy
 
-__all__ = ["GPR"]
+__all__ = ["GPR", "GPPosterior"]
 
 _KERNELS = {"rbf": None, "matern12": 0.5, "matern32": 1.5, "matern52": 2.5}
 _NOISE_MODELS = ("homoscedastic", "fixed", "heteroscedastic")
@@ -927,7 +927,104 @@ def _fitted_threads(method):
     return wrapper
 
 
-class GPR(SurrogateBase):
+class GPPosterior:
+    """The predictive contract that :class:`GPR` and
+    :class:`~stochhom.surrogates.sgpr.SparseGPR` share: predictions, the split of their
+    uncertainty, the noise, and the extrapolation warning.
+
+    A subclass holds ``models_`` (one fitted latent GP per output), the scalers
+    ``x_scaler_``/``y_scaler_``, the training box ``x_min_``/``x_max_``, and provides
+    ``_moments(model, xs, want_var)`` (the latent mean and variance of one output at
+    standardized inputs) and ``_noise(Xa, xs)`` (the noise variance, original units).
+    """
+
+    _moments = staticmethod(lambda model, xs, want_var: _latent_moments(model, xs, want_var))
+
+    def _check_gp_params(self, noise_models: tuple[str, ...]) -> None:
+        """The parameters every GP has: kernel, noise model, ``max_iter``, jitters."""
+        if self.kernel not in _KERNELS:
+            raise InputError(f"unknown kernel {self.kernel!r}; choose one of {sorted(_KERNELS)}")
+        if self.noise not in noise_models:
+            raise InputError(f"unknown noise model {self.noise!r}; choose one of {list(noise_models)}")
+        if not isinstance(self.max_iter, (int, np.integer)) or self.max_iter < 1:
+            raise InputError(f"max_iter must be an integer >= 1, got {self.max_iter!r}")
+        if not (np.isfinite(self.jitter) and self.jitter >= 0):
+            raise InputError(f"jitter must be finite and >= 0, got {self.jitter!r}")
+        if not (np.isfinite(self.max_jitter) and self.max_jitter >= self.jitter):
+            raise InputError(f"max_jitter must be finite and >= jitter ({self.jitter}), got {self.max_jitter!r}")
+
+    def _inputs(self, X: Any) -> tuple[np.ndarray, torch.Tensor]:
+        check_is_fitted(self, "models_")
+        Xa = check_X(X, self.n_features_in_)
+        return Xa, torch.from_numpy(np.ascontiguousarray(self.x_scaler_.transform(Xa)))
+
+    def _latent(self, xs: torch.Tensor, want_var: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """Latent mean and variance, original units, ``(m, q)``."""
+        means, variances = [], []
+        for m in self.models_:
+            mu, var = self._moments(m, xs, want_var)
+            means.append(mu)
+            variances.append(var)
+        mean = self.y_scaler_.inverse(np.stack(means, axis=1))
+        var = np.stack(variances, axis=1) * self.y_scaler_.scale**2 if want_var else None
+        return mean, var
+
+    def _noise(self, Xa: np.ndarray, xs: torch.Tensor) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _out_of_domain(self, Xa: np.ndarray) -> np.ndarray:
+        return np.any((Xa < self.x_min_) | (Xa > self.x_max_), axis=1)
+
+    @_fitted_threads
+    def predict(self, X: Any, return_std: bool = False):
+        """Predictive mean, and with ``return_std`` the total predictive standard deviation
+        :math:`\\sqrt{v(x) + \\sigma^2(x)}` of a new observation (epistemic and aleatoric)."""
+        Xa, xs = self._inputs(X)
+        # extrapolation is never silent: the mean reverts to the prior outside the data
+        outside = int(self._out_of_domain(Xa).sum())
+        if outside:
+            warnings.warn(f"{outside} of {len(Xa)} point(s) lie outside the training box: the GP extrapolates "
+                          "(see predict_components(X)['out_of_domain'])", OutOfDomainWarning, stacklevel=2)
+        mean, var = self._latent(xs, want_var=return_std)
+        if not return_std:
+            return self._shape_output(mean)
+        std = np.sqrt(var + self._noise(Xa, xs))
+        return self._shape_output(mean), self._shape_output(std)
+
+    @_fitted_threads
+    def predict_components(self, X: Any) -> dict[str, np.ndarray]:
+        r"""Predictive mean and the split of the predictive uncertainty.
+
+        Returns
+        -------
+        dict
+            ``"mean"`` (:math:`\mu`), ``"std"`` (:math:`\sqrt{v + \sigma^2}`),
+            ``"epistemic_std"`` (:math:`\sqrt v`, the latent function's posterior standard
+            deviation, the estimated mean's variance included), ``"aleatoric_std"``
+            (:math:`\sigma(x)`, the noise), each with the shape of ``y``; ``"out_of_domain"``
+            (n,) bool: a coordinate outside the training box, where the prediction is an
+            extrapolation.
+        """
+        Xa, xs = self._inputs(X)
+        mean, var = self._latent(xs, want_var=True)
+        noise = self._noise(Xa, xs)
+        return {
+            "mean": self._shape_output(mean),
+            "std": self._shape_output(np.sqrt(var + noise)),
+            "epistemic_std": self._shape_output(np.sqrt(var)),
+            "aleatoric_std": self._shape_output(np.sqrt(noise)),
+            "out_of_domain": self._out_of_domain(Xa),
+        }
+
+    @_fitted_threads
+    def noise_variance(self, X: Any) -> np.ndarray:
+        """Aleatoric (noise) variance :math:`\\sigma^2(x)` at ``X`` in output units squared,
+        ``(n,)`` or ``(n, q)``; see the class notes for ``noise="fixed"``."""
+        Xa, xs = self._inputs(X)
+        return self._shape_output(self._noise(Xa, xs))
+
+
+class GPR(GPPosterior, SurrogateBase):
     r"""Exact Gaussian-process regressor with RBF/Matérn ARD kernels and a noise model.
 
     Parameters
@@ -1023,18 +1120,9 @@ class GPR(SurrogateBase):
     # -- validation ------------------------------------------------------------------------
 
     def _check_params(self) -> None:
-        if self.kernel not in _KERNELS:
-            raise InputError(f"unknown kernel {self.kernel!r}; choose one of {sorted(_KERNELS)}")
-        if self.noise not in _NOISE_MODELS:
-            raise InputError(f"unknown noise model {self.noise!r}; choose one of {list(_NOISE_MODELS)}")
+        self._check_gp_params(_NOISE_MODELS)
         if not isinstance(self.n_restarts, (int, np.integer)) or self.n_restarts < 0:
             raise InputError(f"n_restarts must be an integer >= 0, got {self.n_restarts!r}")
-        if not isinstance(self.max_iter, (int, np.integer)) or self.max_iter < 1:
-            raise InputError(f"max_iter must be an integer >= 1, got {self.max_iter!r}")
-        if not (np.isfinite(self.jitter) and self.jitter >= 0):
-            raise InputError(f"jitter must be finite and >= 0, got {self.jitter!r}")
-        if not (np.isfinite(self.max_jitter) and self.max_jitter >= self.jitter):
-            raise InputError(f"max_jitter must be finite and >= jitter ({self.jitter}), got {self.max_jitter!r}")
 
     # -- fitting ---------------------------------------------------------------------------
 
@@ -1165,22 +1253,6 @@ class GPR(SurrogateBase):
 
     # -- prediction ------------------------------------------------------------------------
 
-    def _inputs(self, X: Any) -> tuple[np.ndarray, torch.Tensor]:
-        check_is_fitted(self, "models_")
-        Xa = check_X(X, self.n_features_in_)
-        return Xa, torch.from_numpy(self.x_scaler_.transform(Xa))
-
-    def _latent(self, xs: torch.Tensor, want_var: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        """Latent mean and variance, original units, ``(m, q)``."""
-        means, variances = [], []
-        for m in self.models_:
-            mu, var = _latent_moments(m, xs, want_var)
-            means.append(mu)
-            variances.append(var)
-        mean = self.y_scaler_.inverse(np.stack(means, axis=1))
-        var = np.stack(variances, axis=1) * self.y_scaler_.scale**2 if want_var else None
-        return mean, var
-
     def _noise(self, Xa: np.ndarray, xs: torch.Tensor) -> np.ndarray:
         scale2 = self.y_scaler_.scale**2
         if self.noise == "homoscedastic":
@@ -1194,47 +1266,6 @@ class GPR(SurrogateBase):
             if hit is not None:
                 out[i] = hit
         return out
-
-    @_fitted_threads
-    def predict(self, X: Any, return_std: bool = False):
-        """Predictive mean, and with ``return_std`` the total predictive standard deviation
-        :math:`\\sqrt{v(x) + \\sigma^2(x)}` of a new observation (epistemic and aleatoric)."""
-        Xa, xs = self._inputs(X)
-        # extrapolation is never silent: the mean reverts to the prior outside the data
-        outside = int(np.any((Xa < self.x_min_) | (Xa > self.x_max_), axis=1).sum())
-        if outside:
-            warnings.warn(f"{outside} of {len(Xa)} point(s) lie outside the training box: the GP extrapolates "
-                          "(see predict_components(X)['out_of_domain'])", OutOfDomainWarning, stacklevel=2)
-        mean, var = self._latent(xs, want_var=return_std)
-        if not return_std:
-            return self._shape_output(mean)
-        std = np.sqrt(var + self._noise(Xa, xs))
-        return self._shape_output(mean), self._shape_output(std)
-
-    @_fitted_threads
-    def predict_components(self, X: Any) -> dict[str, np.ndarray]:
-        r"""Predictive mean and the split of the predictive uncertainty.
-
-        Returns
-        -------
-        dict
-            ``"mean"`` (:math:`\mu`), ``"std"`` (:math:`\sqrt{v + \sigma^2}`),
-            ``"epistemic_std"`` (:math:`\sqrt v`, the latent function's posterior standard
-            deviation), ``"aleatoric_std"`` (:math:`\sigma(x)`, the noise), each with the
-            shape of ``y``; ``"out_of_domain"`` (n,) bool: a coordinate outside the
-            training box, where the prediction is an extrapolation.
-        """
-        Xa, xs = self._inputs(X)
-        mean, var = self._latent(xs, want_var=True)
-        noise = self._noise(Xa, xs)
-        ood = np.any((Xa < self.x_min_) | (Xa > self.x_max_), axis=1)
-        return {
-            "mean": self._shape_output(mean),
-            "std": self._shape_output(np.sqrt(var + noise)),
-            "epistemic_std": self._shape_output(np.sqrt(var)),
-            "aleatoric_std": self._shape_output(np.sqrt(noise)),
-            "out_of_domain": ood,
-        }
 
     @_fitted_threads
     def loo_predict(self) -> tuple[np.ndarray, np.ndarray]:
@@ -1265,13 +1296,6 @@ class GPR(SurrogateBase):
         mean = self.y_scaler_.inverse(np.stack(means, axis=1))
         std = np.stack(stds, axis=1) * self.y_scaler_.scale
         return self._shape_output(mean), self._shape_output(std)
-
-    @_fitted_threads
-    def noise_variance(self, X: Any) -> np.ndarray:
-        """Aleatoric (noise) variance :math:`\\sigma^2(x)` at ``X`` in output units squared,
-        ``(n,)`` or ``(n, q)``; see the class notes for ``noise="fixed"``."""
-        Xa, xs = self._inputs(X)
-        return self._shape_output(self._noise(Xa, xs))
 
     @_fitted_threads
     def sample_functions(self, X: Any, n_samples: int, rng: Any = None) -> np.ndarray:

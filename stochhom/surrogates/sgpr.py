@@ -94,7 +94,6 @@ import json
 import math
 import os
 import time
-import warnings
 from typing import Any
 
 import gpytorch
@@ -105,12 +104,13 @@ import scipy.linalg.blas
 import scipy.optimize
 import torch
 
-from ..errors import InputError, OutOfDomainWarning
-from .base import Standardizer, SurrogateBase, check_is_fitted, check_X, check_Xy
+from ..errors import InputError
+from .base import Standardizer, SurrogateBase, check_is_fitted, check_Xy
 from .gpr import (
     _BOUNDS,
     _INIT,
     _KERNELS,
+    GPPosterior,
     _check_noise_variance,
     _cholesky,
     _distance,
@@ -596,7 +596,7 @@ def _check_positive_noise_variance(nv: Any, n: int, q: int) -> np.ndarray:
     return a
 
 
-class SparseGPR(SurrogateBase):
+class SparseGPR(GPPosterior, SurrogateBase):
     r"""Sparse Gaussian-process regressor (SGPR, Titsias 2009) for large training sets.
 
     The model and the predictive contract are those of :class:`~stochhom.surrogates.GPR`
@@ -674,6 +674,8 @@ class SparseGPR(SurrogateBase):
     >>> mean, std = gp.predict(X[:3], return_std=True)
     """
 
+    _moments = staticmethod(lambda model, xs, want_var: _latent_moments(model, xs, want_var))
+
     def __init__(
         self,
         n_inducing: int | None = None,
@@ -699,23 +701,14 @@ class SparseGPR(SurrogateBase):
     # -- validation ------------------------------------------------------------------------
 
     def _check_params(self) -> None:
-        if self.kernel not in _KERNELS:
-            raise InputError(f"unknown kernel {self.kernel!r}; choose one of {sorted(_KERNELS)}")
         if self.noise == "heteroscedastic":
             raise InputError("SparseGPR has no heteroscedastic noise model; use GPR(noise='heteroscedastic'), "
                              "or SparseGPR(noise='fixed') with per-point variances")
-        if self.noise not in _NOISE_MODELS:
-            raise InputError(f"unknown noise model {self.noise!r}; choose one of {list(_NOISE_MODELS)}")
+        self._check_gp_params(_NOISE_MODELS)
         m = self.n_inducing
         if m is not None and (isinstance(m, (bool, np.bool_)) or not isinstance(m, (int, np.integer)) or m < 1):
             raise InputError(f"n_inducing must be a positive integer or None (min(n, {_DEFAULT_INDUCING})), "
                              f"got {m!r}")
-        if not isinstance(self.max_iter, (int, np.integer)) or self.max_iter < 1:
-            raise InputError(f"max_iter must be an integer >= 1, got {self.max_iter!r}")
-        if not (np.isfinite(self.jitter) and self.jitter >= 0):
-            raise InputError(f"jitter must be finite and >= 0, got {self.jitter!r}")
-        if not (np.isfinite(self.max_jitter) and self.max_jitter >= self.jitter):
-            raise InputError(f"max_jitter must be finite and >= jitter ({self.jitter}), got {self.max_jitter!r}")
 
     def _inducing_count(self, n: int, n_distinct: int) -> int:
         m = self.n_inducing
@@ -845,22 +838,7 @@ class SparseGPR(SurrogateBase):
 
     # -- prediction ------------------------------------------------------------------------
 
-    def _inputs(self, X: Any) -> tuple[np.ndarray, torch.Tensor]:
-        check_is_fitted(self, "models_")
-        Xa = check_X(X, self.n_features_in_)
-        return Xa, torch.from_numpy(np.ascontiguousarray(self.x_scaler_.transform(Xa)))
-
-    def _latent(self, xs: torch.Tensor, want_var: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        means, variances = [], []
-        for m in self.models_:
-            mu, var = _latent_moments(m, xs, want_var)
-            means.append(mu)
-            variances.append(var)
-        mean = self.y_scaler_.inverse(np.stack(means, axis=1))
-        var = np.stack(variances, axis=1) * self.y_scaler_.scale**2 if want_var else None
-        return mean, var
-
-    def _noise(self, Xa: np.ndarray) -> np.ndarray:
+    def _noise(self, Xa: np.ndarray, xs: Any = None) -> np.ndarray:
         scale2 = self.y_scaler_.scale**2
         if self.noise == "homoscedastic":
             per = np.array([m.gp.noise_value() for m in self.models_]) * scale2
@@ -875,55 +853,6 @@ class SparseGPR(SurrogateBase):
         hit = owner[inv[len(u) :]]
         out[hit >= 0] = self._noise_at_inputs_[hit[hit >= 0]]
         return out
-
-    def _out_of_domain(self, Xa: np.ndarray) -> np.ndarray:
-        return np.any((Xa < self.x_min_) | (Xa > self.x_max_), axis=1)
-
-    @_fitted_threads
-    def predict(self, X: Any, return_std: bool = False):
-        """Predictive mean, and with ``return_std`` the total predictive standard deviation
-        :math:`\\sqrt{v(x) + \\sigma^2(x)}` of a new observation (epistemic and aleatoric)."""
-        Xa, xs = self._inputs(X)
-        outside = int(self._out_of_domain(Xa).sum())
-        if outside:
-            warnings.warn(f"{outside} of {len(Xa)} point(s) lie outside the training box: the GP extrapolates "
-                          "(see predict_components(X)['out_of_domain'])", OutOfDomainWarning, stacklevel=2)
-        mean, var = self._latent(xs, want_var=return_std)
-        if not return_std:
-            return self._shape_output(mean)
-        std = np.sqrt(var + self._noise(Xa))
-        return self._shape_output(mean), self._shape_output(std)
-
-    @_fitted_threads
-    def predict_components(self, X: Any) -> dict[str, np.ndarray]:
-        r"""Predictive mean and the split of the predictive uncertainty.
-
-        Returns
-        -------
-        dict
-            ``"mean"`` (:math:`\mu`), ``"std"`` (:math:`\sqrt{v + \sigma^2}`),
-            ``"epistemic_std"`` (:math:`\sqrt v`, the latent function's posterior standard
-            deviation under :math:`q(u)`, the estimated mean's variance included),
-            ``"aleatoric_std"`` (:math:`\sigma(x)`, the noise), each with the shape of ``y``;
-            ``"out_of_domain"`` (n,) bool: a coordinate outside the training box.
-        """
-        Xa, xs = self._inputs(X)
-        mean, var = self._latent(xs, want_var=True)
-        noise = self._noise(Xa)
-        return {
-            "mean": self._shape_output(mean),
-            "std": self._shape_output(np.sqrt(var + noise)),
-            "epistemic_std": self._shape_output(np.sqrt(var)),
-            "aleatoric_std": self._shape_output(np.sqrt(noise)),
-            "out_of_domain": self._out_of_domain(Xa),
-        }
-
-    @_fitted_threads
-    def noise_variance(self, X: Any) -> np.ndarray:
-        """Aleatoric (noise) variance :math:`\\sigma^2(x)` at ``X`` in output units squared,
-        ``(n,)`` or ``(n, q)``; see the class notes for ``noise="fixed"``."""
-        Xa, _ = self._inputs(X)
-        return self._shape_output(self._noise(Xa))
 
     @_fitted_threads
     def sample_functions(self, X: Any, n_samples: int, rng: Any = None) -> np.ndarray:
