@@ -633,3 +633,32 @@ def test_restart_never_deletes_the_store_of_a_running_sweep(tmp_path) -> None:
     with pytest.raises(SweepStoreError, match=f"process {os.getpid()}"):
         run_study(st, restart=True, workers=1, progress=False, log=lambda m: None)
     assert (out / "stages.json").exists() and lock.exists()
+
+
+def test_fields_of_selected_sweep_samples_are_the_problems_the_sweep_solved(tiny_run, tmp_path, capsys) -> None:
+    import xarray as xr
+
+    from stochhom.cli import main
+    from stochhom.study.runner import sample_fields
+
+    out, _ = tiny_run
+    study = _tiny(out.parent)
+    fields = sample_fields(study, [3, 20])
+    props = xr.open_zarr(out / "samples.zarr")
+    for k, res in fields.items():
+        # the unit gradient along x: the mean flux is the first column of the sample's apparent tensor,
+        # to the solver tolerance (the sweep's own solve of the same regenerated image)
+        kk = props["conductivity"].sel(sample=k).values
+        np.testing.assert_allclose(res.mean_flux, kk[:, 0], rtol=1e-4)
+    with pytest.raises(InputError, match="no sample 999"):
+        sample_fields(study, [999])
+    # the command line, on the shipped quickstart study (one 64 x 64 sample regenerated and solved)
+    import meshio
+
+    quickstart = Path(__file__).resolve().parents[1] / "studies" / "quickstart.toml"
+    assert main(["fields", str(quickstart), "--samples", "5", "--out", str(tmp_path / "f"), "--format", "vtu",
+                 "--quiet"]) == 0
+    mesh = meshio.read(tmp_path / "f" / "sample_5.vtu")
+    assert mesh.cell_data["phase"][0].size == 64 * 64 and "flux_magnitude" in mesh.cell_data
+    assert main(["fields", str(quickstart), "--samples", "100000", "--out", str(tmp_path / "g"), "--quiet"]) == 2
+    assert "no sample 100000" in capsys.readouterr().err

@@ -54,7 +54,8 @@ from ..surrogates.tensor import TENSOR_TARGETS
 from .pipeline import PipelineConfig, pipeline_config
 from .schema import Study
 
-__all__ = ["STAGES", "cv_groups", "results_dir", "run_study"]
+__all__ = ["STAGES", "cv_groups", "fields_supported", "results_dir", "run_study", "sample_fields",
+           "solve_sample_fields"]
 
 _logger = get_logger(__name__)
 
@@ -338,32 +339,19 @@ def _gallery_fields(study: Study, chosen: Sequence[Mapping[str, Any]]) -> tuple[
     flux magnitude :math:`|q|` under the unit gradient along x (conductivity), or the von
     Mises stress under the unit strain :math:`\bar\varepsilon_{11}` (elasticity; in 2D
     plane strain with :math:`\sigma_{33}` from the phases' 3D stiffness, in-plane where a
-    phase has none). Solved as the sweep solves (same phases at the sample's parameters and
-    solver options). ``None`` for what the periodic solver does not do here: window
-    boundary conditions and composite voxels. A sample that fails has a NaN field."""
-    from ..errors import ConvergenceWarning, StochhomError
-    from ..spectral import solve
-    from ..statistics.phases import resolve_phases
+    phase has none), solved by :func:`solve_sample_fields` as the sweep solves. ``None`` for
+    what the periodic solver does not do here: window boundary conditions and composite
+    voxels. A sample that fails has a NaN field."""
+    from ..errors import StochhomError
 
-    solver = dict(study.solver)
-    if solver.get("composite_voxels") or solver.get("boundary", "periodic") != "periodic":
+    if not fields_supported(study):
         return None
-    options = {k: solver[k] for k in _FIELD_SOLVER_KEYS if k in solver}
     fields, quantity, failed = [], None, 0
     for s in chosen:
         image = np.asarray(s["image"])
         try:
-            mats = resolve_phases(study.phases, s["params"])
-            values = list(mats.values()) if isinstance(mats, Mapping) else list(mats)
-            elastic = any(m.physics == "elasticity" for m in values)  # a Void phase has no physics
-            n = (3 if image.ndim == 2 else 6) if elastic else image.ndim
-            load = {("macro_strain" if elastic else "macro_gradient"): np.eye(n)[0]}
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                res = solve(image, mats, spacing=study.voxel_size, on_failure="warn", **load, **options)
-            if not res.converged:
-                raise StochhomError("not converged")
-            if elastic:
+            res = solve_sample_fields(study, image, s["params"])
+            if res.physics == "elasticity":
                 quantity = "von_mises" if res.stress_out_of_plane is not None or image.ndim == 3 else \
                     "von_mises_in_plane"
             else:
@@ -377,6 +365,75 @@ def _gallery_fields(study: Study, chosen: Sequence[Mapping[str, Any]]) -> tuple[
     attrs = {"quantity": quantity, "load": "unit macroscopic strain 11" if quantity.startswith("von") else
              "unit macroscopic gradient along x", "failed": failed}
     return np.stack(fields), attrs
+
+
+def fields_supported(study: Study) -> bool:
+    """Whether :func:`solve_sample_fields` applies: the periodic FFT solver without composite
+    voxels (window boundary conditions solve voxel finite elements, whose fields are not
+    exported yet)."""
+    solver = dict(study.solver)
+    return not solver.get("composite_voxels") and solver.get("boundary", "periodic") == "periodic"
+
+
+def solve_sample_fields(study: Study, image: np.ndarray, params: Mapping[str, Any], load: Any = None) -> Any:
+    """Local fields (:class:`~stochhom.spectral.FieldResult`) of one SVE of the study: its
+    phases at ``params`` and the sweep's solver options, under ``load`` (Mandel strain or
+    gradient; default the first unit load). Raises :class:`~stochhom.errors.StochhomError`
+    when the solve fails or does not converge."""
+    from ..errors import ConvergenceWarning, StochhomError
+    from ..spectral import solve
+    from ..statistics.phases import resolve_phases
+
+    mats = resolve_phases(study.phases, params)
+    values = list(mats.values()) if isinstance(mats, Mapping) else list(mats)
+    elastic = any(m.physics == "elasticity" for m in values)  # a Void phase has no physics
+    n = (3 if image.ndim == 2 else 6) if elastic else image.ndim
+    macro = np.eye(n)[0] if load is None else np.asarray(load, dtype=float)
+    if macro.shape != (n,):
+        raise InputError(f"the load has {macro.size} component(s); this problem has {n} (Mandel notation in "
+                         f"{image.ndim}D)")
+    options = {k: study.solver[k] for k in _FIELD_SOLVER_KEYS if k in study.solver}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        res = solve(image, mats, spacing=study.voxel_size, on_failure="warn",
+                    **{("macro_strain" if elastic else "macro_gradient"): macro}, **options)
+    if not res.converged:
+        raise StochhomError(f"the local fields did not converge ({res.iterations} iterations)")
+    return res
+
+
+def sample_fields(study: Study, samples: Sequence[int], load: Any = None) -> dict[int, Any]:
+    """Local fields of selected samples of a study's sweep, each regenerated from its seed (the
+    very image the sweep solved) and solved with the sweep's phases and solver options.
+
+    Parameters
+    ----------
+    study : Study
+    samples : sequence of int
+        Sample ids of the sweep (``sample`` of the results).
+    load : array_like, optional
+        Macroscopic strain (gradient), Mandel notation; default the first unit load.
+
+    Returns
+    -------
+    dict
+        Sample id to :class:`~stochhom.spectral.FieldResult` (``to_vtk``, ``to_xdmf``,
+        ``to_xarray``, ``statistics``).
+    """
+    if not fields_supported(study):
+        raise InputError("local fields are exported for the periodic FFT solver without composite voxels; this "
+                         "study sets [solver] boundary or composite_voxels")
+    table = {s["sample"]: s for s in study.samples()}
+    bad = [k for k in samples if k not in table]
+    if bad:
+        raise InputError(f"no sample {bad[0]} in this study: its samples are 0 to {len(table) - 1}")
+    out = {}
+    for k in samples:
+        params = table[k]["params"]
+        seed = int(study.seeds([k])[0])
+        image, _ = _gallery_image(study, params, seed)
+        out[int(k)] = solve_sample_fields(study, np.asarray(image), params, load)
+    return out
 
 
 #: Samples of the fitted model that :func:`_stage_fit` compares the specimen with.
