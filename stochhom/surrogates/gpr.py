@@ -969,6 +969,32 @@ class GPPosterior:
         var = np.stack(variances, axis=1) * self.y_scaler_.scale**2 if want_var else None
         return mean, var
 
+    @classmethod
+    def _restore(cls, path: Any, stem: str, fmt: str, version: int) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+        """A saved model's estimator, metadata and tensors (``{stem}.json``,
+        ``{stem}_tensors.pt``): parameters, training data and scalers restored, the fitted
+        latent models left to the caller. Refuses a missing or newer format."""
+        meta_path = os.path.join(path, f"{stem}.json")
+        if not os.path.isfile(meta_path):
+            raise InputError(f"{os.fspath(path)!r} is not a saved {cls.__name__} directory (no {stem}.json)")
+        with open(meta_path, encoding="utf-8") as fh:
+            meta = json.load(fh)
+        if meta.get("format") != fmt or meta.get("format_version", 0) > version:
+            raise InputError(f"{meta_path} holds format {meta.get('format')!r} version "
+                             f"{meta.get('format_version')}; this stochhom reads {fmt} <= {version}")
+        tensors = torch.load(os.path.join(path, f"{stem}_tensors.pt"), weights_only=True)
+        self = cls(**meta["params"])
+        self._check_params()
+        self.X_train_ = tensors["X"].numpy()
+        self.y_train_ = tensors["y"].numpy()
+        self._given_noise_ = tensors["noise_variance"].numpy() if "noise_variance" in tensors else None
+        self.n_features_in_ = meta["n_features_in"]
+        self.n_outputs_ = meta["n_outputs"]
+        self._y_1d_ = meta["y_1d"]
+        self.x_scaler_ = Standardizer.from_dict(meta["x_scaler"])
+        self.y_scaler_ = Standardizer.from_dict(meta["y_scaler"])
+        return self, meta, tensors
+
     def _noise(self, Xa: np.ndarray, xs: torch.Tensor) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -1414,25 +1440,7 @@ class GPR(GPPosterior, SurrogateBase):
     def load(cls, path: str | os.PathLike) -> GPR:
         """Load a model written by :meth:`save`; its predictions are the same up to rounding (the
         Cholesky factor is recomputed)."""
-        meta_path = os.path.join(path, "gpr.json")
-        if not os.path.isfile(meta_path):
-            raise InputError(f"{os.fspath(path)!r} is not a saved GPR directory (no gpr.json)")
-        with open(meta_path, encoding="utf-8") as fh:
-            meta = json.load(fh)
-        if meta.get("format") != _FORMAT or meta.get("format_version", 0) > _FORMAT_VERSION:
-            raise InputError(f"{meta_path} holds format {meta.get('format')!r} version "
-                             f"{meta.get('format_version')}; this stochhom reads {_FORMAT} <= {_FORMAT_VERSION}")
-        tensors = torch.load(os.path.join(path, "gpr_tensors.pt"), weights_only=True)
-        self = cls(**meta["params"])
-        self._check_params()
-        self.X_train_ = tensors["X"].numpy()
-        self.y_train_ = tensors["y"].numpy()
-        self._given_noise_ = tensors["noise_variance"].numpy() if "noise_variance" in tensors else None
-        self.n_features_in_ = meta["n_features_in"]
-        self.n_outputs_ = meta["n_outputs"]
-        self._y_1d_ = meta["y_1d"]
-        self.x_scaler_ = Standardizer.from_dict(meta["x_scaler"])
-        self.y_scaler_ = Standardizer.from_dict(meta["y_scaler"])
+        self, meta, tensors = cls._restore(path, "gpr", _FORMAT, _FORMAT_VERSION)
         with _threads(self.X_train_.shape[0]):
             self.models_ = self._load_models(meta, tensors, path)
         self._finish()

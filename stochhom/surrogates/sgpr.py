@@ -944,25 +944,7 @@ class SparseGPR(GPPosterior, SurrogateBase):
     def load(cls, path: str | os.PathLike) -> SparseGPR:
         """Load a model written by :meth:`save`; its predictions are the same up to rounding (the
         :math:`M \\times M` factors are recomputed, :math:`O(nM^2)`)."""
-        meta_path = os.path.join(path, "sgpr.json")
-        if not os.path.isfile(meta_path):
-            raise InputError(f"{os.fspath(path)!r} is not a saved SparseGPR directory (no sgpr.json)")
-        with open(meta_path, encoding="utf-8") as fh:
-            meta = json.load(fh)
-        if meta.get("format") != _FORMAT or meta.get("format_version", 0) > _FORMAT_VERSION:
-            raise InputError(f"{meta_path} holds format {meta.get('format')!r} version "
-                             f"{meta.get('format_version')}; this stochhom reads {_FORMAT} <= {_FORMAT_VERSION}")
-        tensors = torch.load(os.path.join(path, "sgpr_tensors.pt"), weights_only=True)
-        self = cls(**meta["params"])
-        self._check_params()
-        self.X_train_ = tensors["X"].numpy()
-        self.y_train_ = tensors["y"].numpy()
-        self._given_noise_ = tensors["noise_variance"].numpy() if "noise_variance" in tensors else None
-        self.n_features_in_ = meta["n_features_in"]
-        self.n_outputs_ = meta["n_outputs"]
-        self._y_1d_ = meta["y_1d"]
-        self.x_scaler_ = Standardizer.from_dict(meta["x_scaler"])
-        self.y_scaler_ = Standardizer.from_dict(meta["y_scaler"])
+        self, meta, tensors = cls._restore(path, "sgpr", _FORMAT, _FORMAT_VERSION)
         x = torch.from_numpy(np.ascontiguousarray(self.x_scaler_.transform(self.X_train_)))
         ys = self.y_scaler_.transform(self.y_train_)
         models = []
