@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--load-case", default=None, metavar="E1,E2,...",
                    help="with --save-fields: the macroscopic strain (gradient) in Mandel notation, comma-separated "
                    "(default: the first unit load, 1,0,...)")
-    h.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    h.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     h.set_defaults(func=_cmd_homogenize)
 
     g = sub.add_parser(
@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--set", dest="params", action="append", default=[], metavar="KEY=VALUE",
                    help="a generator parameter; VALUE is a TOML value (number, string, [list])")
     g.add_argument("--out", required=True, help="output file, .nc or .zarr")
-    g.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    g.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     g.set_defaults(func=_cmd_generate)
 
     w = sub.add_parser(
@@ -185,8 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--dry-run", action="store_true", help="print the plan and a cost estimate, run nothing")
     w.add_argument("--flush-seconds", type=float, default=None,
                    help="write completed samples at least this often (default 2; a crash loses at most this much)")
-    w.add_argument("--quiet", action="store_true", help="no progress bar and no summary (errors and warnings, such as "
-                   "the resume notice, still go to stderr; the same as 'stochhom -q sweep')")
+    w.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bar and no summary (errors and warnings, such as the resume notice, still go to "
+                   "stderr; the same as 'stochhom -q sweep')")
     w.set_defaults(func=_cmd_sweep)
 
     i = sub.add_parser(
@@ -226,9 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write report.pdf, printed by headless Chromium (Debian package chromium)")
     r.add_argument("--redo", action="append", default=[], metavar="STAGE",
                    help="run STAGE and every stage after it that depends on it again, even if up to date "
-                   "(repeatable; one of gallery, rve, surrogates, propagation, structure, validation, report)")
-    r.add_argument("--quiet", action="store_true", help="no progress bar and no stage lines (warnings, such as the "
-                   "resume notice, still go to stderr; the same as 'stochhom -q run')")
+                   "(repeatable; one of gallery, fields, rve, surrogates, propagation, structure, validation, report)")
+    r.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bar and no stage lines (warnings, such as the resume notice, still go to stderr; "
+                   "the same as 'stochhom -q run')")
     r.set_defaults(func=_cmd_run)
 
     p = sub.add_parser(
@@ -262,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="file format (default vti, VTK ImageData)")
     fl.add_argument("--load-case", default=None, metavar="E1,E2,...",
                     help="macroscopic strain (gradient), Mandel notation, comma-separated (default: 1,0,...)")
-    fl.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    fl.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     fl.set_defaults(func=_cmd_fields)
 
     x = sub.add_parser(
@@ -324,6 +326,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     warmup_arguments(u)
     u.set_defaults(func=_cmd_warmup)
+    for command in sub.choices.values():  # -v / -q also after the command: stochhom run study.toml -v
+        command.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                             help="show details too (DEBUG log records), as before the command")
+        if "-q" not in command._option_string_actions:
+            command.add_argument("-q", "--quiet", action="store_true", dest="global_quiet", default=argparse.SUPPRESS,
+                                 help="show only warnings and errors, as before the command")
     return parser
 
 
@@ -355,13 +363,7 @@ def _cmd_fields(args: argparse.Namespace) -> int:
     fields = sample_fields(study, args.samples, load)
     out.mkdir(parents=True, exist_ok=True)
     for k, res in fields.items():
-        path = out / f"sample_{k}.{args.format}"
-        if args.format == "xdmf":
-            res.to_xdmf(path)
-        elif args.format == "nc":
-            res.to_xarray().to_netcdf(path)
-        else:
-            res.to_vtk(path)
+        path = res.save(out / f"sample_{k}.{args.format}")
         if not args.quiet:
             print(f"wrote {path} ({res.iterations} iterations)")
     return 0
@@ -717,14 +719,7 @@ def _save_fields(args: argparse.Namespace, image: Any, phases: Any, spacing: Any
     fields = solve(image, phases, **{key: macro}, scheme=args.scheme, discretization=args.discretization,
                    tol=args.tol, maxiter=args.maxiter, dtype=args.dtype, spacing=spacing, workers=args.workers,
                    backend=args.backend, device=args.device)
-    out = Path(args.save_fields)
-    suffix = out.suffix.lower()
-    if suffix in (".xdmf", ".xmf"):
-        fields.to_xdmf(out)
-    elif suffix == ".nc":
-        fields.to_xarray().to_netcdf(out)
-    else:
-        fields.to_vtk(out)
+    out = fields.save(args.save_fields)
     if not args.quiet:
         print(f"wrote the local fields of the load {macro.tolist()} to {out} ({fields.iterations} iterations)")
 

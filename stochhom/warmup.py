@@ -362,7 +362,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="warm up only this group of kernels (repeatable; default: all)")
     parser.add_argument("--jobs", type=int, default=None,
                         help="processes running groups in parallel (default: one per core)")
-    parser.add_argument("--quiet", action="store_true", help="print nothing but failures")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print nothing but failures")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

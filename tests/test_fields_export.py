@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import xml.etree.ElementTree as ET
-
 import meshio
 import numpy as np
 import pytest
 
 import stochhom as sh
 from stochhom.errors import InputError
-from stochhom.spectral.fields import mandel_to_tensor
+from stochhom.spectral.fields import _cell_arrays, mandel_to_tensor
 
 ELASTIC = [sh.IsotropicElastic(1.0, 0.3), sh.IsotropicElastic(10.0, 0.2)]
 COND = [sh.Conductivity(1.0), sh.Conductivity(10.0)]
@@ -37,16 +34,21 @@ def res(request):
     return CASES[request.param]()
 
 
-def _read_vti(path):
-    root = ET.parse(path).getroot()
-    image = root.find("ImageData")
-    out = {}
-    for da in image.iter("DataArray"):
-        raw = base64.b64decode(da.text)[8:]
-        a = np.frombuffer(raw, dtype="<i4" if da.get("type") == "Int32" else "<f8")
-        n = int(da.get("NumberOfComponents"))
-        out[da.get("Name")] = a if n == 1 else a.reshape(-1, n)
-    return image.get("Spacing"), out
+def _vtk_read(path):
+    """Read a file with VTK's own readers, those ParaView uses: (dataset, {cell array: numpy})."""
+    pytest.importorskip("vtkmodules")  # installed with porespy (through pyvista)
+    from vtkmodules.util.numpy_support import vtk_to_numpy
+    from vtkmodules.vtkIOLegacy import vtkUnstructuredGridReader
+    from vtkmodules.vtkIOXdmf2 import vtkXdmfReader
+    from vtkmodules.vtkIOXML import vtkXMLImageDataReader, vtkXMLUnstructuredGridReader
+
+    reader = {".vti": vtkXMLImageDataReader, ".vtu": vtkXMLUnstructuredGridReader, ".vtk": vtkUnstructuredGridReader,
+              ".xdmf": vtkXdmfReader}[path.suffix]()
+    reader.SetFileName(str(path))
+    reader.Update()
+    data = reader.GetOutputDataObject(0)
+    cd = data.GetCellData()
+    return data, {cd.GetArrayName(i): vtk_to_numpy(cd.GetArray(i)) for i in range(cd.GetNumberOfArrays())}
 
 
 def test_result_keeps_phase_labels_and_spacing(res):
@@ -113,27 +115,44 @@ def test_meshio_files_round_trip(res, tmp_path, suffix):
         np.testing.assert_allclose(cd["flux"][:, :ne], res.stress.reshape(ne, -1).T)
 
 
-def test_vti_round_trip(res, tmp_path):
-    spacing, data = _read_vti(res.to_vtk(tmp_path / "f.vti"))
+@pytest.mark.parametrize("kind", ["vti", "vti-plain", "vtu", "vtk", "xdmf", "xdmf-binary"])
+def test_vtk_reads_every_file_as_paraview_does(res, tmp_path, kind):
+    # VTK's readers (ParaView's) see the grid, the spacing and every cell array with its values
+    if kind.startswith("xdmf"):
+        path = res.to_xdmf(tmp_path / "f.xdmf", data_format="Binary" if kind.endswith("binary") else "XML")
+    else:
+        path = res.to_vtk(tmp_path / f"f.{kind[:3]}", compress=kind != "vti-plain")
+    data, cells = _vtk_read(path)
     dim = res.phase.ndim
-    np.testing.assert_allclose([float(s) for s in spacing.split()][:dim], res.spacing)
-    np.testing.assert_array_equal(data["phase"], res.phase.ravel(order="F"))  # x fastest
-    np.testing.assert_allclose(data["energy_density"], res.energy_density.ravel(order="F"))
+    assert data.GetNumberOfCells() == res.phase.size
+    bounds = np.array(data.GetBounds()).reshape(3, 2)
+    np.testing.assert_allclose(bounds[:dim, 1] - bounds[:dim, 0], np.array(res.phase.shape) * np.array(res.spacing))
+    order = "C" if kind in ("vtu", "vtk") else "F"  # meshio's cells run over z fastest, the grids over x
+    assert set(cells) == set(_cell_arrays(res, "F"))  # phase, the two fields, the derived scalars
+    np.testing.assert_array_equal(cells["phase"], res.phase.ravel(order=order))
+    np.testing.assert_allclose(cells["energy_density"], res.energy_density.ravel(order=order), rtol=1e-15)
+    ne = res.stress.shape[0]
+    if res.physics == "elasticity":
+        t = mandel_to_tensor(np.array([res.stress[k].ravel(order=order) for k in range(ne)]))
+        np.testing.assert_allclose(cells["stress"][:, [0, 1, 4]], t[:, [0, 1, 4]], rtol=1e-15)
+        np.testing.assert_allclose(cells["von_mises"], res.von_mises.ravel(order=order), rtol=1e-15)
+    else:
+        np.testing.assert_allclose(cells["flux"][:, :ne], np.array([res.stress[k].ravel(order=order)
+                                                                   for k in range(ne)]).T, rtol=1e-15)
+    if kind == "vti":  # compression pays on the labels: the compressed file is smaller than the plain one
+        assert path.stat().st_size < res.to_vtk(tmp_path / "plain.vti", compress=False).stat().st_size
 
 
-@pytest.mark.parametrize("fmt", ["XML", "Binary"])
-def test_xdmf_round_trip(res, tmp_path, fmt):
-    path = res.to_xdmf(tmp_path / "f.xdmf", data_format=fmt)
-    root = ET.parse(path).getroot()
-    for att in root.iter("Attribute"):
-        if att.get("Name") == "phase":
-            item = att.find("DataItem")
-            if fmt == "XML":
-                values = np.array(item.text.split(), dtype=int)
-            else:
-                values = np.fromfile(tmp_path / item.text, dtype="<i4")
-            np.testing.assert_array_equal(values, res.phase.ravel(order="F"))
-            assert item.get("Dimensions") == " ".join(map(str, res.phase.shape[::-1]))
+def test_save_dispatches_on_the_suffix(tmp_path):
+    import xarray as xr
+
+    r = CASES["cond2d"]()
+    for suffix in (".vti", ".vtu", ".vtk", ".xdmf", ".nc"):
+        assert r.save(tmp_path / f"f{suffix}").exists()
+    ds = xr.open_dataset(tmp_path / "f.nc")
+    np.testing.assert_array_equal(ds["phase"].values, r.phase)
+    with pytest.raises(InputError, match="suffixes"):
+        r.save(tmp_path / "f.h5")
 
 
 def test_bad_inputs(tmp_path):

@@ -129,11 +129,12 @@ def test_configure_shows_the_stage_lines_on_stderr(tiny, capsys) -> None:
     assert all(isinstance(h, logging.NullHandler) for h in logging.getLogger("stochhom").handlers)
 
 
-@pytest.mark.parametrize("flags", [["-q", "run"], ["run", "--quiet"]])
+@pytest.mark.parametrize("flags", [["-q", "run"], ["run", "--quiet"], ["run", "-q"]])
 def test_quiet_silences_the_stage_lines(tiny, capsys, flags: list[str]) -> None:
     from stochhom.cli import main
 
-    assert main([*flags[:-1], flags[-1], str(tiny["path"]), "--workers", "1"]) == 0
+    command = flags.index("run")
+    assert main([*flags[:command + 1], str(tiny["path"]), "--workers", "1", *flags[command + 1:]]) == 0
     out, err = capsys.readouterr()
     assert err == "" and out == f"report: {tiny['out'] / 'report.html'}\n"
 
@@ -144,10 +145,11 @@ def test_verbose_shows_details(tiny, capsys) -> None:
     assert main(["run", str(tiny["path"]), "--workers", "1"]) == 0
     err = capsys.readouterr().err
     assert "stage validation: up to date" in err and "D stochhom" not in err
-    assert main(["-v", "run", str(tiny["path"]), "--workers", "1"]) == 0
-    err = capsys.readouterr().err
-    assert "I stochhom.study.runner: stage validation: up to date" in err
-    assert "D stochhom.study.runner: stage validation: hash" in err
+    for argv in (["-v", "run", str(tiny["path"])], ["run", str(tiny["path"]), "-v"]):  # before or after the command
+        assert main([*argv, "--workers", "1"]) == 0
+        err = capsys.readouterr().err
+        assert "I stochhom.study.runner: stage validation: up to date" in err
+        assert "D stochhom.study.runner: stage validation: hash" in err
     assert all(isinstance(h, logging.NullHandler) for h in logging.getLogger("stochhom").handlers)
 
 

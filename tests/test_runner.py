@@ -23,6 +23,7 @@ TINY = {
                              "contrast": {"distribution": "loguniform", "low": 5.0, "high": 50.0}}},
     "phases": {"0": {"law": "Conductivity", "k": 1.0}, "1": {"law": "Conductivity", "k": "contrast"}},
     "gallery": {"samples": 2},
+    "output": {"fields": [3, 20], "load": [0.0, 1.0]},
     "surrogate": {"targets": ["conductivity_eigenvalues_1"], "gpr": {"n_restarts": 0}},
     "propagation": {"n_samples": 256, "n_functions": 16},
     "validation": {"n_splits": 3},
@@ -50,8 +51,8 @@ def test_every_stage_writes_its_outputs(tiny_run) -> None:
                  "sobol.json", "leakage.csv", "ood.json", "stages.json"):
         assert (out / name).exists(), name
     stages = json.loads((out / "stages.json").read_text())
-    assert list(stages) == ["sweep", "gallery", "rve", "surrogates", "propagation", "structure", "validation",
-                            "report"]
+    assert list(stages) == ["sweep", "gallery", "fields", "rve", "surrogates", "propagation", "structure",
+                            "validation", "report"]
     cv = pd.read_csv(out / "cv_predictions.csv")
     test = cv[cv["split"] == "test"]
     assert set(test["model"]) == {"gpr", "pce"} and len(test) == 2 * 32  # every sample predicted out of fold once
@@ -111,7 +112,43 @@ def test_gallery_holds_the_local_fields_of_the_very_problems_the_sweep_solved(ti
         norm = float(np.hypot(kk[0, 0], kk[1, 0]))
         mean = float(field.isel(sample=k).mean())
         assert norm * (1 - 1e-6) <= mean <= 2.0 * norm
-    assert "Local fields of the same SVEs: the flux magnitude" in (out / "report.html").read_text()
+    html = (out / "report.html").read_text()
+    assert "Local fields of the same SVEs: the flux magnitude" in html and "Local field per phase" in html
+    # per phase, the concentration |q| / <|q|>: its phase means weighted by the fractions average to 1
+    summary = json.loads((out / "summary.json").read_text())["microstructure_fields"]
+    assert summary["samples"] == 2 and set(summary["phase_mean"]) == {"0", "1"}
+    from stochhom.report.figures import gallery_field_statistics
+
+    stats = gallery_field_statistics(gal)
+    for _, g in stats.groupby("sample"):
+        assert float((g["volume_fraction"] * g["mean"]).sum()) == pytest.approx(1.0, rel=1e-5)  # float32 field
+        assert (g["p99"] <= g["max"]).all() and (g["std"] > 0).all()
+    # the more conductive phase carries the larger flux
+    assert summary["phase_mean"]["1"] > 1.0 > summary["phase_mean"]["0"]
+
+
+def test_output_fields_are_written_for_paraview(tiny_run) -> None:
+    from stochhom.study import open_store
+
+    out, _ = tiny_run
+    index = json.loads((out / "fields" / "fields.json").read_text())
+    assert index["format"] == "vti" and [r["sample"] for r in index["samples"]] == [3, 20]
+    props = open_store(out / "samples.zarr").load()
+    pytest.importorskip("vtkmodules")
+    from vtkmodules.util.numpy_support import vtk_to_numpy
+    from vtkmodules.vtkIOXML import vtkXMLImageDataReader
+
+    for row in index["samples"]:
+        assert row["load"] == [0.0, 1.0] and row["iterations"] > 0 and row["seed"] == int(
+            props["seed"].sel(sample=row["sample"]))
+        reader = vtkXMLImageDataReader()  # ParaView's reader of the file
+        reader.SetFileName(str(out / "fields" / row["file"]))
+        reader.Update()
+        flux = vtk_to_numpy(reader.GetOutput().GetCellData().GetArray("flux"))
+        # the unit gradient along y: the mean flux is the second column of the sample's apparent tensor
+        kk = props["conductivity"].sel(sample=row["sample"]).values
+        np.testing.assert_allclose(flux[:, :2].mean(axis=0), kk[:, 1], rtol=1e-4)
+    assert "Local fields written" in (out / "report.html").read_text()
 
 
 def test_a_second_run_is_cached_and_a_change_redoes_only_what_it_affects(tiny_run, tmp_path) -> None:
@@ -120,7 +157,8 @@ def test_a_second_run_is_cached_and_a_change_redoes_only_what_it_affects(tiny_ru
     messages: list[str] = []
     run_study(_tiny(base), workers=1, progress=False, log=messages.append)
     assert [m for m in messages if "up to date" in m] == [
-        f"stage {s}: up to date" for s in ("gallery", "rve", "surrogates", "propagation", "validation", "report")]
+        f"stage {s}: up to date" for s in ("gallery", "fields", "rve", "surrogates", "propagation", "validation",
+                                           "report")]
     assert any("96 of 96" in m or "32 of 32 samples done" in m for m in messages)  # the sweep resumes, nothing runs
     messages.clear()
     changed = _tiny(base, propagation={"n_samples": 128, "n_functions": 16})
@@ -151,6 +189,13 @@ def test_results_dir_and_pipeline_errors(tmp_path) -> None:
         ({"validation": {"ood_edges": [0.5, 0.1]}}, r"\[validation\].ood_edges: expected increasing"),
         ({"rve": {"epsilon": 2.0}}, r"\[rve\].epsilon: expected a relative error in \(0, 1\)"),
         ({"report": {"colour": "red"}}, r"\[report\]: unknown key"),
+        ({"output": {"fields": [32]}}, r"\[output\].fields: no sample 32: this study has samples 0 to 31"),
+        ({"output": {"fields": 3}}, r"\[output\].fields: expected a non-empty list"),
+        ({"output": {"format": "vtu"}}, r"\[output\]: format and load describe the field files"),
+        ({"output": {"fields": [0], "format": "png"}}, r"\[output\].format: expected one of"),
+        ({"output": {"fields": [0], "load": [1.0, 0.0, 0.0]}}, r"\[output\].load: expected 2 numbers"),
+        ({"output": {"fields": [0], "load": [0.0, 0.0]}}, r"\[output\].load: the load is zero"),
+        ({"output": {"fields": [0]}, "solver": {"boundary": "kubc"}}, r"\[output\].fields: .*periodic FFT"),
     ]
     for change, match in cases:
         with pytest.raises(InputError, match=match):
@@ -431,7 +476,7 @@ def test_killed_run_resumes_without_redoing_samples(tmp_path) -> None:
     out = tmp_path / "killed_results"
     assert int(_done_flags(store).sum()) == 96 and (out / "report.html").exists()
     assert set(json.loads((out / "stages.json").read_text())) == {
-        "sweep", "gallery", "rve", "surrogates", "propagation", "structure", "validation", "report"}
+        "sweep", "gallery", "fields", "rve", "surrogates", "propagation", "structure", "validation", "report"}
 
 
 def test_study_json_times_every_stage_the_report_and_the_kernel_warm_up(tmp_path, monkeypatch) -> None:

@@ -80,6 +80,8 @@ from ..validation.metrics import calibration_check
 
 __all__ = [
     "STYLE",
+    "gallery_field_statistics",
+    "gallery_field_histogram_figure",
     "DISPLAY_PPI",
     "COLUMN_WIDTH",
     "PAGE_WIDTH",
@@ -895,6 +897,90 @@ def gallery_field_figure(ensemble: xr.Dataset, *, units: Units | None = None) ->
              "von_mises_in_plane": "in-plane von Mises stress / SVE mean"}.get(quantity, f"{quantity} / SVE mean")
     if im is not None:
         fig.colorbar(im, ax=axes[:n], label=f"{label} [–]", shrink=0.9)
+    return fig
+
+
+def _relative_local_field(ens: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """The gallery's ``local_field``, each sample divided by its SVE mean, and the labels."""
+    if "local_field" not in ens:
+        raise InputError("the ensemble has no local_field: run the study's gallery stage (stochhom run)")
+    values = ens["local_field"].transpose("sample", ...).values.astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        values = values / np.nanmean(values, axis=tuple(range(1, values.ndim)), keepdims=True)
+    return values, ens["phase"].transpose("sample", ...).values
+
+
+def gallery_field_statistics(ensemble: xr.Dataset) -> Any:
+    r"""Per-phase statistics of the gallery's local field, each sample relative to its SVE mean.
+
+    For sample :math:`s` with field :math:`f` and phase :math:`r` (voxels :math:`\Omega_r`,
+    fraction :math:`c_r`), the concentration :math:`a = f/\langle f\rangle` has the phase
+    mean :math:`\langle a\rangle_r`, standard deviation, 99th percentile and maximum; the
+    phase means average to one, :math:`\sum_r c_r \langle a\rangle_r = 1`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per sample and phase: ``sample``, ``phase``, ``volume_fraction``, ``mean``,
+        ``std``, ``p99``, ``max``; a sample whose solve failed (NaN field) is left out.
+    """
+    ens = _ensemble(ensemble)
+    values, labels = _relative_local_field(ens)
+    rows = []
+    for k, sample in enumerate(ens["sample"].values):
+        if not np.all(np.isfinite(values[k])):
+            continue
+        for ph in np.unique(labels[k]):
+            a = values[k][labels[k] == ph]
+            rows.append({"sample": int(sample), "phase": int(ph), "volume_fraction": a.size / values[k].size,
+                         "mean": float(a.mean()), "std": float(a.std()), "p99": float(np.quantile(a, 0.99)),
+                         "max": float(a.max())})
+    return pd.DataFrame(rows, columns=["sample", "phase", "volume_fraction", "mean", "std", "p99", "max"])
+
+
+@styled
+def gallery_field_histogram_figure(ensemble: xr.Dataset, bins: int = 50) -> Figure:
+    """Per-phase histograms of the gallery's local field relative to its SVE mean, one panel
+    per sample (the samples' parameters differ, so they are not pooled): probability
+    density per phase on a log scale, whose tails are the local extremes, and each phase's
+    mean as a dashed line. The x axis ends at the sample's 99.9 % quantile; the share of
+    voxels beyond it is given in the title.
+    """
+    ens = _ensemble(ensemble)
+    values, labels = _relative_local_field(ens)
+    ok = np.flatnonzero(np.all(np.isfinite(values.reshape(len(values), -1)), axis=1))
+    quantity = str(ens["local_field"].attrs.get("quantity", "local field"))
+    n = max(len(ok), 1)
+    rows, cols = _gallery_shape(n)
+    fig = _figure(max(3.0 * cols, COLUMN_WIDTH), 2.6 * rows + 0.3)
+    grid = fig.subplots(rows, cols, squeeze=False, sharey=True)
+    axes = list(grid.ravel())
+    for ax in axes[n:]:
+        fig.delaxes(ax)
+    top = int(labels.max()) if labels.size else 0
+    base = mpl.colormaps["tab10"].colors if top < 10 else mpl.colormaps["viridis"].resampled(top + 1).colors
+    label = {"flux_magnitude": "|q| / SVE mean", "von_mises": "von Mises / SVE mean",
+             "von_mises_in_plane": "in-plane von Mises / SVE mean"}.get(quantity, f"{quantity} / SVE mean")
+    for j, k in enumerate(ok):
+        ax, v, lab = axes[j], values[k], labels[k]
+        hi = float(np.quantile(v, 0.999))
+        edges = np.linspace(0.0, hi, bins + 1)
+        for ph in np.unique(lab):
+            a = v[lab == ph]
+            # densities of the phase's own voxels: each phase's histogram integrates to its share below hi
+            dens, _ = np.histogram(a, bins=edges)
+            dens = dens / (a.size * np.diff(edges))
+            ax.stairs(np.where(dens > 0, dens, np.nan), edges, color=base[int(ph)],
+                      label=f"phase {int(ph)}" if j == 0 else None)
+            ax.axvline(float(a.mean()), color=base[int(ph)], ls="--", lw=0.8)
+        ax.set_yscale("log")
+        ax.set_title(f"sample {ens['sample'].values[k]}" + (", every voxel" if v.ndim == 3 else ""))
+        if j + cols >= n:
+            ax.set_xlabel(f"{label} [–]")
+        if j % cols == 0:
+            ax.set_ylabel("density per phase [–]")
+    if len(ok):
+        fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=top + 1)
     return fig
 
 

@@ -122,6 +122,7 @@ STAGE_OF: dict[str, str] = {
     "rve.json": "rve",
     "hierarchy.json": "rve",
     "fit.json": "gallery",
+    "fields/fields.json": "fields",
     "fit_images.npz": "gallery",
     "cv_predictions.csv": "surrogates",
     "surrogates.json": "surrogates",
@@ -428,6 +429,7 @@ def _microstructure(rep: _Report) -> None:
                    "its SVE mean (one colour scale, up to its 99.5 % quantile; white: phase boundaries): the "
                    "local extremes that the apparent property averages away"
                    + (f"; {failed} sample(s) did not converge (blank)" if failed else "") + ".")
+        _field_statistics(rep, ens)
     rep.figure("microstructure", F.s2_figure(ens, units=u),
                "Radially averaged two-point probability S₂(r) of phase 1, against its closed form where one exists")
     d = describe(ens)
@@ -441,6 +443,45 @@ def _microstructure(rep: _Report) -> None:
     rep.summary["microstructure"] = {"samples": int(d.sizes["sample"]),
                                      "descriptors": {c: float(d[c].mean()) for c in (*cols, "mean_chord")}}
     _fit(rep, dim)
+    _written_fields(rep)
+
+
+def _field_statistics(rep: _Report, ens: Any) -> None:
+    """Per-phase statistics of the gallery's local field: histograms and a table of the
+    concentration (local value over the SVE mean) per sample and phase."""
+    stats = F.gallery_field_statistics(ens)
+    if stats.empty:
+        return
+    rep.figure("microstructure", F.gallery_field_histogram_figure(ens),
+               "Distribution of the same local field in each phase of each SVE, relative to the SVE mean (density "
+               "of the phase's voxels, log scale; dashed: the phase means; axis up to the SVE's 99.9 % quantile): "
+               "the per-phase histograms that the field's literature reports, whose tails are the concentrations")
+    rows = list(stats[["sample", "phase", "volume_fraction", "mean", "std", "p99", "max"]].itertuples(index=False,
+                                                                                         name=None))
+    table = _table(("sample", "phase", "volume fraction [–]", "mean [–]", "std [–]", "99th percentile [–]",
+                    "max [–]"), rows)
+    rep.add("microstructure", "<h3>Local field per phase</h3><p>The field of the maps above divided by its SVE mean; "
+            "the phase means weighted by the volume fractions average to 1.</p>"
+            + (table if len(rows) <= 12 else _details(f"Show the {len(rows)} rows", table)))
+    rep.summary["microstructure_fields"] = {
+        "quantity": str(ens["local_field"].attrs.get("quantity")), "samples": int(stats["sample"].nunique()),
+        "phase_mean": {str(p): float(g["mean"].mean()) for p, g in stats.groupby("phase")},
+        "phase_p99": {str(p): float(g["p99"].mean()) for p, g in stats.groupby("phase")}}
+
+
+def _written_fields(rep: _Report) -> None:
+    """The field files of ``[output] fields`` (``fields/fields.json``), listed for ParaView."""
+    path = rep.file("fields/fields.json")
+    if path is None:
+        return
+    index = _read_json(path)
+    rows = [(r["sample"], r["point"], r["replicate"], r.get("file", "–"),
+             r.get("iterations", "–") if "error" not in r else f"failed: {r['error']}")
+            for r in index.get("samples", [])]
+    rep.add("microstructure", "<h3>Local fields written</h3><p>[output] fields: the local fields of these samples, "
+            f"regenerated from their seeds and solved as the sweep solves them, are in <code>fields/</code> "
+            f"(.{_esc(index.get('format', ''))} files; open them in ParaView).</p>"
+            + _table(("sample", "point", "replicate", "file", "iterations"), rows, text_columns=(3, 4)))
 
 
 #: Largest |z| of the specimen's S2 against the fitted ensemble that the report calls consistent.

@@ -25,8 +25,8 @@ Derived quantities
 
 Export
 ------
-``.vti`` (VTK ImageData, written here: origin, spacing and cell arrays only, the
-smallest file and ParaView's native voxel grid), ``.vtu`` / ``.vtk`` (unstructured
+``.vti`` (VTK ImageData, written here: origin, spacing and zlib-compressed cell arrays,
+the smallest file and ParaView's native voxel grid), ``.vtu`` / ``.vtk`` (unstructured
 hexahedra or quads, via meshio) and ``.xdmf`` (meshio, XML or raw-binary data, no HDF5).
 Tensors are written as 9-component row-major arrays (``XX, XY, XZ, YX, ...``), which
 ParaView reads as tensors, with the Mandel :math:`\sqrt2` removed from the shear terms.
@@ -44,7 +44,8 @@ import numpy as np
 from ..errors import InputError
 
 __all__ = ["components", "quantities", "quantity", "von_mises", "energy_density", "flux_magnitude", "statistics",
-           "to_xarray", "to_vtk", "to_xdmf", "mandel_to_tensor", "VTK_SUFFIXES"]
+           "to_xarray", "to_vtk", "to_xdmf", "save", "mandel_to_tensor", "VTK_SUFFIXES",
+           "FIELD_SUFFIXES"]
 
 AXES = ("x", "y", "z")
 MANDEL = {2: ("11", "22", "12"), 3: ("11", "22", "33", "23", "13", "12")}
@@ -358,7 +359,6 @@ def _mesh(result: Any) -> Any:
     for k in range(dim):
         points[:, k] = grid[k].ravel()
     node = np.arange(points.shape[0]).reshape([n + 1 for n in shape])
-    idx = [slice(0, n) for n in shape]
     if dim == 2:
         corners = [(0, 0), (1, 0), (1, 1), (0, 1)]
         kind = "quad"
@@ -366,36 +366,52 @@ def _mesh(result: Any) -> Any:
         corners = [(0, 0, 0), (1, 0, 0), (1, 1, 0), (0, 1, 0), (0, 0, 1), (1, 0, 1), (1, 1, 1), (0, 1, 1)]
         kind = "hexahedron"
     cells = np.stack([node[tuple(slice(c, c + n) for c, n in zip(cc, shape))].ravel() for cc in corners], axis=1)
-    del idx
-    data = {k: [v] for k, v in _cell_arrays(result, "C").items()}
+    # int64 labels: VTK's legacy reader (ParaView's for .vtk) refuses meshio's "vtktypeint32" arrays
+    data = {k: [v.astype(np.int64) if v.dtype.kind in "iu" else v] for k, v in _cell_arrays(result, "C").items()}
     return meshio.Mesh(points, [(kind, cells)], cell_data=data)
 
 
-def _write_vti(result: Any, path: Path) -> None:
-    """VTK XML ImageData, uncompressed base64 binary (header UInt64 + data)."""
+#: Uncompressed bytes per zlib block of a compressed ``.vti`` (VTK's default is 32 KiB).
+_VTI_BLOCK = 1 << 16
+
+
+def _vti_array(raw: bytes, compress: bool) -> str:
+    """Base64 payload of one VTK XML ``binary`` DataArray with a UInt64 header: the byte count
+    then the data, or, compressed (``vtkZLibDataCompressor``), the block table
+    ``[nblocks, block size, last block size, compressed sizes...]`` encoded on its own
+    followed by the zlib blocks, as VTK's reader expects."""
+    if not compress:
+        return base64.b64encode(np.array([len(raw)], dtype="<u8").tobytes() + raw).decode()
+    import zlib
+
+    blocks = [zlib.compress(raw[i:i + _VTI_BLOCK], 6) for i in range(0, len(raw), _VTI_BLOCK)] or [b""]
+    last = len(raw) - (len(blocks) - 1) * _VTI_BLOCK
+    header = np.array([len(blocks), _VTI_BLOCK, last, *map(len, blocks)], dtype="<u8").tobytes()
+    return base64.b64encode(header).decode() + base64.b64encode(b"".join(blocks)).decode()
+
+
+def _write_vti(result: Any, path: Path, compress: bool = True) -> None:
+    """VTK XML ImageData, base64 binary with a UInt64 header, zlib-compressed by default."""
     dim = _dim(result)
-    shape = tuple(result.strain.shape[1:]) + (1,) * (3 - dim)
+    shape = tuple(result.strain.shape[1:]) + (0,) * (3 - dim)
     h = tuple(_spacing(result)) + (1.0,) * (3 - dim)
-    extent = " ".join(f"0 {n}" if n > 1 or k < dim else "0 0" for k, n in enumerate(shape))
-    if dim == 2:
-        extent = f"0 {shape[0]} 0 {shape[1]} 0 0"
+    extent = " ".join(f"0 {n}" for n in shape)  # point extents: n cells span n + 1 points; 2D: z from 0 to 0
+    compressor = ' compressor="vtkZLibDataCompressor"' if compress else ""
     lines = ['<?xml version="1.0"?>',
-             '<VTKFile type="ImageData" version="1.0" byte_order="LittleEndian" header_type="UInt64">',
+             f'<VTKFile type="ImageData" version="1.0" byte_order="LittleEndian" header_type="UInt64"{compressor}>',
              f'  <ImageData WholeExtent="{extent}" Origin="0 0 0" Spacing="{h[0]!r} {h[1]!r} {h[2]!r}">',
              f'    <Piece Extent="{extent}">', '      <CellData Scalars="phase">']
     for name, a in _cell_arrays(result, "F").items():
         a = np.ascontiguousarray(a, dtype="<i4" if a.dtype.kind in "iu" else "<f8")
         ncomp = 1 if a.ndim == 1 else a.shape[1]
-        raw = a.tobytes()
-        b64 = base64.b64encode(np.array([len(raw)], dtype="<u8").tobytes() + raw).decode()
         vtype = "Int32" if a.dtype.kind == "i" else "Float64"
         lines.append(f'        <DataArray type="{vtype}" Name="{name}" NumberOfComponents="{ncomp}" '
-                     f'format="binary">{b64}</DataArray>')
+                     f'format="binary">{_vti_array(a.tobytes(), compress)}</DataArray>')
     lines += ["      </CellData>", "    </Piece>", "  </ImageData>", "</VTKFile>", ""]
     path.write_text("\n".join(lines))
 
 
-def to_vtk(result: Any, path: str | Path) -> Path:
+def to_vtk(result: Any, path: str | Path, compress: bool = True) -> Path:
     """Write the fields for ParaView as cell data on the voxel grid.
 
     Parameters
@@ -405,6 +421,10 @@ def to_vtk(result: Any, path: str | Path) -> Path:
         ``.vti``: VTK ImageData (origin 0, the voxel spacing; ParaView's voxel grid, the
         smallest file). ``.vtu`` / ``.vtk``: unstructured quads (2D) or hexahedra (3D)
         via meshio, which other tools read too.
+    compress : bool
+        ``.vti`` only: zlib-compress the arrays (``vtkZLibDataCompressor``, 64 KiB
+        blocks), which ParaView and VTK read natively. The phase labels and the smooth
+        parts of the fields shrink several-fold; ``False`` writes plain base64.
 
     Returns
     -------
@@ -424,12 +444,49 @@ def to_vtk(result: Any, path: str | Path) -> Path:
         raise InputError(f"unknown VTK file suffix {path.suffix!r} in {str(path)!r}; use one of "
                          f"{list(VTK_SUFFIXES)} (or to_xdmf for .xdmf)")
     if suffix == ".vti":
-        _write_vti(result, path)
+        _write_vti(result, path, compress)
     else:
         import meshio
 
         meshio.write(path, _mesh(result), file_format="vtu" if suffix == ".vtu" else "vtk", binary=True)
     return path
+
+
+#: Suffixes of :func:`save`: VTK, XDMF and netCDF (the :func:`to_xarray` dataset).
+FIELD_SUFFIXES = (*VTK_SUFFIXES, ".xdmf", ".xmf", ".nc")
+
+
+def save(result: Any, path: str | Path) -> Path:
+    """Write the fields in the format that the suffix of ``path`` names.
+
+    Parameters
+    ----------
+    result : FieldResult
+    path : str or pathlib.Path
+        ``.vti`` / ``.vtu`` / ``.vtk`` (:func:`to_vtk`), ``.xdmf`` / ``.xmf``
+        (:func:`to_xdmf`, values inline) or ``.nc`` (the :func:`to_xarray` dataset as
+        netCDF, with named components and units).
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    InputError
+        Another suffix.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in FIELD_SUFFIXES:
+        raise InputError(f"cannot tell the field format from {str(path)!r}: use one of the suffixes "
+                         f"{list(FIELD_SUFFIXES)}")
+    if suffix in (".xdmf", ".xmf"):
+        return to_xdmf(result, path)
+    if suffix == ".nc":
+        to_xarray(result).to_netcdf(path)
+        return path
+    return to_vtk(result, path)
 
 
 def _xdmf_item(a: np.ndarray, dims: str, path: Path, name: str, data_format: str) -> str:
@@ -473,19 +530,21 @@ def to_xdmf(result: Any, path: str | Path, data_format: str = "XML") -> Path:
                          f"(or to_vtk for {list(VTK_SUFFIXES)})")
     if data_format not in ("XML", "Binary"):
         raise InputError(f"data_format must be 'XML' or 'Binary' (HDF5 needs h5py, not installed), got {data_format!r}")
+    # always a 3D co-rectilinear mesh, slowest axis first: VTK's XDMF readers put a 2DCoRectMesh in
+    # the y-z plane and read no cell data on a single layer of points, so a 2D field is one layer of
+    # cells in z, as thick as a voxel is wide
     dim = _dim(result)
-    shape = result.strain.shape[1:][::-1]  # slowest first
-    h = _spacing(result)[::-1]
-    nodes = " ".join(str(n + 1) for n in shape)
-    cells = " ".join(str(n) for n in shape)
-    geo = "ORIGIN_DXDYDZ" if dim == 3 else "ORIGIN_DXDY"
+    cell_shape = (1,) * (3 - dim) + tuple(result.strain.shape[1:])[::-1]
+    nodes = " ".join(str(n + 1) for n in cell_shape)
+    cells = " ".join(str(n) for n in cell_shape)
+    h = (_spacing(result)[0],) * (3 - dim) + tuple(_spacing(result))[::-1]
     lines = ['<?xml version="1.0" ?>', '<Xdmf Version="3.0">', "  <Domain>",
              '    <Grid Name="fields" GridType="Uniform">',
-             f'      <Topology TopologyType="{dim}DCoRectMesh" Dimensions="{nodes}"/>',
-             f'      <Geometry GeometryType="{geo}">',
-             f'        <DataItem Format="XML" NumberType="Float" Precision="8" Dimensions="{dim}">'
-             f'{" ".join(["0.0"] * dim)}</DataItem>',
-             f'        <DataItem Format="XML" NumberType="Float" Precision="8" Dimensions="{dim}">'
+             '      <Time Value="0.0"/>',  # pyvista's XDMF reader needs a time step, which VTK's readers accept
+             f'      <Topology TopologyType="3DCoRectMesh" Dimensions="{nodes}"/>',
+             '      <Geometry GeometryType="ORIGIN_DXDYDZ">',
+             '        <DataItem Format="XML" NumberType="Float" Precision="8" Dimensions="3">0.0 0.0 0.0</DataItem>',
+             f'        <DataItem Format="XML" NumberType="Float" Precision="8" Dimensions="3">'
              f'{" ".join(map(repr, h))}</DataItem>',
              "      </Geometry>"]
     for name, a in _cell_arrays(result, "F").items():

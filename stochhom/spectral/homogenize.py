@@ -230,11 +230,18 @@ class FieldResult:
 
         return to_xarray(self, units)
 
-    def to_vtk(self, path: Any) -> Any:
+    def to_vtk(self, path: Any, compress: bool = True) -> Any:
         """Write a ParaView file ``.vti``, ``.vtu`` or ``.vtk`` (see :func:`stochhom.spectral.fields.to_vtk`)."""
         from .fields import to_vtk
 
-        return to_vtk(self, path)
+        return to_vtk(self, path, compress)
+
+    def save(self, path: Any) -> Any:
+        """Write the fields in the format of the suffix: ``.vti``, ``.vtu``, ``.vtk``, ``.xdmf`` or ``.nc``
+        (see :func:`stochhom.spectral.fields.save`)."""
+        from .fields import save
+
+        return save(self, path)
 
     def to_xdmf(self, path: Any, data_format: str = "XML") -> Any:
         """Write an XDMF file (see :func:`stochhom.spectral.fields.to_xdmf`)."""

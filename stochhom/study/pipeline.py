@@ -5,6 +5,13 @@ r"""Configuration of the end-to-end pipeline (``stochhom run``): the optional st
     [gallery]
     samples = 4                  # microstructures kept for the report's gallery
 
+    [output]
+    fields = [0, 17]             # samples of the sweep whose local fields are written to
+                                 # <results>/fields/sample_<k>.<format>, for ParaView
+    format = "vti"               # vti (default), vtu, vtk, xdmf or nc
+    load = [1.0, 0.0, 0.0]       # macroscopic strain (gradient), Mandel notation
+                                 # (default: the first unit load)
+
     [rve]                        # only when the sweep varies the special parameter ``size``
     targets = ["conductivity_0_0"]
     epsilon = 0.01               # relative error for the RVE size (and the SUBC-KUBC bracket)
@@ -55,7 +62,7 @@ from typing import Any
 
 from ..errors import InputError
 
-__all__ = ["BOUNDS", "PipelineConfig", "pipeline_config", "scalar_targets", "check_targets"]
+__all__ = ["BOUNDS", "FIELD_FORMATS", "PipelineConfig", "pipeline_config", "scalar_targets", "check_targets"]
 
 _GPR_KEYS = {"kernel", "noise", "n_restarts", "ard", "max_iter"}
 _PCE_KEYS = {"degree", "fit_method", "q_norm", "max_degree", "std_method", "n_bootstrap"}
@@ -88,6 +95,9 @@ class PipelineConfig:
     ood_edges: list[float] = field(default_factory=lambda: [0.0, 0.1, 0.25, 0.5])
     min_samples: int = 20
     structure: dict[str, Any] | None = None
+    field_samples: list[int] = field(default_factory=list)
+    field_format: str = "vti"
+    field_load: list[float] | None = None
 
     def section(self, stage: str) -> dict[str, Any]:
         """The options a stage depends on (hashed to decide whether it must be redone)."""
@@ -99,6 +109,7 @@ class PipelineConfig:
             "validation": ["targets", "bounds", "log_targets", "models", "gpr", "pce", "n_splits", "ood_fraction",
                            "ood_edges", "min_samples"],
             "structure": ["targets", "models", "gpr", "pce", "structure"],
+            "fields": ["field_samples", "field_format", "field_load"],
         }[stage]
         return {k: getattr(self, k) for k in keys}
 
@@ -198,6 +209,50 @@ def _hierarchy_conditions(study: Any, value: Any) -> list[str]:
     return sorted(conds, key=HIERARCHY_CONDITIONS.index)
 
 
+#: Values of ``[output].format``: the suffix of the field files.
+FIELD_FORMATS = ("vti", "vtu", "vtk", "xdmf", "nc")
+
+
+def _output_config(study: Any, t: dict[str, Any]) -> dict[str, Any]:
+    """``[output]``: the samples whose local fields are written, their format and load."""
+    out: dict[str, Any] = {}
+    if not t:
+        return out
+    if "fields" not in t:
+        raise _err("[output]", "format and load describe the field files: add fields = [sample ids]")
+    samples = t["fields"]
+    if (not isinstance(samples, list) or not samples
+            or not all(isinstance(k, int) and not isinstance(k, bool) for k in samples)):
+        raise _err("[output].fields", f"expected a non-empty list of sample ids (integers), got {samples!r}")
+    n = len(study.samples())
+    bad = [k for k in samples if not 0 <= k < n]
+    if bad:
+        raise _err("[output].fields", f"no sample {bad[0]}: this study has samples 0 to {n - 1} "
+                   "('stochhom sweep STUDY --dry-run' lists them; 'stochhom export' gives their parameters)")
+    solver = dict(getattr(study, "solver", {}))
+    if solver.get("composite_voxels") or solver.get("boundary", "periodic") != "periodic":
+        raise _err("[output].fields", "local fields are written for the periodic FFT solver without composite "
+                   "voxels; this study sets [solver] boundary or composite_voxels")
+    out["field_samples"] = list(dict.fromkeys(int(k) for k in samples))
+    if "format" in t:
+        if t["format"] not in FIELD_FORMATS:
+            raise _err("[output].format", f"expected one of {list(FIELD_FORMATS)}, got {t['format']!r}")
+        out["field_format"] = t["format"]
+    if "load" in t:
+        load = t["load"]
+        dim = len(study.shape)
+        n_load = (3 if dim == 2 else 6) if study.physics == "elasticity" else dim
+        if (not isinstance(load, list) or len(load) != n_load
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in load)):
+            raise _err("[output].load", f"expected {n_load} numbers (the macroscopic "
+                       f"{'strain' if study.physics == 'elasticity' else 'gradient'} in Mandel notation, {dim}D), "
+                       f"got {load!r}")
+        if not any(load):
+            raise _err("[output].load", "the load is zero, so are the fields: give a nonzero strain (gradient)")
+        out["field_load"] = [float(v) for v in load]
+    return out
+
+
 def pipeline_config(study: Any) -> PipelineConfig:
     """Validate the pipeline tables of a :class:`~stochhom.study.schema.Study`."""
     from ..surrogates.distributions import InputDistribution
@@ -286,6 +341,7 @@ def pipeline_config(study: Any) -> PipelineConfig:
     if "min_samples" in v:
         out["min_samples"] = _int(v["min_samples"], "[validation].min_samples", 2)
     _table(pipe, "report", {"pdf"})
+    out.update(_output_config(study, _table(pipe, "output", {"fields", "format", "load"})))
     if "structure" in pipe:
         from ..structure.study import structure_config
 

@@ -67,7 +67,7 @@ PIPELINE_VERSION = 6  # 6: local fields in the gallery; 5: the structure stage, 
 _SLOW_WARMUP = 5.0
 
 #: The stages of :func:`run_study`, in order.
-STAGES = ("sweep", "gallery", "rve", "surrogates", "propagation", "structure", "validation", "report")
+STAGES = ("sweep", "gallery", "fields", "rve", "surrogates", "propagation", "structure", "validation", "report")
 
 
 def results_dir(study: Study) -> Path:
@@ -434,6 +434,47 @@ def sample_fields(study: Study, samples: Sequence[int], load: Any = None) -> dic
         image, _ = _gallery_image(study, params, seed)
         out[int(k)] = solve_sample_fields(study, np.asarray(image), params, load)
     return out
+
+
+def _stage_fields(study: Study, out: Path, cfg: PipelineConfig) -> None:
+    """``[output] fields``: write the local fields of the chosen samples (:func:`sample_fields`)
+    to ``fields/sample_<k>.<format>`` and list them in ``fields/fields.json`` (sample,
+    point, replicate, seed, parameters, load, iterations and the per-phase mean of the
+    report's field quantity). A sample whose solve fails is listed with its error; the
+    stage fails only when every sample fails."""
+    import shutil
+
+    from ..errors import StochhomError
+
+    folder = out / "fields"
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir()
+    table = {s["sample"]: s for s in study.samples()}
+    seeds = study.seeds(cfg.field_samples)
+    rows, failed = [], []
+    for k, seed in zip(cfg.field_samples, seeds):
+        row = {"sample": k, "point": table[k]["point"], "replicate": table[k]["replicate"], "seed": int(seed),
+               "params": dict(table[k]["params"])}
+        try:
+            res = sample_fields(study, [k], cfg.field_load)[k]
+        except StochhomError as exc:
+            failed.append(k)
+            rows.append({**row, "error": str(exc)})
+            _logger.warning("fields of sample %d: %s", k, exc)
+            continue
+        path = res.save(folder / f"sample_{k}.{cfg.field_format}")
+        name = "von_mises" if res.physics == "elasticity" else "flux_magnitude"
+        if name == "von_mises" and res.stress_out_of_plane is None and res.phase.ndim == 2:
+            name = "von_mises_in_plane"
+        stats = res.statistics(name, None, bins=1)
+        load = cfg.field_load or np.eye(res.mean_strain.size)[0].tolist()
+        means = {str(int(p)): float(m) for p, m in zip(stats["phase"].values, stats["mean"].values)}
+        rows.append({**row, "file": path.name, "load": load, "iterations": int(res.iterations), "quantity": name,
+                     "phase_mean": means})
+    _write_json(folder / "fields.json", {"format": cfg.field_format, "samples": rows})
+    if len(failed) == len(cfg.field_samples):
+        raise InputError(f"the local fields of every sample in [output] fields failed: {rows[0]['error']}")
 
 
 #: Samples of the fitted model that :func:`_stage_fit` compares the specimen with.
@@ -1505,10 +1546,12 @@ def run_study(
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
     sweep_hash = study.hash()
     inputs = {"sweep": {"study": sweep_hash}}
-    upstream = {"gallery": [], "rve": ["sweep"], "surrogates": ["sweep"], "propagation": ["surrogates"],
+    upstream = {"gallery": [], "fields": [], "rve": ["sweep"], "surrogates": ["sweep"], "propagation": ["surrogates"],
                 "structure": ["surrogates"], "validation": ["sweep", "surrogates"],
-                "report": ["sweep", "gallery", "rve", "surrogates", "propagation", "structure", "validation"]}
-    outputs = {"sweep": ["samples.zarr"], "gallery": [], "rve": [], "surrogates": ["surrogates.json"],
+                "report": ["sweep", "gallery", "fields", "rve", "surrogates", "propagation", "structure",
+                           "validation"]}
+    outputs = {"sweep": ["samples.zarr"], "gallery": [], "fields": ["fields/fields.json"], "rve": [],
+               "surrogates": ["surrogates.json"],
                "propagation": ["propagation.json"], "structure": ["structure.json", "structure.npz"],
                "validation": ["leakage.csv", "ood.json"], "report": ["report.html", "summary.json"]}
     props = None
@@ -1521,6 +1564,12 @@ def run_study(
             inputs[stage] = {"study": sweep_hash, "options": section, "version": PIPELINE_VERSION,
                              "upstream": [record.get(u, {}).get("hash") for u in upstream[stage]]}
         h = _hash(inputs[stage])
+        if stage == "fields" and not cfg.field_samples:  # no [output] fields: nothing to write
+            if (out / "fields" / "fields.json").exists():
+                shutil.rmtree(out / "fields")
+            record[stage] = {"hash": h, "seconds": 0.0, "finished": None, "skipped": "no [output] fields"}
+            _write_json(record_path, record)
+            continue
         if stage == "structure" and cfg.structure is None:  # no [structure] table: nothing to run
             for f in (*outputs[stage], *(p.name for p in out.glob("structure_sve_cache*.npz"))):
                 (out / f).unlink(missing_ok=True)
@@ -1564,6 +1613,8 @@ def run_study(
                 props = open_store(out / "samples.zarr").load()
             if stage == "gallery":
                 _stage_gallery(study, out, cfg)
+            elif stage == "fields":
+                _stage_fields(study, out, cfg)
             elif stage == "rve":
                 _stage_rve(study, out, cfg, props, say, _worker_count(workers))
             elif stage == "surrogates":
