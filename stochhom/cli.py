@@ -949,6 +949,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     store = store_path(study)
     if not args.dry_run:
         _check_output(store, what="output store", store=True)
+    if study.adaptive is not None and not args.quiet:
+        print(f"note: [sweep.adaptive]: this runs the initial design ({study.points} points x {study.replicates} "
+              f"replicates); 'stochhom run {args.study}' adds the adaptive rounds (up to "
+              f"{study.adaptive['max_points']} samples)", file=sys.stderr)
     try:
         out = run_sweep(study, workers=args.workers, scheduler=args.scheduler, restart=args.restart,
                         dry_run=args.dry_run, progress=not args.quiet, flush_seconds=flush, repair=args.repair)

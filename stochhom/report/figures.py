@@ -81,6 +81,7 @@ from ..validation.metrics import calibration_check
 __all__ = [
     "STYLE",
     "gallery_field_statistics",
+    "adaptive_history_figure",
     "gallery_field_histogram_figure",
     "DISPLAY_PPI",
     "COLUMN_WIDTH",
@@ -981,6 +982,37 @@ def gallery_field_histogram_figure(ensemble: xr.Dataset, bins: int = 50) -> Figu
             ax.set_ylabel("density per phase [–]")
     if len(ok):
         fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=top + 1)
+    return fig
+
+
+@styled
+def adaptive_history_figure(rounds: list[dict[str, Any]], stop: str = "none", target: str = "") -> Figure:
+    """The rounds of an adaptive design: samples added per round (new points and replicates,
+    stacked) and the epistemic share of the GP's predictive variance before each round,
+    against the samples solved, with the stopping threshold when the rule names it."""
+    fig = _figure(PAGE_WIDTH * 0.8, 3.0)
+    ax1, ax2 = fig.subplots(1, 2)
+    batches = [e for e in rounds if e["added"]]
+    r = np.array([e["round"] + 1 for e in batches])
+    new = np.array([e["new_points"] for e in batches])
+    rep = np.array([e["replicates"] for e in batches])
+    ax1.bar(r, new, color="C0", label="new points")
+    ax1.bar(r, rep, bottom=new, color="C1", label="replicates")
+    ax1.set_xlabel("round [–]")
+    ax1.set_ylabel("samples added [–]")
+    ax1.xaxis.set_major_locator(mticker.MaxNLocator(integer=True))
+    ax1.yaxis.set_major_locator(mticker.MaxNLocator(integer=True))
+    ax1.set_ylim(0, 1.3 * max(1, int((new + rep).max()) if len(batches) else 1))
+    ax1.legend(loc="upper right")
+    n = np.array([e["samples"] for e in rounds])
+    share = np.array([e["epistemic_share"] for e in rounds])
+    ax2.plot(n, share, "o-", color="C0", label="epistemic share")
+    if stop.startswith("epistemic_share"):
+        ax2.axhline(float(stop.split("<")[1]), color="0.3", ls="--", lw=0.9, label=f"stop: {stop}")
+    ax2.set_ylim(0, max(1.05 * float(share.max()), 0.05))
+    ax2.set_xlabel("samples solved [–]")
+    ax2.set_ylabel("epistemic share [–]" + (f" of {target}" if target and len(target) < 30 else ""))
+    ax2.legend(loc="upper right")
     return fig
 
 

@@ -117,6 +117,7 @@ SCHEMA_VERSION = 1
 STAGE_OF: dict[str, str] = {
     "study.json": "report",
     "samples.zarr": "sweep",
+    "adaptive.json": "sweep",
     "gallery.nc": "gallery",
     "phases.json": "report",
     "rve.json": "rve",
@@ -558,6 +559,46 @@ def _phase_spec(rep: _Report, meta: Mapping[str, Any]) -> tuple[Any, str]:
         return _read_json(path), "the study's phase table"
     phases = (meta.get("study", {}) or {}).get("phases")
     return (phases, "the study's phase table (study.json)") if phases else (None, "")
+
+
+def _adaptive_design(rep: _Report) -> None:
+    """The rounds of an adaptive design (``adaptive.json``): samples added per round, new points
+    and replicates, and the stopping metric over the rounds."""
+    path = rep.file("adaptive.json")
+    if path is None:
+        return
+    state = _read_json(path)
+    rounds = state.get("rounds", [])
+    if not rounds:
+        return
+    study = json.loads(rep.file("study.json").read_text()) if rep.file("study.json") else {}
+    cfg = ((study.get("study") or study).get("adaptive") if isinstance(study, dict) else None) or {}
+    stop = str(cfg.get("stop", "none"))
+    target = str(cfg.get("target", ""))
+    stopped = state.get("stopped")
+    why = {"criterion": f"the stopping rule {stop} held", "budget": "the budget of samples was spent"}.get(
+        stopped, "it has not finished")
+    batches = [r for r in rounds if r["added"]]
+    rep.add("properties", "<h3>Adaptive design</h3>"
+            f"<p>{rounds[0]['samples']} samples of the initial design, then {len(batches)} round(s) adding "
+            f"{sum(r['added'] for r in rounds)} samples where they reduce the integrated variance of a GP of "
+            f"{_esc(rep.label(target))} over the design distribution most; the design stopped because {why}.</p>")
+    rep.figure("properties", F.adaptive_history_figure(rounds, stop, target=rep.label(target)),
+               "Adaptive design: the samples each round added (new points, or replicates of solved points where the "
+               "SVE scatter dominates), and the epistemic share of the predictive variance (what more solves could "
+               "remove; the rest is SVE scatter) of the GP fitted before each round"
+               + (f"; the design stops when {stop}" if stop != "none" else "") + ".")
+    try:
+        unit = rep.units.of(target)
+    except Exception:  # a target without a declared unit
+        unit = ""
+    rows = [(r["round"] + 1 if r["added"] else "end", r["samples"], r["converged"], r["new_points"], r["replicates"],
+             r["epistemic_share"], r["epistemic_std"]) for r in rounds]
+    table = _table(("round", "samples before", "converged", "new points", "replicates", "epistemic share [–]",
+                    _with_unit("epistemic std", unit)), rows)
+    rep.add("properties", table if len(rows) <= 12 else _details(f"Show the {len(rows)} rounds", table))
+    rep.summary["adaptive_design"] = {"rounds": rounds, "stopped": stopped, "stop": stop,
+                                      "target": cfg.get("target")}
 
 
 def _properties(rep: _Report, meta: Mapping[str, Any], props: xr.Dataset) -> None:
@@ -1585,6 +1626,7 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, pdf: bo
         _run(rep, "provenance", lambda: _provenance(rep, meta, props, pending, report_seconds))
         _run(rep, "microstructure", lambda: _microstructure(rep))
         _run(rep, "properties", lambda: _properties(rep, meta, props))
+        _run(rep, "properties", lambda: _adaptive_design(rep))
         swept = study.get("parameters") or {}
         _run(rep, "rve", lambda: _rve(rep, size_swept="size" in swept or not swept, props=props))
         if (meta.get("pipeline") or {}).get("models") == []:

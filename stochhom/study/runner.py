@@ -477,6 +477,105 @@ def _stage_fields(study: Study, out: Path, cfg: PipelineConfig) -> None:
         raise InputError(f"the local fields of every sample in [output] fields failed: {rows[0]['error']}")
 
 
+def _adaptive_data(study: Study, props: Any, dist: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The converged samples of an adaptive study as (u, y, point): the swept parameters mapped
+    to the unit cube by their design distributions' CDFs, the target, the point ids."""
+    target = study.adaptive["target"]
+    names = list(study.parameters)
+    X = np.column_stack([props[n].values.astype(float) for n in names])
+    from ..statistics.summary import scalar_columns
+
+    y = np.asarray(scalar_columns(props, [target])[target], dtype=float)
+    ok = np.isfinite(X).all(axis=1) & np.isfinite(y)
+    if "converged" in props:
+        ok &= props["converged"].values.astype(bool)
+    return dist.cdf(X[ok]), y[ok], props["point"].values[ok]
+
+
+def _adaptive_sweep(study: Study, out: Path, *, workers: int | None, scheduler: str | None, progress: bool,
+                    log: Callable[[str], None] | None, repair: bool, say: Callable[..., None]) -> Any:
+    r"""The sweep of a study with ``[sweep.adaptive]``: the initial lhs/sobol design, then rounds
+    of :class:`~stochhom.surrogates.adaptive.AdaptiveDesign` (a GP of the target over the
+    swept parameters mapped to the unit cube by their design CDFs, so the integrated
+    variance is over the design distribution), each round's samples appended to the same
+    store (:func:`~stochhom.study.sweep.run_sweep` with ``grow_from``) until the stopping
+    rule holds or ``max_points`` samples are spent.
+
+    ``adaptive.json`` keeps the added samples and the history of the rounds: a run
+    resumed after an interruption continues from it (the unfinished round's samples are
+    resumed in the store; a round not yet recorded is recomputed from the same data,
+    deterministically).
+    """
+    from ..surrogates.adaptive import AdaptiveDesign
+    from ..surrogates.distributions import InputDistribution
+    from ..surrogates.gpr import GPR
+    from .sweep import run_sweep
+
+    cfg = study.adaptive
+    names = list(study.parameters)
+    dist = InputDistribution({n: dict(study.parameters[n]) for n in names})
+    state_path = out / "adaptive.json"
+    state = json.loads(state_path.read_text()) if state_path.exists() else {}
+    if state.get("study") != study.hash():
+        state = {"study": study.hash(), "added": [], "rounds": [], "stopped": None}
+    unit = {n: {"distribution": "uniform", "low": 0.0, "high": 1.0} for n in names}
+    n_initial = int(study.points) * study.replicates
+    design = AdaptiveDesign(unit, initial_points=max(2, int(study.points)), initial_replicates=study.replicates,
+                            batch=cfg["batch"], max_solves=max(cfg["max_points"], n_initial + cfg["batch"]),
+                            stop=None if cfg["stop"] == "none" else cfg["stop"], replicates=cfg["replicates"],
+                            n_candidates=cfg["candidates"], n_integration=cfg["integration"],
+                            model=GPR(noise="heteroscedastic" if study.replicates > 1 else "homoscedastic",
+                                      n_restarts=1, random_state=study.seed), rng=study.seed)
+    added = [dict(a) for a in state["added"]]
+    last = state["rounds"][-1]["added"] if state["rounds"] else 0
+    previous = dataclasses.replace(study, added=tuple(added[:len(added) - last])) if last else None
+    while True:
+        current = dataclasses.replace(study, added=tuple(added), output=out / "samples.zarr")
+        grow = dataclasses.replace(previous, output=out / "samples.zarr") if previous is not None else None
+        props = run_sweep(current, workers=workers, scheduler=scheduler, progress=progress, log=log, repair=repair,
+                          grow_from=grow)
+        repair = False
+        if state["stopped"]:
+            return props
+        u, y, point = _adaptive_data(study, props, dist)
+        n_samples = int(props.sizes["sample"])
+        design.max_solves = len(u) + max(0, cfg["max_points"] - n_samples)  # failed samples count as spent
+        chosen, info = design.propose(u, y)
+        entry = {"round": len(state["rounds"]), "samples": n_samples, "converged": len(u),
+                 "imse": info["imse"], "epistemic_std": info["epistemic_std"],
+                 "epistemic_share": info["epistemic_share"], "predicted_imse": info["predicted_imse"],
+                 "added": len(chosen), "new_points": info["new_points"], "replicates": info["replicates"]}
+        if not len(chosen):
+            entry["added"] = 0
+            state["stopped"] = info["stop"]
+            state["rounds"].append(entry)
+            _write_json(state_path, state)
+            say(f"adaptive design: stopped ({info['stop']}) after {n_samples} samples, epistemic share "
+                f"{info['epistemic_share']:.3f}")
+            return props
+        n_points = int(point.max()) + 1 if len(point) else int(study.points)
+        n_points = max(n_points, len(current.points_table()))
+        solved = {tuple(r): int(p) for r, p in zip(u, point)}
+        new_here: dict[tuple, int] = {}
+        for row in chosen:
+            key = tuple(row)
+            if key in solved:
+                added.append({"point": solved[key], "values": {}})
+                continue
+            if key not in new_here:
+                new_here[key] = n_points
+                n_points += 1
+            theta = dist.ppf(np.clip(np.asarray([row]), 1e-9, 1 - 1e-9))[0]
+            added.append({"point": new_here[key], "values": {n: float(v) for n, v in zip(names, theta)}})
+        state["added"] = added
+        state["rounds"].append(entry)
+        _write_json(state_path, state)
+        say(f"adaptive design, round {entry['round'] + 1}: {len(chosen)} sample(s) ({info['new_points']} new "
+            f"point(s), {info['replicates']} replicate(s)) after {n_samples}; epistemic share "
+            f"{info['epistemic_share']:.3f}, predicted IMSE {info['imse']:.3g} -> {info['predicted_imse']:.3g}")
+        previous = current
+
+
 #: Samples of the fitted model that :func:`_stage_fit` compares the specimen with.
 FIT_SAMPLES = 16
 
@@ -1603,7 +1702,12 @@ def run_study(
         if stage == "sweep":
             swept = dataclasses.replace(study, output=out / "samples.zarr")
             done_before = _done_count(out / "samples.zarr") if done.get("hash") == h else 0
-            props = run_sweep(swept, workers=workers, scheduler=scheduler, progress=progress, log=log, repair=repair)
+            if study.adaptive is not None:
+                props = _adaptive_sweep(study, out, workers=workers, scheduler=scheduler, progress=progress, log=log,
+                                        repair=repair, say=say)
+            else:
+                props = run_sweep(swept, workers=workers, scheduler=scheduler, progress=progress, log=log,
+                                  repair=repair)
             repaired = props.attrs.pop("repaired_samples", 0)
             if repaired:  # recomputed samples: every later stage runs again
                 ran.add("sweep")

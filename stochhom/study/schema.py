@@ -74,8 +74,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["Study", "StudyError", "load_study", "study_from_dict", "DISTRIBUTIONS", "DESIGNS", "PIPELINE_TABLES",
-           "memory_estimate", "check_resources", "SIZE_RANGE", "SAMPLES_VERSION"]
+__all__ = ["Study", "StudyError", "load_study", "ADAPTIVE_DEFAULTS", "study_from_dict", "DISTRIBUTIONS", "DESIGNS",
+           "PIPELINE_TABLES", "memory_estimate", "check_resources", "SIZE_RANGE", "SAMPLES_VERSION"]
 
 #: Designs of the swept parameters.
 DESIGNS = ("grid", "lhs", "sobol")
@@ -163,16 +163,27 @@ class Study:
     fit: dict[str, Any] | None = None
     #: The question the report answers first (optional; not hashed).
     question: str | None = None
+    #: ``[sweep] adaptive``: the sequential design's options (:func:`_parse_adaptive`), or None.
+    adaptive: dict[str, Any] | None = None
+    #: Samples that an adaptive design added after the initial design, in order: each
+    #: ``{"point": p, "values": {parameter: value}}``, ``p`` a new point (the next point id)
+    #: or an existing one (a replicate).
+    added: tuple[dict[str, Any], ...] = ()
 
     # -- identity -----------------------------------------------------------------------
     def content(self) -> dict[str, Any]:
         """What determines the results (hashed): not the output path, the name or threads,
         but the :data:`SAMPLES_VERSION` of the code that computes the samples."""
         solver = {k: v for k, v in self.solver.items() if k != "workers"}
-        return {"samples_version": SAMPLES_VERSION, "seed": self.seed, "generator": self.generator,
-                "shape": list(self.shape), "voxel_size": self.voxel_size, "fixed": self.fixed, "design": self.design,
-                "parameters": self.parameters, "points": self.points, "replicates": self.replicates,
-                "phases": self.phases, "solver": solver}
+        out = {"samples_version": SAMPLES_VERSION, "seed": self.seed, "generator": self.generator,
+               "shape": list(self.shape), "voxel_size": self.voxel_size, "fixed": self.fixed, "design": self.design,
+               "parameters": self.parameters, "points": self.points, "replicates": self.replicates,
+               "phases": self.phases, "solver": solver}
+        if self.adaptive is not None:  # only then: the hashes of fixed designs do not change
+            out["adaptive"] = self.adaptive
+        if self.added:
+            out["added"] = [dict(a) for a in self.added]
+        return out
 
     def hash(self) -> str:
         """SHA-256 of the canonical JSON of :meth:`content`."""
@@ -205,19 +216,45 @@ class Study:
         rows = []
         for row in u:
             rows.append({n: _ppf(self.parameters[n], float(x)) for n, x in zip(names, row)})
-        return rows
+        return rows + [dict(a["values"]) for a in self._new_points()]
+
+    def _new_points(self) -> list[dict[str, Any]]:
+        """The added samples that open a new point, in order (the others are replicates);
+        an adaptive design needs an lhs or sobol design, whose points are ``0 .. points - 1``."""
+        if not self.added:
+            return []
+        seen: set[int] = set()
+        out = []
+        for a in self.added:
+            p = int(a["point"])
+            if p >= int(self.points or 0) and p not in seen:
+                seen.add(p)
+                out.append(a)
+        return out
 
     def samples(self) -> list[dict[str, Any]]:
-        """Every sample: ``{"sample": k, "point": p, "replicate": r, "params": {...}}``."""
+        """Every sample: ``{"sample": k, "point": p, "replicate": r, "params": {...}}``; the
+        samples an adaptive design added follow the initial design's, in order."""
         out = []
-        for p, point in enumerate(self.points_table()):
+        table = self.points_table()
+        n_initial = len(table) - len(self._new_points())
+        counts = {}
+        for p, point in enumerate(table[:n_initial]):
             for r in range(self.replicates):
-                k = p * self.replicates + r
-                params = {**self.fixed, **point}
-                if "size" in params:
-                    params["size"] = int(round(params["size"]))
-                out.append({"sample": k, "point": p, "replicate": r, "params": params})
+                out.append(self._sample(len(out), p, r, point))
+            counts[p] = self.replicates
+        for a in self.added:
+            p = int(a["point"])
+            r = counts.get(p, 0)
+            counts[p] = r + 1
+            out.append(self._sample(len(out), p, r, table[p]))  # a replicate of an added point too
         return out
+
+    def _sample(self, k: int, p: int, r: int, point: Mapping[str, Any]) -> dict[str, Any]:
+        params = {**self.fixed, **point}
+        if "size" in params:
+            params["size"] = int(round(params["size"]))
+        return {"sample": k, "point": p, "replicate": r, "params": params}
 
     def sample_shape(self, params: Mapping[str, Any]) -> tuple[int, ...]:
         if "size" in params:
@@ -397,7 +434,7 @@ def study_from_dict(data: Mapping[str, Any], base: Path | None = None, name: str
     fixed = gen
 
     sweep = data.get("sweep", {})
-    _check_keys(sweep, "[sweep]", {"design", "replicates", "points", "parameters"})
+    _check_keys(sweep, "[sweep]", {"design", "replicates", "points", "parameters", "adaptive"})
     design = sweep.get("design", "grid")
     if design not in DESIGNS:
         raise _err("[sweep].design", f"unknown design {design!r}; allowed: {list(DESIGNS)}")
@@ -417,6 +454,8 @@ def study_from_dict(data: Mapping[str, Any], base: Path | None = None, name: str
     both = set(parameters) & set(fixed)
     if both:
         raise _err("[sweep.parameters]", f"{sorted(both)} are also fixed in [generator]; give each parameter once")
+    adaptive = _parse_adaptive(sweep["adaptive"], design, parameters, points, replicates) \
+        if "adaptive" in sweep else None
     fit_info = None
     if fit_spec is not None:
         fitted, fit_info = _fit_generator(gname, fit_spec, base, voxel_size, fixed)
@@ -492,7 +531,7 @@ def study_from_dict(data: Mapping[str, Any], base: Path | None = None, name: str
         fixed=fixed, design=design, parameters=parameters, points=points, replicates=replicates,
         phases={str(k): dict(v) for k, v in phases.items()}, solver=dict(solver), source=dict(data),
         pipeline={t: _resolved(t, data[t], base) for t in PIPELINE_TABLES if t in data},
-        units=units, question=question.strip() if question else None, fit=fit_info,
+        units=units, question=question.strip() if question else None, fit=fit_info, adaptive=adaptive,
     )
     _check_generator_parameters(study)
     from .resources import check_resources
@@ -503,7 +542,49 @@ def study_from_dict(data: Mapping[str, Any], base: Path | None = None, name: str
 
     pipeline_config(study)  # the pipeline tables are checked at load time too
     _check_labels(study)
+    if adaptive is not None:
+        from .pipeline import check_targets
+
+        check_targets(study, [adaptive["target"]], "[sweep.adaptive].target", tensors=False, logs=False)
     return study
+
+
+#: Keys of ``[sweep.adaptive]`` and their defaults (``target`` and ``max_points`` are required).
+ADAPTIVE_DEFAULTS = {"stop": "epistemic_share < 0.05", "batch": 8, "candidates": 512, "integration": 1024,
+                     "replicates": True}
+
+
+def _parse_adaptive(table: Any, design: str, parameters: Mapping[str, Any], points: int | None,
+                    replicates: int) -> dict[str, Any]:
+    """``[sweep.adaptive]``: a sequential design after the initial lhs/sobol design
+    (:mod:`stochhom.surrogates.adaptive`)."""
+    from ..surrogates.adaptive import StopRule
+
+    w = "[sweep.adaptive]"
+    _check_keys(table, w, {"target", "max_points", *ADAPTIVE_DEFAULTS}, {"target", "max_points"})
+    if design not in ("lhs", "sobol") or not parameters:
+        raise _err(w, "an adaptive design continues an 'lhs' or 'sobol' design over distributions of the swept "
+                      "parameters: set [sweep].design and [sweep.parameters]")
+    if "size" in parameters:
+        raise _err(w, "the SVE size is a numerical choice, not an input to learn: an adaptive design cannot sweep "
+                      "'size'")
+    out = {**ADAPTIVE_DEFAULTS, **table}
+    if not isinstance(out["target"], str):
+        raise _err(f"{w}.target", f"expected the name of a scalar property, got {out['target']!r}")
+    for key in ("batch", "candidates", "integration"):
+        out[key] = _number(out[key], f"{w}.{key}", int, positive=True)
+    initial = int(points or 0) * replicates
+    out["max_points"] = _number(out["max_points"], f"{w}.max_points", int, positive=True)
+    if out["max_points"] < initial + out["batch"]:
+        raise _err(f"{w}.max_points", f"the budget of solves ({out['max_points']}) must leave at least one batch "
+                   f"({out['batch']}) after the initial design's {initial} samples (points x replicates)")
+    if not isinstance(out["replicates"], bool):
+        raise _err(f"{w}.replicates", f"expected true or false, got {out['replicates']!r}")
+    try:
+        out["stop"] = str(StopRule.parse(out["stop"])) if out["stop"] != "none" else "none"
+    except InputError as exc:
+        raise _err(f"{w}.stop", f"{exc} (or \"none\": only the budget)") from None
+    return out
 
 
 def _resolved(table: str, value: Any, base: Path) -> Any:

@@ -588,6 +588,31 @@ def _repair(path: Path, study: Study, samples: list[dict[str, Any]], seeds: np.n
             "variables": {k: [int(i) for i in np.flatnonzero(v)] for k, v in unreadable.items() if v.any()}}
 
 
+def _grow(path: Path, study: Study, samples: list[dict[str, Any]], seeds: np.ndarray, n_old: int) -> None:
+    """Extend the store of an adaptive design's previous round to this round's study, whose
+    first ``n_old`` samples are the stored ones (same ids, parameters and seeds): a new store
+    is written from the study, the stored samples' variables (and ``done`` flags) are copied
+    into it, and it replaces the old one in one rename."""
+    import zarr
+
+    template = _template(study, samples, seeds)
+    old = zarr.open_group(str(path), mode="r")
+    if np.any(np.asarray(old["seed"][:]) != seeds[:n_old]):
+        raise SweepStoreError(f"{path}: the stored samples are not the first {n_old} of this adaptive design; "
+                              "run again with --restart")
+
+    def fill(tmp: Path) -> None:
+        new = zarr.open_group(str(tmp), mode="r+")
+        for name in template.data_vars:
+            if name in old:
+                new[name][:n_old] = old[name][:]
+        versions = dict(old.attrs).get("stochhom_versions")
+        if isinstance(versions, str):
+            new.attrs["stochhom_versions"] = versions
+
+    _create(path, template, fill)
+
+
 def store_path(study: Study) -> Path:
     """The zarr store of a study: ``[study].output`` if it ends in ``.zarr``, else ``output/samples.zarr``
     (the results directory of :func:`~stochhom.study.runner.run_study`)."""
@@ -613,7 +638,7 @@ def _check_layout(path: Path, study: Study) -> None:
     import zarr
 
     group = zarr.open_group(str(path), mode="r")
-    n = len(study.points_table()) * study.replicates
+    n = len(study.samples())
     need = {"done", "converged", "status", "volume", "iterations", "residual"}
     need |= {"stiffness", "bulk_modulus", "shear_modulus"} if study.physics == "elasticity" else {
         "conductivity", "conductivity_eigenvalues"}
@@ -868,6 +893,7 @@ def run_sweep(
     flush_seconds: float = 2.0,
     log: Callable[[str], None] | None = None,
     repair: bool = False,
+    grow_from: Study | None = None,
 ) -> xr.Dataset | dict[str, Any]:
     """Run (or resume) a sweep and return its apparent-properties ``Dataset``.
 
@@ -901,6 +927,10 @@ def run_sweep(
         sample is kept, and damaged coordinates and metadata are rewritten from the
         study. A store whose attributes cannot be read (so nothing says which study
         wrote it) cannot be repaired: ``restart`` it. Harmless on an intact store.
+    grow_from : Study, optional
+        An adaptive design's previous round (:mod:`stochhom.surrogates.adaptive`): a store
+        of that study is extended to this one (whose first samples are its samples) and
+        resumed; a store of this study is resumed as usual.
 
     Returns
     -------
@@ -955,6 +985,15 @@ def run_sweep(
         return plan
     with _store_lock(path), _stop_signals() as stop:
         try:
+            if grow_from is not None and path.exists() and not restart:
+                try:
+                    stored = dict(xr.open_zarr(path, consolidated=False).attrs).get("study_hash")
+                except Exception:  # unreadable: _check_existing below says what to do
+                    stored = None
+                if stored == grow_from.hash() and stored != study.hash():
+                    n_old = len(grow_from.samples())
+                    _grow(path, study, samples, seeds, n_old)
+                    say(f"adaptive design: {path} extended from {n_old} to {len(samples)} samples", logging.DEBUG)
             return _sweep(study, path, samples, seeds, int(workers), scheduler, restart, progress,
                           flush_seconds, say, repair)
         except BaseException as exc:

@@ -10,14 +10,20 @@
   input points (mean, standard deviation, interval, split) and refuses extrapolation;
 * :func:`propagate` pushes an :class:`InputDistribution` through a surrogate and
   splits the output variance into input, aleatoric and epistemic parts;
-  :func:`sobol_indices` gives first and total Sobol indices with intervals.
+  :func:`sobol_indices` gives first and total Sobol indices with intervals;
+* :class:`AdaptiveDesign` chooses the next solves where they reduce a GP's integrated
+  variance over the input distribution most (:mod:`~stochhom.surrogates.adaptive`);
+  :class:`CoKriging` combines many cheap low-fidelity solves with few high-fidelity ones
+  (Kennedy and O'Hagan's autoregressive model, :mod:`~stochhom.surrogates.cokriging`).
 
 ``GPR`` and ``SparseGPR`` import torch and gpytorch on first use.
 """
 
 from typing import Any
 
+from .adaptive import AdaptiveDesign
 from .base import Standardizer, SurrogateBase
+from .cokriging import CoKriging
 from .data import TrainingData, default_parameters, training_data
 from .distributions import InputDistribution, input_distribution
 from .pce import PCE
@@ -44,6 +50,8 @@ __all__ = [
     "SobolIndices",
     "Standardizer",
     "SurrogateBase",
+    "AdaptiveDesign",
+    "CoKriging",
 ]
 
 

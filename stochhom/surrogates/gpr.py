@@ -1357,18 +1357,42 @@ class GPR(GPPosterior, SurrogateBase):
         z = gen.standard_normal((n_samples, self.n_outputs_, Xa.shape[0]))
         out = np.empty((n_samples, Xa.shape[0], self.n_outputs_))
         for j, m in enumerate(self.models_):
-            s2, ls = m.gp.outputscale(), m.gp.lengthscale()
-            with torch.no_grad():
-                kappa = _kappa(m.gp.kernel_name, xs, m.x, ls).numpy()  # k_* = s^2 kappa, as in predict
-                kss = _kappa(m.gp.kernel_name, xs, xs, ls).numpy()
-            mean = m.gp.constant() + s2 * (kappa @ m.alpha)
-            v = scipy.linalg.solve_triangular(m.chol, kappa.T, lower=True, check_finite=False)
-            r = m.mean_term(kappa)
-            cov = s2 * kss - (s2 * s2) * (v.T @ v) + np.outer(r, r) / m.c1  # the estimated mean's variance
-            cov = 0.5 * (cov + cov.T)
-            factor = _psd_factor(cov)
+            mean, cov = _posterior_block(m, xs, xs, want_mean=True)
+            factor = _psd_factor(0.5 * (cov + cov.T))
             out[:, :, j] = (mean + z[:, j, :] @ factor.T) * self.y_scaler_.scale[j] + self.y_scaler_.mean[j]
         return out[:, :, 0] if self._y_1d_ else out
+
+    @_fitted_threads
+    def posterior_covariance(self, X1: Any, X2: Any = None) -> np.ndarray:
+        r"""Posterior covariance of the latent function between two sets of points.
+
+        .. math:: \operatorname{cov}(f(x), f(x')) = k(x, x') - k(x, X) A^{-1} k(X, x')
+                  + \frac{r(x)\, r(x')}{\mathbf 1^T A^{-1} \mathbf 1},
+                  \qquad r(x) = 1 - \mathbf 1^T A^{-1} k(X, x),
+
+        with :math:`A = K + \operatorname{diag}(\sigma^2)` (noise and jitter) and the last
+        term the variance of the estimated constant mean, as in :meth:`predict`: its
+        diagonal is the square of ``predict_components(X)["epistemic_std"]``. The noise is
+        not included. Sequential designs (:mod:`stochhom.surrogates.adaptive`) condition
+        it on points not yet solved: with fixed hyperparameters the posterior covariance
+        does not depend on the observed values.
+
+        Parameters
+        ----------
+        X1 : array_like, shape (m1, p)
+        X2 : array_like, shape (m2, p), optional
+            Default ``X1``.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(m1, m2)`` for 1-D ``y``, else ``(q, m1, m2)``, output units squared.
+        """
+        _, x1 = self._inputs(X1)
+        x2 = x1 if X2 is None else self._inputs(X2)[1]
+        out = np.stack([_posterior_block(m, x1, x2, want_mean=False)[1] * self.y_scaler_.scale[j] ** 2
+                        for j, m in enumerate(self.models_)])
+        return out[0] if self._y_1d_ else out
 
     # -- persistence -----------------------------------------------------------------------
 
@@ -1445,6 +1469,24 @@ class GPR(GPPosterior, SurrogateBase):
             self.models_ = self._load_models(meta, tensors, path)
         self._finish()
         return self
+
+
+def _posterior_block(m: _Fitted, x1: torch.Tensor, x2: torch.Tensor,
+                     want_mean: bool) -> tuple[np.ndarray | None, np.ndarray]:
+    """Latent posterior mean at ``x1`` (optional) and covariance between ``x1`` and ``x2``
+    of one output, standardized units (see :meth:`GPR.posterior_covariance`)."""
+    s2, ls = m.gp.outputscale(), m.gp.lengthscale()
+    with torch.no_grad():
+        k1 = _kappa(m.gp.kernel_name, x1, m.x, ls).numpy()  # k_* = s^2 kappa, as in predict
+        k2 = k1 if x2 is x1 else _kappa(m.gp.kernel_name, x2, m.x, ls).numpy()
+        k12 = _kappa(m.gp.kernel_name, x1, x2, ls).numpy()
+    v1 = scipy.linalg.solve_triangular(m.chol, k1.T, lower=True, check_finite=False)
+    v2 = v1 if x2 is x1 else scipy.linalg.solve_triangular(m.chol, k2.T, lower=True, check_finite=False)
+    r1 = m.mean_term(k1)
+    r2 = r1 if x2 is x1 else m.mean_term(k2)
+    cov = s2 * k12 - (s2 * s2) * (v1.T @ v2) + np.outer(r1, r2) / m.c1  # the estimated mean's variance
+    mean = m.gp.constant() + s2 * (k1 @ m.alpha) if want_mean else None
+    return mean, cov
 
 
 def _psd_factor(cov: np.ndarray) -> np.ndarray:
