@@ -137,9 +137,10 @@ def test_unrelated_low_fidelity_gives_rho_near_zero_and_costs_little() -> None:
     rows = []
     for seed in SEEDS:
         X_lo, y_lo, X, y, groups = two_d_data(seed, unrelated_lo)
-        model = CoKriging(X_lo, y_lo).fit(X, y)
+        model = CoKriging(X_lo, y_lo, rho="fit").fit(X, y)
         gp = pooled_cv_rmse(GPR(random_state=0), X, y, groups, seed)
-        rows.append((model.rho_, model.rho_std_, pooled_cv_rmse(CoKriging(X_lo, y_lo), X, y, groups, seed) / gp,
+        rows.append((model.rho_, model.rho_std_,
+                     pooled_cv_rmse(CoKriging(X_lo, y_lo, rho="fit"), X, y, groups, seed) / gp,
                      pooled_cv_rmse(CoKriging(X_lo, y_lo, rho="select"), X, y, groups, seed) / gp))
     rho, rho_std, ratio_fit, ratio_select = np.array(rows).T
     # measured |rho_| 0.04, 0.04, 0.03, 0.14, 0.25 with standard errors 0.25-0.45 (the natural
@@ -155,7 +156,7 @@ def test_unrelated_low_fidelity_gives_rho_near_zero_and_costs_little() -> None:
 
 def test_select_keeps_an_informative_rho() -> None:
     X_lo, y_lo, X, y, _ = two_d_data(0, biased_lo)
-    fitted = CoKriging(X_lo, y_lo).fit(X, y)
+    fitted = CoKriging(X_lo, y_lo, rho="fit").fit(X, y)
     selected = CoKriging(X_lo, y_lo, rho="select").fit(X, y)
     assert selected.rho_ == fitted.rho_  # the gain over rho = 0 is many nats, far beyond 3.84 / 2
 
@@ -168,7 +169,7 @@ def test_ninety_percent_intervals_cover_fresh_noisy_observations() -> None:
     hits, total = 0, 0
     for seed in range(4):
         X_lo, y_lo, X, y, _ = two_d_data(seed, biased_lo, n_points=20, noise=noise)
-        model = CoKriging(X_lo, y_lo).fit(X, y)
+        model = CoKriging(X_lo, y_lo, rho="fit").fit(X, y)
         rng = np.random.default_rng(100 + seed)
         Xt = rng.uniform(size=(250, 2))
         yt = smooth_hi(Xt) + noise * rng.standard_normal(len(Xt))
@@ -319,3 +320,23 @@ YH = 2 * np.sin(6 * XH[:, 0]) + XH[:, 0]
 def test_bad_inputs_raise_input_errors_that_name_the_problem(params, X, y, match) -> None:
     with pytest.raises(InputError, match=match):
         CoKriging(**params).fit(X, y)
+
+
+def test_save_and_load_round_trip(tmp_path) -> None:
+    from stochhom.surrogates import load
+    from stochhom.surrogates.bounded import BoundedSurrogate
+
+    X_lo, y_lo, X, y, _ = two_d_data(1, biased_lo)
+    model = CoKriging(X_lo, y_lo).fit(X, y)
+    back = load(model.save(tmp_path / "ck"))
+    assert isinstance(back, CoKriging) and back.rho_ == model.rho_ and back.rho == model.rho
+    Xt = np.random.default_rng(5).uniform(size=(50, 2))
+    for key in ("mean", "epistemic_std", "aleatoric_std"):
+        np.testing.assert_allclose(back.predict_components(Xt)[key], model.predict_components(Xt)[key], rtol=1e-10)
+    # inside the study pipeline's wrapper too (a positive target regressed on its log)
+    wrapped = BoundedSurrogate(CoKriging(X_lo, np.log(y_lo + 10.0)), (0.0, np.inf), scale="log", rtol=0.0)
+    wrapped.fit(X, y + 10.0)
+    again = load(wrapped.save(tmp_path / "wrapped"))
+    np.testing.assert_allclose(again.predict(Xt), wrapped.predict(Xt), rtol=1e-10)
+    with pytest.raises(InputError, match=r"cokriging\.json"):
+        CoKriging.load(tmp_path)

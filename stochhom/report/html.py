@@ -1145,11 +1145,32 @@ def _surrogates(rep: _Report) -> None:
               "over-fit.</p>"
             + _table(("model", "target [unit]", "training samples", "PCE degree", "training RMSE", "CV RMSE",
                       "seconds (CV and final fit)"), mrows, 2))
+    _cokriging(rep, info)
     rep.add("surrogates", "<h3>Out-of-fold predictions and calibration</h3>")
     for fig, caption in figures:
         rep.figure("surrogates", fig, caption)
     rep.summary["surrogates"] = metrics
     rep.summary["scatter"] = scatters
+
+
+def _cokriging(rep: _Report, info: Mapping[str, Any]) -> None:
+    """The multi-fidelity models: the learned rho and the discrepancy's share of the variance."""
+    found = {k: m["cokriging"] for k, m in (info.get("models") or {}).items() if "cokriging" in m}
+    if not found:
+        return
+    rows = [(rep.label(k.split("__")[0]), c["rho"], f"{_num(c['rho_interval'][0])} – {_num(c['rho_interval'][1])}",
+             c["discrepancy_share"], c["n_low"], "log" if c.get("regressed") == "log" else "linear")
+            for k, c in found.items()]
+    rep.add("surrogates", "<h3>Multi-fidelity co-kriging</h3><p><em>cokriging</em> models the high fidelity (this "
+            "study's samples) as ρ times a GP of the low fidelity ([fidelity.low], other SVEs on a coarser grid) "
+            "plus a discrepancy GP (Kennedy and O'Hagan). ρ is estimated by maximum likelihood and kept only where "
+            "a likelihood-ratio test rejects ρ = 0 at 5 % (ρ = 0: the low fidelity says nothing, and the model is "
+            "the high-fidelity GP). The discrepancy share is its part of the epistemic variance at the training "
+            "points (1: all the uncertainty is in the correction; near 0: the low fidelity carries it). Its grouped "
+            "cross-validation above holds out high-fidelity points only; the low fidelity stays in every fold.</p>"
+            + _table(("target", "ρ", "95 % interval of ρ", "discrepancy share [–]", "low-fidelity samples",
+                      "scale regressed"), rows, 1))
+    rep.summary["cokriging"] = found
 
 
 #: Family-wise level of the report's calibration check (a calibrated model fails it 1 time in 100).

@@ -12,6 +12,11 @@ r"""Configuration of the end-to-end pipeline (``stochhom run``): the optional st
     load = [1.0, 0.0, 0.0]       # macroscopic strain (gradient), Mandel notation
                                  # (default: the first unit load)
 
+    [fidelity.low]               # a cheap, biased low fidelity for co-kriging (optional)
+    shape = [32, 32]             # the same physical SVE on a coarser grid (the voxel size scales)
+    points = 64                  # its own lhs/sobol design over the same distributions
+    replicates = 1
+
     [rve]                        # only when the sweep varies the special parameter ``size``
     targets = ["conductivity_0_0"]
     epsilon = 0.01               # relative error for the RVE size (and the SUBC-KUBC bracket)
@@ -30,7 +35,9 @@ r"""Configuration of the end-to-end pipeline (``stochhom run``): the optional st
                                  # sample respects), one of those kinds, or "none"
     log_targets = true           # without bounds: regress log Z (positive predictions)
     models = ["gpr", "pce"]     # [] for none: the surrogate, propagation and validation
-                                 # stages are skipped (an RVE or boundary-condition study)
+                                 # stages are skipped (an RVE or boundary-condition study);
+                                 # "cokriging" with [fidelity.low] (then the default is
+                                 # ["gpr", "cokriging"])
     gpr = { kernel = "matern52", noise = "heteroscedastic", n_restarts = 2 }
     pce = { degree = "auto", fit_method = "lars", std_method = "bootstrap" }
 
@@ -98,16 +105,17 @@ class PipelineConfig:
     field_samples: list[int] = field(default_factory=list)
     field_format: str = "vti"
     field_load: list[float] | None = None
+    fidelity_low: dict[str, Any] | None = None
 
     def section(self, stage: str) -> dict[str, Any]:
         """The options a stage depends on (hashed to decide whether it must be redone)."""
         keys = {
             "gallery": ["gallery_samples"],
             "rve": ["rve_targets", "rve_epsilon", "rve_realizations", "rve_boundary", "rve_boundary_replicates"],
-            "surrogates": ["targets", "bounds", "log_targets", "models", "gpr", "pce", "n_splits"],
+            "surrogates": ["targets", "bounds", "log_targets", "models", "gpr", "pce", "n_splits", "fidelity_low"],
             "propagation": ["targets", "models", "n_samples", "n_functions", "sobol_samples", "inputs"],
             "validation": ["targets", "bounds", "log_targets", "models", "gpr", "pce", "n_splits", "ood_fraction",
-                           "ood_edges", "min_samples"],
+                           "ood_edges", "min_samples", "fidelity_low"],
             "structure": ["targets", "models", "gpr", "pce", "structure"],
             "fields": ["field_samples", "field_format", "field_load"],
         }[stage]
@@ -209,6 +217,38 @@ def _hierarchy_conditions(study: Any, value: Any) -> list[str]:
     return sorted(conds, key=HIERARCHY_CONDITIONS.index)
 
 
+def _fidelity_config(study: Any, table: Any) -> dict[str, Any] | None:
+    """``[fidelity.low]``: the low fidelity's grid and design (``shape``, ``points``,
+    ``replicates``); the high fidelity is the study's own ``[generator]`` and ``[sweep]``."""
+    if table is None:
+        return None
+    if not isinstance(table, dict) or set(table) - {"low", "high"}:
+        raise _err("[fidelity]", f"expected the table [fidelity.low], got {table!r}")
+    if "high" in table:
+        raise _err("[fidelity.high]", "the high fidelity is the study itself: its grid is [generator].shape and its "
+                   "budget [sweep].points x [sweep].replicates; declare only [fidelity.low]")
+    low = table.get("low")
+    if not isinstance(low, dict) or set(low) - {"shape", "points", "replicates"} or "shape" not in low:
+        raise _err("[fidelity.low]", f"expected keys shape (required), points and replicates, got {low!r}")
+    if getattr(study, "design", None) not in ("lhs", "sobol") or getattr(study, "adaptive", None) is not None:
+        raise _err("[fidelity.low]", "co-kriging needs a fixed lhs or sobol design over distributions of the swept "
+                   "parameters (not a grid, not [sweep.adaptive])")
+    shape = low["shape"]
+    if (not isinstance(shape, list) or len(shape) != len(study.shape)
+            or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 4 for n in shape)):
+        raise _err("[fidelity.low].shape", f"expected {len(study.shape)} integers >= 4 (the study is "
+                   f"{len(study.shape)}D), got {shape!r}")
+    if "size" in study.parameters:
+        raise _err("[fidelity.low]", "the SVE size is swept: the low fidelity's grid would not be defined")
+    ratios = {n / m for n, m in zip(shape, study.shape)}
+    if len(ratios) > 1:
+        raise _err("[fidelity.low].shape", f"{shape} is not {list(study.shape)} scaled by one factor: the low "
+                   "fidelity must be the same SVE on a coarser (or finer) grid")
+    points = _int(low.get("points", 2 * int(study.points)), "[fidelity.low].points", 3)
+    replicates = _int(low.get("replicates", 1), "[fidelity.low].replicates", 1)
+    return {"shape": list(shape), "points": points, "replicates": replicates}
+
+
 #: Values of ``[output].format``: the suffix of the field files.
 FIELD_FORMATS = ("vti", "vtu", "vtk", "xdmf", "nc")
 
@@ -291,13 +331,20 @@ def pipeline_config(study: Any) -> PipelineConfig:
         if not isinstance(s["log_targets"], bool):
             raise _err("[surrogate].log_targets", f"expected true or false, got {s['log_targets']!r}")
         out["log_targets"] = s["log_targets"]
+    low = _fidelity_config(study, pipe.get("fidelity"))
+    if low is not None:
+        out["fidelity_low"] = low
+        out["models"] = ["gpr", "cokriging"]
     if "models" in s:
         # an empty list asks for no surrogate (an RVE or boundary-condition study): the
         # surrogate, propagation and validation stages are then skipped
         models = [] if s["models"] == [] else _strings(s["models"], "[surrogate].models")
-        bad = set(models) - {"gpr", "pce"}
+        bad = set(models) - {"gpr", "pce", "cokriging"}
         if bad:
-            raise _err("[surrogate].models", f"unknown model(s) {sorted(bad)}; allowed: ['gpr', 'pce']")
+            raise _err("[surrogate].models", f"unknown model(s) {sorted(bad)}; allowed: ['gpr', 'pce', 'cokriging']")
+        if "cokriging" in models and low is None:
+            raise _err("[surrogate].models", "'cokriging' combines two fidelities: declare the low one in "
+                       "[fidelity.low] (shape, points, replicates)")
         out["models"] = models
     for name, allowed in (("gpr", _GPR_KEYS), ("pce", _PCE_KEYS)):
         if name in s:

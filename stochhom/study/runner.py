@@ -477,6 +477,33 @@ def _stage_fields(study: Study, out: Path, cfg: PipelineConfig) -> None:
         raise InputError(f"the local fields of every sample in [output] fields failed: {rows[0]['error']}")
 
 
+def _low_sweep(study: Study, cfg: PipelineConfig, out: Path, *, workers: int | None, scheduler: str | None,
+               progress: bool, log: Callable[[str], None] | None, say: Callable[..., None]) -> None:
+    """With ``[fidelity.low]``: run (or resume) the low fidelity's sweep into ``samples_low.zarr``
+    (a changed ``[fidelity.low]`` starts it over); without it, remove a stale one."""
+    import shutil
+
+    from .sweep import run_sweep
+
+    path = out / "samples_low.zarr"
+    if cfg.fidelity_low is None:
+        if path.exists():
+            shutil.rmtree(path)
+        return
+    low = low_fidelity_study(study, cfg, out)
+    restart = False
+    if path.exists():
+        try:
+            import xarray as xr
+
+            restart = dict(xr.open_zarr(path, consolidated=False).attrs).get("study_hash") != low.hash()
+        except Exception:  # unreadable: start over (the store is ours)
+            restart = True
+    say(f"low fidelity: {len(low.samples())} samples on {'x'.join(map(str, low.shape))} voxels"
+        + (" (its options changed: started over)" if restart else ""))
+    run_sweep(low, workers=workers, scheduler=scheduler, progress=progress, log=log, restart=restart)
+
+
 def _adaptive_data(study: Study, props: Any, dist: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The converged samples of an adaptive study as (u, y, point): the swept parameters mapped
     to the unit cube by their design distributions' CDFs, the target, the point ids."""
@@ -793,9 +820,12 @@ def _stage_hierarchy(study: Study, out: Path, cfg: PipelineConfig, sel: Any, tar
     _write_json(path, result)
 
 
-def _models(cfg: PipelineConfig, seed: int, log_inputs: Sequence[int] = ()) -> dict[str, Any]:
+def _models(cfg: PipelineConfig, seed: int, log_inputs: Sequence[int] = (),
+            low: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, Any]:
     """The surrogate models of the study; inputs whose design distribution is log-uniform or
-    log-normal are regressed on their logarithm (:class:`~stochhom.surrogates.warping.LogInputs`)."""
+    log-normal are regressed on their logarithm (:class:`~stochhom.surrogates.warping.LogInputs`).
+    ``low``: the low fidelity's inputs and (transformed) target for ``"cokriging"``
+    (:func:`_low_fidelity`)."""
     from ..surrogates import GPR, PCE
     from ..surrogates.warping import LogInputs
 
@@ -806,9 +836,52 @@ def _models(cfg: PipelineConfig, seed: int, log_inputs: Sequence[int] = ()) -> d
     if "pce" in cfg.models:
         opts = {"degree": "auto", "fit_method": "lars", "max_degree": 6, "std_method": "bootstrap", **cfg.pce}
         out["pce"] = PCE(random_state=seed, **opts)
+    if "cokriging" in cfg.models and low is not None:  # whole-tensor targets have no low fidelity here
+        from ..surrogates.cokriging import CoKriging
+
+        x_low, y_low = low
+        x_low = np.array(x_low, dtype=float)
+        for c in log_inputs:  # the same warping as LogInputs applies to the high-fidelity inputs
+            x_low[:, c] = np.log(x_low[:, c])
+        high = GPR(random_state=seed, **{"kernel": "matern52", "noise": "heteroscedastic", "n_restarts": 1,
+                                         **cfg.gpr})
+        low_gp = GPR(random_state=seed, **{"kernel": "matern52", "noise": "homoscedastic", "n_restarts": 1,
+                                           **{k: v for k, v in cfg.gpr.items() if k != "noise"}})
+        out["cokriging"] = CoKriging(x_low, y_low, low_model=low_gp, high_model=high, rho="select")
     if log_inputs:
         out = {name: LogInputs(model, list(log_inputs)) for name, model in out.items()}
     return out
+
+
+def low_fidelity_study(study: Study, cfg: PipelineConfig, out: Path) -> Study:
+    """The low fidelity of ``[fidelity.low]``: the study's SVE (the same physical size: the
+    voxel size scales with the grid), its own design of ``points`` x ``replicates`` over the
+    same distributions, other seeds (``seed + 1``), stored in ``samples_low.zarr``."""
+    low = cfg.fidelity_low
+    voxel = study.voxel_size * study.shape[0] / low["shape"][0]
+    return dataclasses.replace(study, name=f"{study.name}_low", output=out / "samples_low.zarr",
+                               shape=tuple(low["shape"]), voxel_size=voxel, points=low["points"],
+                               replicates=low["replicates"], seed=study.seed + 1, pipeline={}, adaptive=None, added=())
+
+
+def _low_fidelity(study: Study, out: Path, cfg: PipelineConfig, target: str, features: list[str],
+                  transform: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """The low fidelity's converged samples for ``target`` (inputs, and the target as the
+    wrapped model regresses it: its log for a log scale), or None without ``[fidelity.low]``."""
+    if cfg.fidelity_low is None or "cokriging" not in cfg.models:
+        return None
+    from ..surrogates.data import training_data
+    from .sweep import open_store
+
+    props = open_store(out / "samples_low.zarr").load()
+    td = training_data(props, target, features)
+    y = np.log(td.y) if transform == "log" else np.asarray(td.y, dtype=float)
+    return td.X, y
+
+
+def _regressed_scale(bounds: Any, log: bool, scale: str) -> str:
+    """How :func:`_wrap` regresses a target: ``"log"`` (its logarithm) or ``"linear"``."""
+    return "log" if (bounds is not None and scale == "log") or (bounds is None and log) else "linear"
 
 
 def _log_inputs(study: Study, features: list[str]) -> list[int]:
@@ -1121,7 +1194,8 @@ def _stage_surrogates(study: Study, out: Path, cfg: PipelineConfig, props: Any, 
         info["scatter"][target] = scat = _scatter(td)
         info["n_splits"][target] = k
         splits = list(grouped_kfold(k, rng=study.seed).split(td.X, td.y, td.groups))
-        for name, base in _models(cfg, study.seed, _log_inputs(study, features)).items():
+        low = _low_fidelity(study, out, cfg, target, features, _regressed_scale(bounds, log, scale))
+        for name, base in _models(cfg, study.seed, _log_inputs(study, features), low).items():
             model = _wrap(base, bounds, log, scale)
             t0 = time.perf_counter()
             pred = _cross_predict(model, td, splits, with_train=True)
@@ -1138,6 +1212,12 @@ def _stage_surrogates(study: Study, out: Path, cfg: PipelineConfig, props: Any, 
             latent = getattr(final, "estimator_", final)
             if hasattr(latent, "degree_"):
                 entry["degree"] = int(latent.degree_)
+            cok = getattr(latent, "estimator_", latent)
+            if hasattr(cok, "rho_"):  # co-kriging: the learned rho and the discrepancy's share
+                shares = cok.variance_shares(cok.X_train_)
+                entry["cokriging"] = {"rho": cok.rho_, "rho_std": cok.rho_std_, "rho_interval": list(cok.rho_interval_),
+                                      "discrepancy_share": float(shares["discrepancy"]),
+                                      "n_low": int(len(cok.y_low)), "regressed": _regressed_scale(bounds, log, scale)}
             entry.update(_model_scatter(final, td, scat))
             info["models"][f"{target}__{name}"] = entry
             say(f"  {name} for {target}: {td.X.shape[0]} samples, {k}-fold CV holding out whole {unit}s"
@@ -1483,7 +1563,8 @@ def _stage_validation(study: Study, out: Path, cfg: PipelineConfig, props: Any) 
         box_u = np.tile([0.5 - half, 0.5 + half], (len(td.feature_names), 1))
         box = design.ppf(box_u.T).T  # the same box in the parameters' units, for the report
         bounds, log, record = _target_setup(study, props, cfg, target, td)
-        for name, base in _models(cfg, study.seed, _log_inputs(study, td.feature_names)).items():
+        low = _low_fidelity(study, out, cfg, target, td.feature_names, _regressed_scale(bounds, log, record["scale"]))
+        for name, base in _models(cfg, study.seed, _log_inputs(study, td.feature_names), low).items():
             model = _wrap(base, bounds, log, record["scale"])
             grouped = cv[(cv["model"] == name) & (cv["target"] == target) & (cv["split"] == "test")]
             naive = _cross_predict(model, td, naive_splits, with_train=False)
@@ -1708,6 +1789,7 @@ def run_study(
             else:
                 props = run_sweep(swept, workers=workers, scheduler=scheduler, progress=progress, log=log,
                                   repair=repair)
+            _low_sweep(study, cfg, out, workers=workers, scheduler=scheduler, progress=progress, log=log, say=say)
             repaired = props.attrs.pop("repaired_samples", 0)
             if repaired:  # recomputed samples: every later stage runs again
                 ran.add("sweep")

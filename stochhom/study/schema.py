@@ -90,7 +90,8 @@ _SOLVER_KEYS = {"scheme": str, "discretization": str, "tol": float, "maxiter": i
                 "workers": int, "backend": str, "device": str, "composite_voxels": int, "boundary": str}
 _TOP = {"study", "generator", "sweep", "phases", "solver"}
 #: Tables of the end-to-end pipeline (``stochhom run``), validated by :mod:`stochhom.study.pipeline`.
-PIPELINE_TABLES = ("gallery", "output", "rve", "surrogate", "propagation", "validation", "structure", "report")
+PIPELINE_TABLES = ("gallery", "output", "fidelity", "rve", "surrogate", "propagation", "validation", "structure",
+                   "report")
 
 
 class StudyError(InputError):

@@ -84,9 +84,11 @@ from __future__ import annotations
 import collections
 import copy
 import hashlib
+import json
 import math
 import numbers
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -259,11 +261,13 @@ class CoKriging(SurrogateBase):
         never fitted in place. Default ``GPR(random_state=0)``. ``high_model``'s noise model
         is that of the high-fidelity data: ``noise="fixed"`` takes
         ``fit(X, y, noise_variance=...)``.
-    rho : "fit", "select" or float
-        ``"fit"``: estimate :math:`\rho` by maximum (profile) likelihood; ``"select"``: the
-        same, but :math:`\rho = 0` unless the likelihood-ratio test rejects it at 5 % (an
-        unrelated low fidelity then costs nothing; an estimated null :math:`\rho` costs about
-        10 % of RMSE with a dozen high-fidelity points); a number: keep it fixed
+    rho : "select", "fit" or float
+        ``"fit"``: estimate :math:`\rho` by maximum (profile) likelihood; ``"select"`` (the
+        default): the same, but :math:`\rho = 0` unless the likelihood-ratio test rejects it
+        at 5 % (an unrelated low fidelity then costs nothing; an estimated null :math:`\rho`
+        costs about 10 % of RMSE with a dozen high-fidelity points, and a low-fidelity mean
+        that hardly varies at the high-fidelity points can give a wild estimate: -3147 was
+        measured in ``benchmarks/bench_multifidelity.py``); a number: keep it fixed
         (``rho=0`` gives an ordinary GP of the high-fidelity data; ``rho=1`` models the high
         fidelity as the low one plus a correction).
 
@@ -313,7 +317,7 @@ class CoKriging(SurrogateBase):
         noise_variance_low: Any = None,
         low_model: Any = None,
         high_model: Any = None,
-        rho: Any = "fit",
+        rho: Any = "select",
     ) -> None:
         self.X_low = X_low
         self.y_low = y_low
@@ -591,3 +595,63 @@ class CoKriging(SurrogateBase):
         out = self.rho_ * self.low_model_.sample_functions(Xa, n_samples, rng_lo)
         out = out + self.delta_model_.sample_functions(Xa, n_samples, rng_delta)
         return out if self._y_1d_ else out[:, :, None]
+
+    # -- persistence -----------------------------------------------------------------------
+
+    def save(self, path: Any) -> Path:
+        r"""Write the fitted model to the directory ``path``: ``cokriging.json`` (parameters,
+        :math:`\rho` and its standard error), ``cokriging_data.npz`` (the low-fidelity data and
+        the high-fidelity training data), and the two GPs in ``low/`` and ``delta/``
+        (:meth:`GPR.save <stochhom.surrogates.gpr.GPR.save>`). :func:`stochhom.surrogates.load`
+        reads it back."""
+        check_is_fitted(self, "delta_model_")
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.low_model_.save(path / "low")
+        self.delta_model_.save(path / "delta")
+        X_low, y_low = _low_data(self.X_low, self.y_low)
+        arrays = {"X_low": X_low, "y_low": y_low, "X_train": self.X_train_, "y_train": self.y_train_}
+        if self.noise_variance_low is not None:
+            arrays["noise_variance_low"] = np.asarray(self.noise_variance_low, dtype=float)
+        np.savez(path / "cokriging_data.npz", **arrays)
+        templates = {name: (None if t is None else t.get_params(deep=False))
+                     for name, t in (("low_model", self.low_model), ("high_model", self.high_model))}
+        meta = {"format": _FORMAT, "version": 1, "rho": self.rho if isinstance(self.rho, str) else float(self.rho),
+                "templates": templates, "rho_": self.rho_, "rho_std_": self.rho_std_, "n_iter_": self.n_iter_,
+                "profile_": [[float(r), float(v)] for r, v in self.profile_], "y_1d": bool(self._y_1d_)}
+        (path / "cokriging.json").write_text(json.dumps(meta, indent=2))
+        return path
+
+    @classmethod
+    def load(cls, path: Any) -> CoKriging:
+        """Read a model written by :meth:`save`."""
+        from .gpr import GPR
+
+        path = Path(path)
+        try:
+            meta = json.loads((path / "cokriging.json").read_text())
+        except FileNotFoundError:
+            raise InputError(f"no saved CoKriging in {str(path)!r} (expected cokriging.json)") from None
+        if meta.get("format") != _FORMAT or meta.get("version", 0) > 1:
+            raise InputError(f"{str(path / 'cokriging.json')!r} is not a saved CoKriging this stochhom reads")
+        with np.load(path / "cokriging_data.npz") as z:
+            data = {k: z[k] for k in z.files}
+        templates = {k: (None if v is None else GPR(**v)) for k, v in meta["templates"].items()}
+        self = cls(data["X_low"], data["y_low"], data.get("noise_variance_low"), rho=meta["rho"], **templates)
+        self.low_model_ = GPR.load(path / "low")
+        self.delta_model_ = GPR.load(path / "delta")
+        self.rho_, self.rho_std_ = float(meta["rho_"]), float(meta["rho_std_"])
+        self.rho_interval_ = (self.rho_ - _Z95 * self.rho_std_, self.rho_ + _Z95 * self.rho_std_)
+        self.profile_ = [tuple(p) for p in meta["profile_"]]
+        self.n_iter_ = int(meta["n_iter_"])
+        self._fit_kw_ = {}
+        self.X_train_, self.y_train_ = data["X_train"], data["y_train"]
+        self.n_features_in_ = self.X_train_.shape[1]
+        self.n_outputs_ = 1
+        self._y_1d_ = bool(meta["y_1d"])
+        self.x_min_, self.x_max_ = self.X_train_.min(axis=0), self.X_train_.max(axis=0)
+        return self
+
+
+#: Marker of a saved :class:`CoKriging` (``cokriging.json``).
+_FORMAT = "stochhom.CoKriging"

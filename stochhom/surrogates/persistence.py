@@ -42,6 +42,7 @@ MARKERS = {
     "gpr.json": ("stochhom.GPR", "GPR"),
     "sgpr.json": ("stochhom.SparseGPR", "SparseGPR"),
     "pce.json": ("stochhom.PCE", "PCE"),
+    "cokriging.json": ("stochhom.CoKriging", "CoKriging"),
 }
 
 
@@ -66,6 +67,10 @@ def _class(name: str) -> Any:
         from .sgpr import SparseGPR
 
         return SparseGPR
+    if name == "CoKriging":
+        from .cokriging import CoKriging
+
+        return CoKriging
     from .pce import PCE
 
     return PCE

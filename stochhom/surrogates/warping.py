@@ -132,10 +132,11 @@ class LogInputs(SurrogateBase):
 
 
 def load_latent(path: Path, name: str) -> Any:
-    """Load a saved latent model by its class name (``GPR``, ``SparseGPR``, ``PCE`` or ``LogInputs``)."""
-    from . import GPR, PCE, SparseGPR
+    """Load a saved latent model by its class name (``GPR``, ``SparseGPR``, ``PCE``, ``CoKriging`` or
+    ``LogInputs``)."""
+    from . import GPR, PCE, CoKriging, SparseGPR
 
-    classes = {"GPR": GPR, "SparseGPR": SparseGPR, "PCE": PCE, "LogInputs": LogInputs}
+    classes = {"GPR": GPR, "SparseGPR": SparseGPR, "PCE": PCE, "CoKriging": CoKriging, "LogInputs": LogInputs}
     if name not in classes:
         raise InputError(f"unknown latent model {name!r} in {str(path)!r}")
     return classes[name].load(path)
