@@ -14,10 +14,11 @@ Per seed (``--seeds``, default 10):
 - the adaptive design: 8 points x 2 replicates, then rounds of 8 solves chosen by the exact greedy
   IMSE over the input distribution (fresh points or replicates), the same GP refitted each round,
   up to 192 solves;
-- the saving: 1 - n_adaptive / N_ref, with N_ref = 192 and n_adaptive the first round at which the
-  adaptive RMSE is at or below the fixed design's RMSE at N_ref (the RMSE of each is noisy: the
-  median over seeds is the figure); and the coverage of the adaptive model's 90 % intervals for
-  fresh noisy solves at the test points.
+- the saving: 1 - n_adaptive / N_ref, with N_ref = 192 and n_adaptive the first round from which
+  the adaptive RMSE stays at or below the fixed design's RMSE at N_ref up to the budget (a noisy
+  curve that dips below once does not count; 0 when it never does; the median over seeds is the
+  figure); and the coverage of the adaptive model's 90 % intervals for fresh noisy solves at the
+  test points.
 
 Run: ``python benchmarks/bench_adaptive.py [--seeds 10]`` (about 40 s per seed on 2 cores).
 """
@@ -54,6 +55,16 @@ def sd(X: np.ndarray) -> np.ndarray:
 
 def model(noise: str = "heteroscedastic") -> GPR:
     return GPR(noise=noise, n_restarts=1, random_state=0)
+
+
+def held_below(curve: dict[int, float], target: float) -> float:
+    """1 - n / N_REF for the first round n from which the RMSE stays at or below ``target`` up to
+    the budget (a noisy curve that dips below it once does not count); 0 when it never does."""
+    ns = sorted(curve)
+    for i, n in enumerate(ns):
+        if all(curve[m] <= target for m in ns[i:]):
+            return 1.0 - n / N_REF
+    return 0.0
 
 
 def main() -> None:
@@ -93,8 +104,7 @@ def main() -> None:
         saving = {}
         for reps in (1, 3):
             target = fixed[f"sobol{reps}x_{N_REF}"]
-            reached = [n for n, e in sorted(curve.items()) if e <= target]
-            saving[reps] = 1.0 - reached[0] / N_REF if reached else 0.0
+            saving[reps] = held_below(curve, target)
         replicates = int(sum(h["replicates"] for h in res.history))
         rows.append({"seed": seed, "fixed": fixed, "adaptive": {str(k): v for k, v in sorted(curve.items())},
                      "saving_vs_sobol1": saving[1], "saving_vs_sobol3": saving[3], "coverage90": coverage,

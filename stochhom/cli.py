@@ -949,6 +949,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     store = store_path(study)
     if not args.dry_run:
         _check_output(store, what="output store", store=True)
+    if "fidelity" in study.pipeline and not args.quiet:
+        print(f"note: [fidelity.low]: this runs the high fidelity only; 'stochhom run {args.study}' solves the low "
+              "fidelity too and fits the co-kriging model", file=sys.stderr)
     if study.adaptive is not None and not args.quiet:
         print(f"note: [sweep.adaptive]: this runs the initial design ({study.points} points x {study.replicates} "
               f"replicates); 'stochhom run {args.study}' adds the adaptive rounds (up to "
