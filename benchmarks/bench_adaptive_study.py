@@ -23,8 +23,9 @@ Per seed (``--seeds``, default 10; new designs and SVEs each):
 - the coverage of the 90 % intervals of each final model for one fresh SVE at each reference
   point (32 points: binomial standard error 0.053).
 
-Run: ``python benchmarks/bench_adaptive_study.py [--seeds 10] [--log]`` (about 25 s per seed on 2 cores,
-after 20-60 s for the reference). Results: ``results/adaptive_study.json`` (``--log``: ``adaptive_study_log.json``).
+Run: ``python benchmarks/bench_adaptive_study.py [--seeds 10] [--log] [--no-replicates]`` (about 25 s
+per seed on 2 cores, after 20-60 s for the reference). Results: ``results/adaptive_study.json``
+(``--log``, ``--no-replicates``: suffixes ``_log``, ``_no_replicates``).
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--log", action="store_true", help="the GPs regress the log of the eigenvalue")
+    ap.add_argument("--no-replicates", action="store_true", help="the adaptive design adds new points only")
     args = ap.parse_args()
     global LOG
     LOG = args.log
@@ -128,7 +130,8 @@ def main() -> None:
                 np.sqrt(np.mean((raw(m.predict(u_ref)) - raw(y_ref)) ** 2)))
 
         design = AdaptiveDesign(UNIT, initial_points=16, initial_replicates=2, batch=8, max_solves=N_REF, stop=None,
-                                model=GPR(noise="heteroscedastic", n_restarts=1, random_state=0), rng=seed)
+                                model=GPR(noise="heteroscedastic", n_restarts=1, random_state=0), rng=seed,
+                                replicates=not args.no_replicates)
         res = design.run(lambda u, rng=rng: solve(u, rng), callback=record)
         coverage = coverage90(res.model, u_ref, y_fresh)
         saving = {}
@@ -151,8 +154,9 @@ def main() -> None:
     cov3 = float(np.median([r["coverage90_sobol3"] for r in rows]))
     print(f"median saving over {len(rows)} seeds: {med1:.0%} vs Sobol x1, {med3:.0%} vs Sobol x3 (the quickstart's "
           f"design); median coverage of the 90 % intervals {cov:.3f} (Sobol x1 {cov1:.3f}, x3 {cov3:.3f})")
-    save("adaptive_study_log" if LOG else "adaptive_study",
-         {"rows": rows, "log": LOG, "median_saving_vs_sobol1": med1, "median_saving_vs_sobol3": med3,
+    save("adaptive_study" + ("_log" if LOG else "") + ("_no_replicates" if args.no_replicates else ""),
+         {"rows": rows, "log": LOG, "replicates": not args.no_replicates, "median_saving_vs_sobol1": med1,
+          "median_saving_vs_sobol3": med3,
           "median_coverage90": cov, "median_coverage90_sobol1": cov1, "median_coverage90_sobol3": cov3,
           "n_ref": N_REF})
 
