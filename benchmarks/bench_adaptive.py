@@ -30,7 +30,7 @@ import time
 import warnings
 
 import numpy as np
-from common import save
+from common import held_below, save
 from scipy import stats
 
 from stochhom.errors import OutOfDomainWarning
@@ -55,16 +55,6 @@ def sd(X: np.ndarray) -> np.ndarray:
 
 def model(noise: str = "heteroscedastic") -> GPR:
     return GPR(noise=noise, n_restarts=1, random_state=0)
-
-
-def held_below(curve: dict[int, float], target: float) -> float:
-    """1 - n / N_REF for the first round n from which the RMSE stays at or below ``target`` up to
-    the budget (a noisy curve that dips below it once does not count); 0 when it never does."""
-    ns = sorted(curve)
-    for i, n in enumerate(ns):
-        if all(curve[m] <= target for m in ns[i:]):
-            return 1.0 - n / N_REF
-    return 0.0
 
 
 def main() -> None:
@@ -104,7 +94,7 @@ def main() -> None:
         saving = {}
         for reps in (1, 3):
             target = fixed[f"sobol{reps}x_{N_REF}"]
-            saving[reps] = held_below(curve, target)
+            saving[reps] = held_below(curve, target, N_REF)
         replicates = int(sum(h["replicates"] for h in res.history))
         rows.append({"seed": seed, "fixed": fixed, "adaptive": {str(k): v for k, v in sorted(curve.items())},
                      "saving_vs_sobol1": saving[1], "saving_vs_sobol3": saving[3], "coverage90": coverage,

@@ -35,7 +35,7 @@ import time
 import warnings
 
 import numpy as np
-from common import save
+from common import held_below, save
 from scipy import stats
 from scipy.stats import qmc
 
@@ -86,16 +86,6 @@ def coverage90(model: GPR, xt: np.ndarray, fresh: np.ndarray) -> float:
     return float(np.mean(np.abs(fresh - mean) <= stats.norm.ppf(0.95) * std))
 
 
-def held_below(curve: dict[int, float], target: float) -> float:
-    """1 - n / N_REF for the first round n from which the RMSE stays at or below ``target`` up to
-    the budget (a noisy curve that dips below it once does not count); 0 when it never does."""
-    ns = sorted(curve)
-    for i, n in enumerate(ns):
-        if all(curve[m] <= target for m in ns[i:]):
-            return 1.0 - n / N_REF
-    return 0.0
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=10)
@@ -136,7 +126,7 @@ def main() -> None:
         coverage = coverage90(res.model, u_ref, y_fresh)
         saving = {}
         for reps in (1, 3):
-            saving[reps] = held_below(curve, fixed[reps])
+            saving[reps] = held_below(curve, fixed[reps], N_REF)
         rows.append({"seed": seed, "sobol1": fixed[1], "sobol3": fixed[3], "adaptive": {str(k): v for k, v in
                      sorted(curve.items())}, "saving_vs_sobol1": saving[1], "saving_vs_sobol3": saving[3],
                      "coverage90": coverage, "coverage90_sobol1": fixed_cov[1], "coverage90_sobol3": fixed_cov[3],

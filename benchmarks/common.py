@@ -117,3 +117,14 @@ def save(name: str, data: dict) -> Path:
     data = {"machine": machine(), **data}
     path.write_text(json.dumps(data, indent=2))
     return path
+
+
+def held_below(curve: dict[int, float], target: float, n_ref: int) -> float:
+    """Solves saved by a sequential design: ``1 - n / n_ref`` for the first round ``n`` from which
+    the error ``curve`` (solves -> RMSE) stays at or below ``target`` up to the budget (a noisy
+    curve that dips below once does not count); 0 when it never does."""
+    ns = sorted(curve)
+    for i, n in enumerate(ns):
+        if all(curve[m] <= target for m in ns[i:]):
+            return 1.0 - n / n_ref
+    return 0.0
