@@ -1159,17 +1159,19 @@ def _cokriging(rep: _Report, info: Mapping[str, Any]) -> None:
     if not found:
         return
     rows = [(rep.label(k.split("__")[0]), c["rho"], f"{_num(c['rho_interval'][0])} – {_num(c['rho_interval'][1])}",
-             c["discrepancy_share"], c["n_low"], "log" if c.get("regressed") == "log" else "linear")
+             c["discrepancy_share"], c.get("rho_estimation_share"), c["n_low"],
+             "log" if c.get("regressed") == "log" else "linear")
             for k, c in found.items()]
     rep.add("surrogates", "<h3>Multi-fidelity co-kriging</h3><p><em>cokriging</em> models the high fidelity (this "
             "study's samples) as ρ times a GP of the low fidelity ([fidelity.low], other SVEs on a coarser grid) "
             "plus a discrepancy GP (Kennedy and O'Hagan). ρ is estimated by maximum likelihood and kept only where "
             "a likelihood-ratio test rejects ρ = 0 at 5 % (ρ = 0: the low fidelity says nothing, and the model is "
             "the high-fidelity GP). The discrepancy share is its part of the epistemic variance at the training "
-            "points (1: all the uncertainty is in the correction; near 0: the low fidelity carries it). Its grouped "
+            "points (1: all the uncertainty is in the correction; near 0: the low fidelity carries it); the ρ share is "
+            "the part that comes from estimating ρ from few high-fidelity points. Its grouped "
             "cross-validation above holds out high-fidelity points only; the low fidelity stays in every fold.</p>"
-            + _table(("target", "ρ", "95 % interval of ρ", "discrepancy share [–]", "low-fidelity samples",
-                      "scale regressed"), rows, 1))
+            + _table(("target", "ρ", "95 % interval of ρ", "discrepancy share [–]", "ρ share [–]",
+                      "low-fidelity samples", "scale regressed"), rows, 1))
     rep.summary["cokriging"] = found
 
 

@@ -52,7 +52,7 @@ from ..errors import InputError
 from ..log import emitter, get_logger
 from ..surrogates.tensor import TENSOR_TARGETS
 from .pipeline import PipelineConfig, pipeline_config
-from .schema import Study
+from .schema import ADAPTIVE_LIMITS, Study
 
 __all__ = ["STAGES", "cv_groups", "fields_supported", "results_dir", "run_study", "sample_fields",
            "solve_sample_fields"]
@@ -60,7 +60,9 @@ __all__ = ["STAGES", "cv_groups", "fields_supported", "results_dir", "run_study"
 _logger = get_logger(__name__)
 
 #: Version of what the stages compute: a change redoes every stage but the sweep of existing results.
-PIPELINE_VERSION = 6  # 6: local fields in the gallery; 5: the structure stage, tensor noise correlation
+#: 7: co-kriging counts the estimated rho; 6: local fields in the gallery; 5: the structure stage, tensor noise
+#: correlation
+PIPELINE_VERSION = 7
 
 #: Seconds of kernel warm-up per sweep process above which the runner suggests ``stochhom warmup``
 #: (loading cached kernels takes about 1 s; compiling the quickstart's, 20-40 s).
@@ -545,6 +547,17 @@ def _adaptive_sweep(study: Study, out: Path, *, workers: int | None, scheduler: 
     state = json.loads(state_path.read_text()) if state_path.exists() else {}
     if state.get("study") != study.hash():
         state = {"study": study.hash(), "added": [], "rounds": [], "stopped": None}
+    limits = {k: cfg[k] for k in ADAPTIVE_LIMITS}
+    if state["stopped"] and state.get("limits") != limits:
+        # a new budget or stopping rule: the design goes on from the samples solved (its
+        # closing round, which added nothing, is replaced by the rounds that follow)
+        say(f"adaptive design: {', '.join(f'{k} = {v}' for k, v in limits.items())} (was "
+            f"{', '.join(f'{k} = {v}' for k, v in (state.get('limits') or {}).items()) or 'unrecorded'}): "
+            "continuing from the samples solved")
+        state["stopped"] = None
+        if state["rounds"] and not state["rounds"][-1]["added"]:
+            state["rounds"].pop()
+    state["limits"] = limits
     unit = {n: {"distribution": "uniform", "low": 0.0, "high": 1.0} for n in names}
     n_initial = int(study.points) * study.replicates
     design = AdaptiveDesign(unit, initial_points=max(2, int(study.points)), initial_replicates=study.replicates,
@@ -1217,6 +1230,7 @@ def _stage_surrogates(study: Study, out: Path, cfg: PipelineConfig, props: Any, 
                 shares = cok.variance_shares(cok.X_train_)
                 entry["cokriging"] = {"rho": cok.rho_, "rho_std": cok.rho_std_, "rho_interval": list(cok.rho_interval_),
                                       "discrepancy_share": float(shares["discrepancy"]),
+                                      "rho_estimation_share": float(shares["rho_estimation"]),
                                       "n_low": int(len(cok.y_low)), "regressed": _regressed_scale(bounds, log, scale)}
             entry.update(_model_scatter(final, td, scat))
             info["models"][f"{target}__{name}"] = entry
@@ -1726,6 +1740,8 @@ def run_study(
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
     sweep_hash = study.hash()
     inputs = {"sweep": {"study": sweep_hash}}
+    if study.adaptive is not None:  # a new budget or stopping rule can add samples: the later stages rerun
+        inputs["sweep"]["limits"] = {k: study.adaptive[k] for k in ADAPTIVE_LIMITS}
     upstream = {"gallery": [], "fields": [], "rve": ["sweep"], "surrogates": ["sweep"], "propagation": ["surrogates"],
                 "structure": ["surrogates"], "validation": ["sweep", "surrogates"],
                 "report": ["sweep", "gallery", "fields", "rve", "surrogates", "propagation", "structure",

@@ -181,7 +181,9 @@ class Study:
                "parameters": self.parameters, "points": self.points, "replicates": self.replicates,
                "phases": self.phases, "solver": solver}
         if self.adaptive is not None:  # only then: the hashes of fixed designs do not change
-            out["adaptive"] = self.adaptive
+            # the budget and the stopping rule decide when the design stops, not what it adds:
+            # a study run again with a new one continues from the samples solved
+            out["adaptive"] = {k: v for k, v in self.adaptive.items() if k not in ADAPTIVE_LIMITS}
         if self.added:
             out["added"] = [dict(a) for a in self.added]
         return out
@@ -549,6 +551,9 @@ def study_from_dict(data: Mapping[str, Any], base: Path | None = None, name: str
         check_targets(study, [adaptive["target"]], "[sweep.adaptive].target", tensors=False, logs=False)
     return study
 
+
+#: Keys of ``[sweep.adaptive]`` that only decide when the design stops (not in :meth:`Study.hash`).
+ADAPTIVE_LIMITS = ("max_points", "stop")
 
 #: Keys of ``[sweep.adaptive]`` and their defaults (``target`` and ``max_points`` are required).
 ADAPTIVE_DEFAULTS = {"stop": "epistemic_share < 0.05", "batch": 8, "candidates": 512, "integration": 1024,

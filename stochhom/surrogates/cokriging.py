@@ -50,11 +50,28 @@ unrelated low fidelity cannot then degrade.
 Prediction at :math:`x_*` combines the two posteriors, independent by construction:
 
 .. math:: \mu(x_*) = \rho\,\mu_{lo}(x_*) + \mu_\delta(x_*), \qquad
-          v(x_*) = \rho^2 v_{lo}(x_*) + v_\delta(x_*), \qquad
+          v(x_*) = (\rho^2 + s_\rho^2)\, v_{lo}(x_*) + v_\delta(x_*)
+                   + s_\rho^2\, \tilde u(x_*)^2, \qquad
           \mathrm{Var}\,[y_*] = v(x_*) + \sigma^2(x_*) ,
 
 the epistemic variance :math:`v` of the latent high-fidelity function and the aleatoric
 :math:`\sigma^2`, the noise of the high fidelity (learned by the discrepancy's GP).
+
+**The estimated** :math:`\rho`. :math:`\rho` and the discrepancy's mean are the GLS
+coefficients of the trend :math:`h(x) = (\mu_{lo}(x), 1)`, so the prediction carries the
+universal-kriging variance of an estimated trend, :math:`u^T (F^TA^{-1}F)^{-1} u` with
+:math:`u(x) = h(x) - F^TA^{-1}k(X, x)` (Kennedy and O'Hagan 2000; Le Gratiet and
+Garnier 2014). Its constant-mean part is already in :math:`v_\delta` (ordinary kriging);
+the rest is, by the Schur complement of the :math:`2\times2` information matrix,
+:math:`s_\rho^2 \tilde u(x)^2` with :math:`s_\rho` = ``rho_std_`` and
+
+.. math:: \tilde u(x) = \mu_{lo}(x) - \mu_{lo}(X)^T A^{-1} k(X, x)
+          - r(x)\, \frac{\mathbf 1^T A^{-1} \mu_{lo}(X)}{\mathbf 1^T A^{-1} \mathbf 1},
+          \qquad r(x) = 1 - \mathbf 1^T A^{-1} k(X, x),
+
+which is small at the high-fidelity points and grows where :math:`\mu_{lo}` leaves the
+range it was fitted on. :math:`s_\rho^2 v_{lo}` is the part of
+:math:`\mathrm{Var}(\rho f_{lo})` that the plug-in :math:`\rho^2 v_{lo}` misses.
 
 Assumptions and what is left out:
 
@@ -62,9 +79,9 @@ Assumptions and what is left out:
   points are; its uncertainty at those points is ignored when :math:`\rho` and
   :math:`\delta` are fitted (as in the recursive formulation, where it vanishes for nested
   noise-free designs), and counted in the prediction through :math:`\rho^2 v_{lo}`;
-* :math:`\rho` is a constant, plugged in: its estimation error (``rho_std_``) is not in
-  the predictive variance; nor is that of the covariance parameters (as for
-  :class:`~stochhom.surrogates.gpr.GPR`);
+* :math:`\rho` is a constant; its estimation error is in the predictive variance (above),
+  that of the covariance parameters is not (as for :class:`~stochhom.surrogates.gpr.GPR`);
+  a :math:`\rho` given by the user, or set to 0 by ``rho="select"``, is taken as known;
 * one output; two levels of fidelity.
 
 References
@@ -279,6 +296,9 @@ class CoKriging(SurrogateBase):
         Standard error of a fitted :math:`\rho`, :math:`\sqrt{[(F^T A^{-1} F)^{-1}]_{11}}` at
         the fitted covariance of :math:`\delta` (conditional on it, so somewhat optimistic
         for few points); 0 for a fixed :math:`\rho`.
+    rho_estimated_ : bool
+        Whether :math:`\rho` was estimated (and its error is in the predictive variance);
+        False for a given :math:`\rho` and for one that ``"select"`` set to 0.
     rho_interval_ : tuple of float
         95 % Wald interval :math:`\rho \pm 1.96\,` ``rho_std_``.
     low_model_, delta_model_ : GPR
@@ -419,6 +439,8 @@ class CoKriging(SurrogateBase):
                     rho, delta, rho_var = 0.0, delta0, self._gls(delta0, F, ya)[1]
         self.rho_ = float(rho)
         self.rho_std_ = math.sqrt(max(rho_var, 0.0))
+        self.rho_estimated_ = fixed_rho is None and rho != 0.0
+        self._trend_ = None
         self.rho_interval_ = (self.rho_ - _Z95 * self.rho_std_, self.rho_ + _Z95 * self.rho_std_)
         self.delta_model_ = delta
         self.profile_ = profile
@@ -496,6 +518,25 @@ class CoKriging(SurrogateBase):
     def _parts(self, Xa: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         return self.low_model_.predict_components(Xa), self.delta_model_.predict_components(Xa)
 
+    def _rho_var(self) -> float:
+        """:math:`s_\\rho^2` when :math:`\\rho` was estimated, else 0."""
+        return self.rho_std_**2 if self.rho_estimated_ else 0.0
+
+    def _rho_term(self, Xa: np.ndarray, mu_lo: np.ndarray) -> np.ndarray:
+        r""":math:`s_\rho \tilde u(x)` at the rows of ``Xa`` (``mu_lo``: the low-fidelity
+        mean there), the standard deviation that the estimation of :math:`\rho` adds (see
+        the module docstring); 0 for a known :math:`\rho`."""
+        if not self.rho_estimated_ or self.rho_std_ == 0.0:
+            return np.zeros(len(Xa))
+        fitted = self.delta_model_.models_[0]
+        if self._trend_ is None:
+            mu_train = _quiet_mean(self.low_model_, self.X_train_).ravel()
+            self._trend_ = (mu_train, float(fitted.u1 @ mu_train) / fitted.c1)
+        mu_train, g = self._trend_
+        w = self.delta_model_._kriging_weights(Xa)  # A^-1 k(X, x), (n, m)
+        r = 1.0 - w.sum(axis=0)
+        return self.rho_std_ * (np.asarray(mu_lo, dtype=float).ravel() - mu_train @ w - r * g)
+
     def predict(self, X: Any, return_std: bool = False):
         r"""Predictive mean :math:`\rho\mu_{lo} + \mu_\delta`, and with ``return_std`` the
         total standard deviation :math:`\sqrt{\rho^2 v_{lo} + v_\delta + \sigma^2}` of a new
@@ -521,14 +562,16 @@ class CoKriging(SurrogateBase):
         dict
             ``"mean"`` (:math:`\rho\mu_{lo} + \mu_\delta`), ``"std"``
             (:math:`\sqrt{v + \sigma^2}`), ``"epistemic_std"`` (:math:`\sqrt v`,
-            :math:`v = \rho^2 v_{lo} + v_\delta`), ``"aleatoric_std"`` (:math:`\sigma`, the
-            high-fidelity noise), each with the shape of ``y``; ``"out_of_domain"`` (n,)
-            bool: outside the high-fidelity training box.
+            :math:`v = (\rho^2 + s_\rho^2) v_{lo} + v_\delta + s_\rho^2 \tilde u^2`, see the
+            module docstring), ``"aleatoric_std"`` (:math:`\sigma`, the high-fidelity noise),
+            each with the shape of ``y``; ``"out_of_domain"`` (n,) bool: outside the
+            high-fidelity training box.
         """
         Xa = self._inputs(X)
         lo, de = self._parts(Xa)
         mean = self.rho_ * lo["mean"] + de["mean"]
-        epistemic = self.rho_**2 * lo["epistemic_std"] ** 2 + de["epistemic_std"] ** 2
+        epistemic = ((self.rho_**2 + self._rho_var()) * lo["epistemic_std"] ** 2 + de["epistemic_std"] ** 2
+                     + self._rho_term(Xa, lo["mean"]).reshape(np.shape(lo["mean"])) ** 2)
         aleatoric = de["aleatoric_std"] ** 2
         return {
             "mean": self._column(mean),
@@ -545,13 +588,16 @@ class CoKriging(SurrogateBase):
         return self._column(self.delta_model_.noise_variance(Xa))
 
     def variance_shares(self, X: Any) -> dict[str, float]:
-        r"""Shares of the epistemic variance over ``X``: of the low fidelity and of the
-        discrepancy,
+        r"""Shares of the epistemic variance over ``X``: of the low fidelity, of the
+        discrepancy and of the estimation of :math:`\rho`,
 
-        .. math:: s_\delta = \frac{\sum_j v_\delta(x_j)}{\sum_j \left(\rho^2 v_{lo}(x_j)
-                  + v_\delta(x_j)\right)}, \qquad s_{lo} = 1 - s_\delta ,
+        .. math:: s_\delta = \frac{\sum_j v_\delta(x_j)}{\sum_j v(x_j)}, \qquad
+                  s_\rho = \frac{\sum_j s_\rho^2 \tilde u(x_j)^2}{\sum_j v(x_j)}, \qquad
+                  s_{lo} = 1 - s_\delta - s_\rho ,
 
-        the shares of the epistemic variance integrated over the points (a ratio of means,
+        with :math:`v = (\rho^2 + s_\rho^2) v_{lo} + v_\delta + s_\rho^2 \tilde u^2` (module
+        docstring),
+        i.e. the shares of the epistemic variance integrated over the points (a ratio of means,
         not a mean of ratios, which points where both variances vanish, e.g. noise-free
         training points, would dominate). A small :math:`s_\delta` says the high-fidelity
         prediction is limited by the low-fidelity model; a large one, by the few
@@ -560,28 +606,32 @@ class CoKriging(SurrogateBase):
         Returns
         -------
         dict
-            ``{"rho": rho_, "low": s_lo, "discrepancy": s_delta}``.
+            ``{"rho": rho_, "low": s_lo, "discrepancy": s_delta, "rho_estimation": s_rho}``.
         """
         Xa = self._inputs(X)
         lo, de = self._parts(Xa)
-        v_lo = float(np.sum(self.rho_**2 * lo["epistemic_std"] ** 2))
+        v_lo = float(np.sum((self.rho_**2 + self._rho_var()) * lo["epistemic_std"] ** 2))
         v_de = float(np.sum(de["epistemic_std"] ** 2))
-        total = v_lo + v_de
-        share = v_de / total if total > 0 else 0.0
-        return {"rho": self.rho_, "low": 1.0 - share, "discrepancy": share}
+        v_rho = float(np.sum(self._rho_term(Xa, lo["mean"]) ** 2))
+        total = v_lo + v_de + v_rho
+        s_de, s_rho = (v_de / total, v_rho / total) if total > 0 else (0.0, 0.0)
+        return {"rho": self.rho_, "low": 1.0 - s_de - s_rho, "discrepancy": s_de, "rho_estimation": s_rho}
 
     def sample_functions(self, X: Any, n_samples: int, rng: Any = None) -> np.ndarray:
         r"""Joint posterior samples of the latent high-fidelity function at ``X``:
-        :math:`\rho f_{lo} + \delta` with independent draws of the two posteriors
-        (:meth:`GPR.sample_functions <stochhom.surrogates.gpr.GPR.sample_functions>`). The
-        noise is not included.
+        :math:`\rho f_{lo} + \delta + s_\rho\,[\varepsilon\,\tilde u + \varepsilon'(f_{lo} -
+        \mu_{lo})]` with independent draws of the two posteriors
+        (:meth:`GPR.sample_functions <stochhom.surrogates.gpr.GPR.sample_functions>`) and of
+        :math:`\varepsilon, \varepsilon' \sim N(0, 1)` per sample (the estimation of
+        :math:`\rho`; absent for a known :math:`\rho`), so that their variance is the
+        epistemic variance of :meth:`predict_components`. The noise is not included.
 
         Parameters
         ----------
         X : array_like, shape (m, p)
         n_samples : int
         rng : numpy.random.Generator, int or None
-            Two independent streams are spawned from it, one per GP.
+            Independent streams are spawned from it: one per GP, one for :math:`\rho`.
 
         Returns
         -------
@@ -591,9 +641,16 @@ class CoKriging(SurrogateBase):
         Xa = self._inputs(X)
         if not isinstance(n_samples, (int, np.integer)) or isinstance(n_samples, bool) or n_samples < 1:
             raise InputError(f"n_samples must be a positive integer, got {n_samples!r}")
-        rng_lo, rng_delta = np.random.default_rng(rng).spawn(2)
-        out = self.rho_ * self.low_model_.sample_functions(Xa, n_samples, rng_lo)
-        out = out + self.delta_model_.sample_functions(Xa, n_samples, rng_delta)
+        rng_lo, rng_delta, rng_rho = np.random.default_rng(rng).spawn(3)
+        f_lo = self.low_model_.sample_functions(Xa, n_samples, rng_lo)
+        out = self.rho_ * f_lo + self.delta_model_.sample_functions(Xa, n_samples, rng_delta)
+        if self.rho_estimated_ and self.rho_std_ > 0.0:
+            mu_lo = _quiet_mean(self.low_model_, Xa)
+            eps = rng_rho.standard_normal((2, n_samples))
+            shape = (n_samples,) + (1,) * (out.ndim - 1)
+            term = self._rho_term(Xa, mu_lo).reshape(out.shape[1:])
+            out = out + eps[0].reshape(shape) * term + self.rho_std_ * eps[1].reshape(shape) * (f_lo - mu_lo.reshape(
+                out.shape[1:]))
         return out if self._y_1d_ else out[:, :, None]
 
     # -- persistence -----------------------------------------------------------------------
@@ -617,7 +674,8 @@ class CoKriging(SurrogateBase):
         templates = {name: (None if t is None else t.get_params(deep=False))
                      for name, t in (("low_model", self.low_model), ("high_model", self.high_model))}
         meta = {"format": _FORMAT, "version": 1, "rho": self.rho if isinstance(self.rho, str) else float(self.rho),
-                "templates": templates, "rho_": self.rho_, "rho_std_": self.rho_std_, "n_iter_": self.n_iter_,
+                "templates": templates, "rho_": self.rho_, "rho_std_": self.rho_std_,
+                "rho_estimated_": bool(self.rho_estimated_), "n_iter_": self.n_iter_,
                 "profile_": [[float(r), float(v)] for r, v in self.profile_], "y_1d": bool(self._y_1d_)}
         (path / "cokriging.json").write_text(json.dumps(meta, indent=2))
         return path
@@ -642,6 +700,8 @@ class CoKriging(SurrogateBase):
         self.delta_model_ = GPR.load(path / "delta")
         self.rho_, self.rho_std_ = float(meta["rho_"]), float(meta["rho_std_"])
         self.rho_interval_ = (self.rho_ - _Z95 * self.rho_std_, self.rho_ + _Z95 * self.rho_std_)
+        self.rho_estimated_ = bool(meta.get("rho_estimated_", False))  # files before it: plug-in rho
+        self._trend_ = None
         self.profile_ = [tuple(p) for p in meta["profile_"]]
         self.n_iter_ = int(meta["n_iter_"])
         self._fit_kw_ = {}

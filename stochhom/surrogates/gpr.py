@@ -1363,6 +1363,16 @@ class GPR(GPPosterior, SurrogateBase):
         return out[:, :, 0] if self._y_1d_ else out
 
     @_fitted_threads
+    def _kriging_weights(self, X: Any, output: int = 0) -> np.ndarray:
+        r"""Simple-kriging weights :math:`A^{-1} k(X_{train}, x)` of one output at the rows of
+        ``X``, ``(n, m)`` (dimensionless: :math:`A = K + \operatorname{diag}(\sigma^2)`; the
+        output's scale cancels). Co-kriging builds its trend correction from them."""
+        _, xs = self._inputs(X)
+        m = self.models_[output]
+        with torch.no_grad():
+            kappa = _kappa(m.gp.kernel_name, xs, m.x, m.gp.lengthscale()).numpy()
+        return scipy.linalg.cho_solve((m.chol, True), m.gp.outputscale() * kappa.T, check_finite=False)
+
     def posterior_covariance(self, X1: Any, X2: Any = None) -> np.ndarray:
         r"""Posterior covariance of the latent function between two sets of points.
 
