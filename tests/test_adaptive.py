@@ -225,7 +225,7 @@ def test_an_adaptive_study_adds_rounds_to_one_store(adaptive_run):
     assert int(props["point"].max()) + 1 == 8 + sum(r["new_points"] for r in state["rounds"])
     assert any("adaptive design, round 3" in m for m in messages)
     html = (out / "report.html").read_text()
-    assert "<h3>Adaptive design</h3>" in html and "the budget of samples was spent" in html
+    assert "<h3>Adaptive design</h3>" in html and "the budget of samples (28 samples) was spent" in html
     summary = json.loads((out / "summary.json").read_text())["adaptive_design"]
     assert summary["stopped"] == "budget" and len(summary["rounds"]) == 4
 
@@ -287,6 +287,8 @@ def test_a_larger_budget_continues_the_finished_design(adaptive_run, tmp_path):
     assert grown["added"] == full["added"] and grown["stopped"] == "budget"
     assert [r["samples"] for r in grown["rounds"]] == [16, 20, 24, 28]
     assert any(m.startswith("stage surrogates: running") for m in messages)
+    html = (tmp_path / "tinyad_results" / "report.html").read_text()
+    assert "the budget of samples (28 samples) was spent" in html  # the run's own budget, not the hashed study's
     pa = open_store(out / "samples.zarr").load()
     pb = open_store(tmp_path / "tinyad_results" / "samples.zarr").load()
     np.testing.assert_allclose(pb["conductivity"].values, pa["conductivity"].values, rtol=1e-12)

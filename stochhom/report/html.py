@@ -573,10 +573,12 @@ def _adaptive_design(rep: _Report) -> None:
         return
     study = json.loads(rep.file("study.json").read_text()) if rep.file("study.json") else {}
     cfg = ((study.get("study") or study).get("adaptive") if isinstance(study, dict) else None) or {}
-    stop = str(cfg.get("stop", "none"))
+    limits = state.get("limits") or cfg  # the budget and the rule of the last run (not in the study's hash)
+    stop = str(limits.get("stop", "none"))
     target = str(cfg.get("target", ""))
     stopped = state.get("stopped")
-    why = {"criterion": f"the stopping rule {stop} held", "budget": "the budget of samples was spent"}.get(
+    budget = f" ({limits['max_points']} samples)" if "max_points" in limits else ""
+    why = {"criterion": f"the stopping rule {stop} held", "budget": f"the budget of samples{budget} was spent"}.get(
         stopped, "it has not finished")
     batches = [r for r in rounds if r["added"]]
     rep.add("properties", "<h3>Adaptive design</h3>"
@@ -598,7 +600,7 @@ def _adaptive_design(rep: _Report) -> None:
                     _with_unit("epistemic std", unit)), rows)
     rep.add("properties", table if len(rows) <= 12 else _details(f"Show the {len(rows)} rounds", table))
     rep.summary["adaptive_design"] = {"rounds": rounds, "stopped": stopped, "stop": stop,
-                                      "target": cfg.get("target")}
+                                      "max_points": limits.get("max_points"), "target": cfg.get("target")}
 
 
 def _properties(rep: _Report, meta: Mapping[str, Any], props: xr.Dataset) -> None:

@@ -1639,6 +1639,8 @@ def _write_provenance(out: Path, study: Study, cfg: PipelineConfig, record: dict
         "name": study.name, "hash": study.hash(), "study": study.content(), "versions": _versions(),
         "stages": _stage_times(record), "units": study.units.declaration(), "question": study.question,
     }
+    if study.adaptive is not None:  # the budget and the stopping rule, outside the hashed content
+        meta["study"]["adaptive"] = dict(study.adaptive)
     compile_ = _compile_time(props)
     if compile_ is not None:
         meta["compile"] = compile_
