@@ -77,6 +77,27 @@ def test_cokriging_is_cross_validated_on_high_fidelity_points_only(mf_run):
     assert {"gpr", "cokriging"} <= set(prop) and prop["cokriging"]["samples_outside_bounds"] == 0
     html = (out / "report.html").read_text()
     assert "<h3>Multi-fidelity co-kriging</h3>" in html
+    assert 0.0 <= ck["rho_estimation_share"] <= 1.0
+
+
+def test_the_scatter_of_few_replicated_points_is_reported_with_its_interval(mf_run):
+    """8 points x 2 replicates: the pooled scatter, and every ratio to it, come with a 95 % interval
+    (the ratio's ends are the value scaled by the scatter's), and the answer says the floor is loose."""
+    _, out, _ = mf_run
+    info = json.loads((out / "surrogates.json").read_text())
+    sc = info["scatter"]["conductivity_eigenvalues_1"]
+    lo, hi = sc["scatter_variance_interval"]
+    assert lo <= sc["scatter_variance"] <= hi and hi / lo > 2
+    assert sc["scatter_std_interval"] == pytest.approx([np.sqrt(lo), np.sqrt(hi)])
+    for name in ("gpr", "cokriging"):
+        entry = info["models"][f"conductivity_eigenvalues_1__{name}"]
+        r_lo, r_hi = entry["rmse_over_scatter_interval"]
+        assert r_lo * np.sqrt(hi) == pytest.approx(entry["rmse_over_scatter"] * sc["scatter_std"], rel=1e-9)
+        assert r_lo <= entry["rmse_over_scatter"] <= r_hi
+        s_lo, s_hi = entry["scatter_ratio_interval"]
+        assert s_lo <= entry["scatter_ratio"] <= s_hi
+    html = (out / "report.html").read_text()
+    assert "a ratio known only to within" in html and "the scatter rests on the replicates of 8 points" in html
 
 
 def test_a_changed_low_fidelity_starts_its_sweep_over(mf_run):

@@ -43,6 +43,7 @@ from .markup import (
     _plain_text,
     _scalar,
     _table,
+    _with_ci,
     _with_unit,
 )
 
@@ -122,6 +123,11 @@ GLOSSARY: tuple[tuple[str, str], ...] = (
 #: RMSE / SVE scatter above which the summary warns that the surrogate to trust misses part of
 #: the mean response (the scatter's own sampling error keeps a good model near 1).
 RMSE_OVER_SCATTER_WARNING = 1.5
+
+#: Width (upper over lower end of the 95 % interval) above which the RMSE / scatter ratio of the
+#: answer is said to rest on a poorly known scatter.
+LOOSE_FLOOR = 2.0
+
 
 
 #: An out-of-distribution shell is "trusted" while its RMSE is within this factor of the in-box RMSE.
@@ -277,6 +283,10 @@ def _answer_sentence(rep: _Report, props: Sequence[Mapping[str, Any]], trust: Se
     if t is not None and _finite(t.get("rmse_over_scatter")):
         text += (f" The error of the {t['model']} surrogate is {_num(t['rmse_over_scatter'])}× the SVE scatter "
                  f"(its noise floor; {t['calibration']})")
+        ci = t.get("rmse_over_scatter_interval")
+        if ci and _finite(ci[0]) and ci[1] > LOOSE_FLOOR * ci[0]:  # the floor itself is poorly known
+            text += (f", a ratio known only to within {_num(ci[0])}–{_num(ci[1])} (95 %): the scatter rests on "
+                     f"the replicates of {t.get('scatter_points') or 'few'} points")
         reach = t.get("ood_trusted_distance")
         if reach == 0.0:
             text += ", inside its training range only."
@@ -513,11 +523,14 @@ def _summary(rep: _Report, meta: Mapping[str, Any], props: xr.Dataset) -> None:
                      f"mean response</b>: its grouped-CV RMSE is {_num(ros)} times the SVE scatter (R² "
                      f"{_num(m.get('r2'))} against a ceiling of {_num(r2c)}); more design points, or another "
                      'model, would do better (<a href="#surrogates">surrogates</a>).')
-        trow.append((rep.label(target), f"{model} ({why})", m.get("rmse_over_scatter"),
+        trow.append((rep.label(target), f"{model} ({why})",
+                     _with_ci(m.get("rmse_over_scatter"), m.get("rmse_over_scatter_interval")),
                      f"{_num(m.get('r2'))} of {_num(r2c)}", m.get("coverage_0.95"), m.get("calibration"), reach_text,
                      ood_text))
         answer_trust.append({"target": target, "model": model, "why": why,
-                             "rmse_over_scatter": m.get("rmse_over_scatter"), "r2": m.get("r2"), "r2_ceiling": r2c,
+                             "rmse_over_scatter": m.get("rmse_over_scatter"),
+                             "rmse_over_scatter_interval": m.get("rmse_over_scatter_interval"),
+                             "scatter_points": m.get("scatter_points"), "r2": m.get("r2"), "r2_ceiling": r2c,
                              "coverage_0.95": m.get("coverage_0.95"), "calibration": m.get("calibration"),
                              "ood_trusted_distance": reach,
                              "ood_farthest": None if ood is None else {

@@ -51,7 +51,7 @@ import io
 import json
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -90,6 +90,7 @@ from .markup import (
     _table,
     _units_text,
     _value_text,
+    _with_ci,
     _with_unit,
 )
 
@@ -987,6 +988,22 @@ SCATTER_WARNING = 0.2
 SCATTER_RATIO_OK = (0.5, 2.0)
 
 
+def scatter_misstated(ratio: Any, interval: Sequence[float] | None = None) -> bool:
+    """Whether a noise model misstates the SVE scatter: its ratio to the replicates' pooled
+    variance lies outside :data:`SCATTER_RATIO_OK`, and so does the ratio's whole 95 % interval
+    (from the bootstrap over parameter points of the pooled variance) when there is one. A
+    ratio of 0.5 from 16 points with two replicates each is within the sampling error of the
+    replicates (one noisy point can carry half their pooled variance); the same ratio from many
+    replicates is not."""
+    if not _finite(ratio):
+        return False
+    low, high = SCATTER_RATIO_OK
+    if interval is None or len(interval) != 2 or not all(_finite(v) for v in interval):
+        return not low <= ratio <= high
+    return interval[1] < low or interval[0] > high
+
+
+
 def _transform_note(target: str, rec: Mapping[str, Any], scatter: Mapping[str, Any], dim: int | None = None) -> str:
     """One paragraph: which bounds constrain the predictions of a target, and how they were chosen."""
     label = _esc(F.target_label(target, dim=dim))
@@ -1090,16 +1107,24 @@ def _surrogates(rep: _Report) -> None:
         sc = scatters.get(target, {})
         metrics.setdefault(model, {})[target] = {**cv, "folds": m.get("folds"), "calibration": m.get("calibration"),
                                                  "rmse_over_scatter": m.get("rmse_over_scatter"),
+                                                 "rmse_over_scatter_interval": m.get("rmse_over_scatter_interval"),
                                                  "scatter_std": sc.get("scatter_std"),
+                                                 "scatter_std_interval": sc.get("scatter_std_interval"),
+                                                 "scatter_points": sc.get("points"),
                                                  "r2_ceiling": sc.get("r2_ceiling")}
         rows.append((model, _with_unit(rep.label(target), u.of(target)), cv.get("n"), m.get("folds"),
-                     cv.get("rmse"), sc.get("scatter_std"),
-                     m.get("rmse_over_scatter"), cv.get("r2"), sc.get("r2_ceiling"), cv.get("nlpd"), cv.get("crps"),
-                     cv.get("coverage_0.95"), m.get("calibration"), m.get("scatter_ratio")))
+                     cv.get("rmse"), _with_ci(sc.get("scatter_std"), sc.get("scatter_std_interval")),
+                     _with_ci(m.get("rmse_over_scatter"), m.get("rmse_over_scatter_interval")),
+                     cv.get("r2"), sc.get("r2_ceiling"), cv.get("nlpd"), cv.get("crps"),
+                     cv.get("coverage_0.95"), m.get("calibration"),
+                     _with_ci(m.get("scatter_ratio"), m.get("scatter_ratio_interval"))))
         ratio = m.get("scatter_ratio")
-        if _finite(ratio) and not SCATTER_RATIO_OK[0] <= ratio <= SCATTER_RATIO_OK[1]:
-            misstated.append(f"{_esc(model)} / {_esc(rep.label(target))}: {_num(ratio)} times")
+        if scatter_misstated(ratio, m.get("scatter_ratio_interval")):
+            ci = m.get("scatter_ratio_interval")
+            misstated.append(f"{_esc(model)} / {_esc(rep.label(target))}: {_num(ratio)} times"
+                             + (f", 95 % interval {_num(ci[0])}–{_num(ci[1])}" if ci else ""))
         metrics[model][target]["scatter_ratio"] = ratio
+        metrics[model][target]["scatter_ratio_interval"] = m.get("scatter_ratio_interval")
         t = test[(test["model"] == model) & (test["target"] == target)]
         if len(t):
             figures.append((F.parity_figure(t, model, target, units=u),
@@ -1115,7 +1140,9 @@ def _surrogates(rep: _Report) -> None:
             "once: the validation section and <code>summary.json</code> show the same values), on the physical "
             "scale of the target. <em>SVE scatter</em> is the standard deviation of the replicates of a point "
             "(pooled): the noise floor of the RMSE of any model of the mean response. <em>R² ceiling</em> is the "
-            "highest R² such a model can reach, 1 − scatter variance / variance over the design.</p>"
+            "highest R² such a model can reach, 1 − scatter variance / variance over the design. The brackets "
+            "are 95 % intervals of the scatter's sampling error (a bootstrap over the parameter points): with "
+            "few points of few replicates, one noisy point can carry most of the pooled scatter.</p>"
             + _table(("model", "target [unit]", "samples", "folds", "RMSE", "SVE scatter", "RMSE / scatter", "R²",
                       "R² ceiling", "NLPD", "CRPS", "95 % coverage", "calibration check",
                       "model scatter / replicates"), rows, 2,
@@ -1125,7 +1152,10 @@ def _surrogates(rep: _Report) -> None:
             "do better; a value a little below 1 is the sampling error of the scatter itself); well above 1: it "
             "misses part of the mean response. <em>Model scatter / replicates</em>: the variance that the model's "
             "noise model attributes to the SVE scatter at the training points, over the pooled variance of the "
-            "replicates (1 when the noise model is right). Calibration check: the coverage of "
+            "replicates (1 when the noise model is right), with its 95 % interval from the sampling error of the "
+            "replicates (a bootstrap over the parameter points); a noise model is said to misstate the scatter "
+            f"when the whole interval lies outside {_num(SCATTER_RATIO_OK[0])}–{_num(SCATTER_RATIO_OK[1])}. "
+            "Calibration check: the coverage of "
             f"the central 50, 80, 90, 95 and 99 % intervals against its exact binomial band, and a Kolmogorov–"
             f"Smirnov test of the PIT values, at a family-wise level of {_CALIBRATION_ALPHA:g} (Bonferroni). "
             "<em>Calibrated</em> says the intervals are honest, not that the model is accurate: read it with the "

@@ -103,6 +103,13 @@ def _ci(value: Any, lo: Any, hi: Any) -> str:
     return text
 
 
+def _with_ci(value: Any, interval: Any) -> Any:
+    """A table cell: ``value``, as ``"value [low, high]"`` when it has an ``interval``."""
+    if not _finite(value) or not interval or len(interval) != 2:
+        return value
+    return _ci(value, interval[0], interval[1])
+
+
 def _jsonable(obj: Any) -> Any:
     """Plain JSON values: numpy scalars and arrays converted, NaN and inf as None."""
     if isinstance(obj, Mapping):

@@ -1079,10 +1079,35 @@ def _scatter(td: Any) -> dict[str, float | int | None]:
     if dof == 0:
         return {"scatter_variance": None, "scatter_std": None, "scatter_dof": 0, "variance": var_y,
                 "scatter_share": None, "r2_ceiling": None, "points": int(counts.size)}
-    pooled = float(np.sum((y - means[inv]) ** 2) / dof)
+    squares = np.bincount(inv, weights=(y - means[inv]) ** 2)
+    pooled = float(squares.sum() / dof)
     return {"scatter_variance": pooled, "scatter_std": float(np.sqrt(pooled)), "scatter_dof": dof,
+            "scatter_variance_interval": (interval := _pooled_interval(squares, counts - 1)),
+            "scatter_std_interval": None if interval is None else [math.sqrt(v) for v in interval],
             "variance": var_y, "scatter_share": pooled / var_y if var_y > 0 else None,
             "r2_ceiling": 1.0 - pooled / var_y if var_y > 0 else None, "points": int(counts.size)}
+
+
+#: Bootstrap resamples of the parameter points behind the interval of the pooled SVE scatter.
+SCATTER_BOOTSTRAP = 2000
+
+
+def _pooled_interval(squares: np.ndarray, dof: np.ndarray, level: float = 0.95) -> list[float] | None:
+    r"""Percentile-bootstrap interval of the pooled replicate variance
+    :math:`s_p^2 = \sum_k SS_k / \sum_k d_k`, resampling the parameter points (``squares``
+    :math:`SS_k`, the sums of squared deviations of their replicates, and ``dof`` :math:`d_k`).
+    Resampling points, not replicates, keeps a scatter that varies over the design in the
+    interval: with two replicates per point a single noisy point can carry half the pooled
+    variance. Seeded, so a study's report does not change between runs; None with fewer than
+    3 points that have replicates."""
+    keep = dof > 0
+    if keep.sum() < 3:
+        return None
+    ss, d = squares[keep], dof[keep].astype(float)
+    idx = np.random.default_rng(0).integers(0, len(ss), size=(SCATTER_BOOTSTRAP, len(ss)))
+    boot = ss[idx].sum(axis=1) / d[idx].sum(axis=1)
+    lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
+    return [float(lo), float(hi)]
 
 
 def _quiet_extrapolation(func: Callable[..., None]) -> Callable[..., None]:
@@ -1156,6 +1181,10 @@ def _verdict(metrics: Mapping[str, Any], scatter: Mapping[str, Any], z: np.ndarr
     floor = scatter.get("scatter_std")
     if floor:
         out["rmse_over_scatter"] = float(metrics["rmse"]) / float(floor)
+        interval = scatter.get("scatter_variance_interval")
+        if interval and interval[0] > 0:  # the replicates' sampling error: few points, a loose floor
+            out["rmse_over_scatter_interval"] = [float(metrics["rmse"]) / math.sqrt(interval[1]),
+                                                 float(metrics["rmse"]) / math.sqrt(interval[0])]
     return out
 
 
@@ -1172,7 +1201,11 @@ def _model_scatter(model: Any, td: Any, scatter: Mapping[str, Any]) -> dict[str,
     mu, v_f, noise = view.marginal(td.X, True, True)
     alea = conditional_moments(view.transform(td.X), np.asarray(mu), np.asarray(v_f), np.asarray(noise))["aleatoric"]
     model_var = float(np.mean(alea))
-    return {"model_scatter_variance": model_var, "scatter_ratio": model_var / float(scatter["scatter_variance"])}
+    out = {"model_scatter_variance": model_var, "scatter_ratio": model_var / float(scatter["scatter_variance"])}
+    interval = scatter.get("scatter_variance_interval")
+    if interval and interval[0] > 0:  # the ratio's interval from the replicates' sampling error
+        out["scatter_ratio_interval"] = [model_var / interval[1], model_var / interval[0]]
+    return out
 
 
 #: Family-wise level of the calibration check of the cross-validated predictions.
