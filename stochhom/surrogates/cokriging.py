@@ -539,7 +539,7 @@ class CoKriging(SurrogateBase):
 
     def predict(self, X: Any, return_std: bool = False):
         r"""Predictive mean :math:`\rho\mu_{lo} + \mu_\delta`, and with ``return_std`` the
-        total standard deviation :math:`\sqrt{\rho^2 v_{lo} + v_\delta + \sigma^2}` of a new
+        total standard deviation :math:`\sqrt{v + \sigma^2}` (:meth:`predict_components`) of a new
         high-fidelity observation. Warns (:class:`~stochhom.errors.OutOfDomainWarning`) for
         points outside the high-fidelity training box."""
         Xa = self._inputs(X)
@@ -596,8 +596,7 @@ class CoKriging(SurrogateBase):
                   s_{lo} = 1 - s_\delta - s_\rho ,
 
         with :math:`v = (\rho^2 + s_\rho^2) v_{lo} + v_\delta + s_\rho^2 \tilde u^2` (module
-        docstring),
-        i.e. the shares of the epistemic variance integrated over the points (a ratio of means,
+        docstring): the shares of the epistemic variance integrated over the points (a ratio of means,
         not a mean of ratios, which points where both variances vanish, e.g. noise-free
         training points, would dominate). A small :math:`s_\delta` says the high-fidelity
         prediction is limited by the low-fidelity model; a large one, by the few
