@@ -60,7 +60,8 @@ __all__ = ["STAGES", "cv_groups", "fields_supported", "results_dir", "run_study"
 _logger = get_logger(__name__)
 
 #: Version of what the stages compute: a change redoes every stage but the sweep of existing results.
-#: 7: co-kriging counts the estimated rho; 6: local fields in the gallery; 5: the structure stage, tensor noise
+#: 7: co-kriging counts the estimated rho, the SVE scatter has its interval; 6: local fields in the gallery;
+#: 5: the structure stage, tensor noise
 #: correlation
 PIPELINE_VERSION = 7
 
