@@ -61,8 +61,7 @@ _logger = get_logger(__name__)
 
 #: Version of what the stages compute: a change redoes every stage but the sweep of existing results.
 #: 7: co-kriging counts the estimated rho, the SVE scatter has its interval; 6: local fields in the gallery;
-#: 5: the structure stage, tensor noise
-#: correlation
+#: 5: the structure stage, tensor noise correlation.
 PIPELINE_VERSION = 7
 
 #: Seconds of kernel warm-up per sweep process above which the runner suggests ``stochhom warmup``
