@@ -540,7 +540,8 @@ def _summary(rep: _Report, meta: Mapping[str, Any], props: xr.Dataset) -> None:
     if trow:
         rep.add("summary", "<h3>Which surrogate to trust, and how far</h3><p>Grouped cross-validation: RMSE / SVE "
                 "scatter near 1 means the surrogate predicts to within the microstructural scatter, the noise floor "
-                "no model of the mean response can beat; R² against its ceiling (what the scatter leaves); the "
+                "no model of the mean response can beat (in brackets, its 95 % interval from the sampling error of "
+                "the scatter itself); R² against its ceiling (what the scatter leaves); the "
                 "coverage of the 95 % intervals and the calibration check say whether its uncertainty is honest. "
                 f"Out of distribution (distances in box widths, in probability units): how far outside the training "
                 f"box its RMSE stays within {OOD_TRUST_RATIO:g}× the RMSE inside it, and the RMSE ratio [95 % CI] on "
